@@ -1,0 +1,24 @@
+//! Shared helpers for the integration tests: where the installed test
+//! dependencies live, and handles to the real parts the tests drive.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The cache that `scripts/install-test-deps.sh` fills (Codex CLI, Python venv, cluster binaries).
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("CODEX_MCP_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/codex-mcp"))
+}
+
+/// The real Codex CLI binary installed from npm.
+pub fn codex_bin() -> PathBuf {
+    std::env::var_os("CODEX_MCP_TEST_CODEX_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache_dir().join("bin/codex"))
+}
+
+/// The binary under test, built by cargo for this test run.
+pub fn codex_mcp_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_codex-mcp"))
+}
