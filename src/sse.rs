@@ -1,0 +1,301 @@
+//! The legacy HTTP+SSE transport of MCP (protocol revision 2024-11-05).
+//!
+//! `GET /sse` opens a session and announces, as its first `endpoint` event,
+//! where the client must `POST` its JSON-RPC messages; every server message
+//! then travels down the same event stream. rmcp no longer ships a server for
+//! this transport, so each session drives a fresh rmcp service over a
+//! sink/stream pair.
+
+use std::collections::HashMap;
+use std::future::ready;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, OriginalUri, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::Bytes;
+use futures::channel::mpsc as server_channel;
+use futures::{stream, Stream, StreamExt};
+use rmcp::model::{ClientJsonRpcMessage, GetExtensions, ServerJsonRpcMessage};
+use rmcp::service::serve_server_with_ct;
+use rmcp::ServerHandler;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Messages buffered per direction before the sender waits: enough for a
+/// burst of pipelined requests, small enough to push back on a runaway client.
+const CHANNEL_CAPACITY: usize = 64;
+
+/// Feeds a session's service with what its client POSTs.
+type Inbox = mpsc::Sender<ClientJsonRpcMessage>;
+
+/// Creates the MCP service that serves one session.
+pub type ServiceFactory<S> = Arc<dyn Fn() -> S + Send + Sync>;
+
+/// Settings of the SSE transport.
+#[derive(Debug, Clone)]
+pub struct SseServerConfig {
+    /// Interval of the comment lines that keep idle proxies from closing the stream.
+    pub keep_alive: Duration,
+    /// Largest accepted `POST /message` body; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Cancelling it ends every session, for a graceful shutdown.
+    pub cancellation: CancellationToken,
+}
+
+impl Default for SseServerConfig {
+    fn default() -> Self {
+        Self {
+            keep_alive: Duration::from_secs(15),
+            max_body_bytes: 4 * 1024 * 1024,
+            cancellation: CancellationToken::new(),
+        }
+    }
+}
+
+/// The open sessions of one [`sse_router`], shared by all places it is mounted.
+#[derive(Debug, Clone, Default)]
+pub struct SseSessions {
+    inner: Arc<Mutex<HashMap<String, Inbox>>>,
+}
+
+impl SseSessions {
+    /// Number of open sessions.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no session is open.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Inbox>> {
+        // The map stays consistent under a panic elsewhere, so poisoning is moot.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn insert(&self, id: String, sender: Inbox) {
+        self.lock().insert(id, sender);
+    }
+
+    fn sender(&self, id: &str) -> Option<Inbox> {
+        self.lock().get(id).cloned()
+    }
+
+    fn remove(&self, id: &str) {
+        self.lock().remove(id);
+    }
+}
+
+/// Why a `POST /message` was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SseError {
+    #[error("missing query parameter sessionId")]
+    MissingSessionId,
+    #[error("unknown session {0}: open one with GET /sse")]
+    UnknownSession(String),
+    #[error("session {0} has ended: open a new one with GET /sse")]
+    SessionEnded(String),
+    #[error("malformed JSON-RPC message: {0}")]
+    MalformedMessage(#[from] serde_json::Error),
+}
+
+impl IntoResponse for SseError {
+    fn into_response(self) -> Response {
+        let status = match self {
+            Self::MissingSessionId | Self::MalformedMessage(_) => StatusCode::BAD_REQUEST,
+            Self::UnknownSession(_) | Self::SessionEnded(_) => StatusCode::NOT_FOUND,
+        };
+        (status, self.to_string()).into_response()
+    }
+}
+
+struct Shared<S> {
+    factory: ServiceFactory<S>,
+    config: SseServerConfig,
+    sessions: SseSessions,
+}
+
+/// Builds the `GET /sse` and `POST /message` routes.
+///
+/// The router may be merged at the root and nested under prefixes at the same
+/// time; each session announces the message route under the prefix it was
+/// opened at.
+pub fn sse_router<S: ServerHandler>(
+    factory: ServiceFactory<S>,
+    config: SseServerConfig,
+) -> (Router, SseSessions) {
+    let sessions = SseSessions::default();
+    let max_body_bytes = config.max_body_bytes;
+    let shared = Arc::new(Shared {
+        factory,
+        config,
+        sessions: sessions.clone(),
+    });
+    let router = Router::new()
+        .route("/sse", get(open_session::<S>))
+        .route(
+            "/message",
+            post(post_message::<S>).layer(DefaultBodyLimit::max(max_body_bytes)),
+        )
+        .with_state(shared);
+    (router, sessions)
+}
+
+async fn open_session<S: ServerHandler>(
+    State(shared): State<Arc<Shared<S>>>,
+    request: Request,
+) -> Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>> {
+    let (mut parts, _body) = request.into_parts();
+    // A router that is served directly, not through an outer axum Router,
+    // gets no OriginalUri; tool code reads it to recover the agent prefix.
+    if parts.extensions.get::<OriginalUri>().is_none() {
+        let uri = parts.uri.clone();
+        parts.extensions.insert(OriginalUri(uri));
+    }
+    let id = Uuid::new_v4().to_string();
+    let endpoint = message_endpoint(&parts, &id);
+    let session_ct = shared.config.cancellation.child_token();
+
+    let (client_tx, client_rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let (server_tx, server_rx) = server_channel::channel::<ServerJsonRpcMessage>(CHANNEL_CAPACITY);
+    shared.sessions.insert(id.clone(), client_tx);
+    tracing::info!(session = %id, path = %endpoint_path(&endpoint), "SSE session opened");
+
+    let incoming = ReceiverStream::new(client_rx).map(move |message| with_parts(message, &parts));
+    tokio::spawn(run_session(
+        (shared.factory)(),
+        (server_tx, incoming),
+        session_ct.clone(),
+        id.clone(),
+    ));
+
+    // Dropped with the response stream, i.e. when the client goes away.
+    let guard = SessionGuard {
+        id,
+        sessions: shared.sessions.clone(),
+        ct: session_ct.clone(),
+    };
+    let events = stream::once(ready(Event::default().event("endpoint").data(endpoint)))
+        .chain(server_rx.filter_map(|message| ready(message_event(&message))))
+        .take_until(session_ct.cancelled_owned())
+        .map(move |event| {
+            let _alive = &guard;
+            Ok(event)
+        });
+    Sse::new(events).keep_alive(KeepAlive::new().interval(shared.config.keep_alive))
+}
+
+async fn run_session<S, St>(
+    service: S,
+    transport: (server_channel::Sender<ServerJsonRpcMessage>, St),
+    ct: CancellationToken,
+    id: String,
+) where
+    S: ServerHandler,
+    St: Stream<Item = ClientJsonRpcMessage> + Send + Unpin + 'static,
+{
+    match serve_server_with_ct(service, transport, ct.clone()).await {
+        Ok(running) => match running.waiting().await {
+            Ok(reason) => tracing::debug!(session = %id, ?reason, "MCP service ended"),
+            Err(error) => tracing::warn!(session = %id, %error, "MCP service task failed"),
+        },
+        Err(error) => tracing::info!(session = %id, %error, "MCP session did not initialize"),
+    }
+    // Ends the event stream too, so the client learns the session is gone.
+    ct.cancel();
+}
+
+struct SessionGuard {
+    id: String,
+    sessions: SseSessions,
+    ct: CancellationToken,
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        // Cancelling the service's token also cancels its in-flight requests.
+        self.ct.cancel();
+        self.sessions.remove(&self.id);
+        tracing::info!(session = %self.id, "SSE session closed");
+    }
+}
+
+#[derive(Deserialize)]
+struct MessageQuery {
+    #[serde(rename = "sessionId")]
+    session_id: Option<String>,
+}
+
+async fn post_message<S: ServerHandler>(
+    State(shared): State<Arc<Shared<S>>>,
+    Query(query): Query<MessageQuery>,
+    body: Bytes,
+) -> Result<StatusCode, SseError> {
+    let id = query.session_id.ok_or(SseError::MissingSessionId)?;
+    let sender = shared
+        .sessions
+        .sender(&id)
+        .ok_or_else(|| SseError::UnknownSession(id.clone()))?;
+    let message: ClientJsonRpcMessage = serde_json::from_slice(&body)?;
+    tracing::debug!(session = %id, "message received");
+    sender
+        .send(message)
+        .await
+        .map_err(|_| SseError::SessionEnded(id))?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// The message route under the same prefix as the `/sse` route that was hit.
+fn message_endpoint(parts: &http::request::Parts, id: &str) -> String {
+    let path = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or(parts.uri.path(), |original| original.path());
+    let prefix = path.rsplit_once('/').map_or("", |(prefix, _)| prefix);
+    format!("{prefix}/message?sessionId={id}")
+}
+
+fn endpoint_path(endpoint: &str) -> &str {
+    endpoint.split_once('?').map_or(endpoint, |(path, _)| path)
+}
+
+/// Gives handlers the HTTP request that opened the session: the client's
+/// identity headers and the agent prefix belong to it, and clients need not
+/// repeat them on every POST.
+fn with_parts(
+    mut message: ClientJsonRpcMessage,
+    parts: &http::request::Parts,
+) -> ClientJsonRpcMessage {
+    match &mut message {
+        ClientJsonRpcMessage::Request(request) => {
+            request.request.extensions_mut().insert(parts.clone());
+        }
+        ClientJsonRpcMessage::Notification(notification) => {
+            notification
+                .notification
+                .extensions_mut()
+                .insert(parts.clone());
+        }
+        _ => {}
+    }
+    message
+}
+
+fn message_event(message: &ServerJsonRpcMessage) -> Option<Event> {
+    match serde_json::to_string(message) {
+        Ok(json) => Some(Event::default().event("message").data(json)),
+        Err(error) => {
+            tracing::error!(%error, "dropping unserializable server message");
+            None
+        }
+    }
+}
