@@ -2,4 +2,17 @@
 //! environments running OpenAI's Codex CLI, on one machine or on Kubernetes.
 #![forbid(unsafe_code)]
 
+pub mod agent;
+pub mod backend;
+pub mod codex;
+pub mod config;
+pub mod credentials;
+pub mod gateway;
+pub mod metrics;
+pub mod progress;
+pub mod runs;
+pub mod serve;
 pub mod sse;
+pub mod telemetry;
+pub mod tools;
+pub mod workspace;

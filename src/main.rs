@@ -1,1 +1,19 @@
-fn main() {}
+use clap::Parser;
+use codex_mcp::codex::agent_run::{self, AgentRunOptions};
+use codex_mcp::config::{Cli, Command};
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new()?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(codex_mcp::serve::run(args))?,
+        Command::AgentRun(args) => {
+            let code = runtime.block_on(agent_run::main(AgentRunOptions {
+                codex_bin: args.codex_bin,
+                cancel_on_stdin_eof: args.cancel_on_stdin_eof,
+            }));
+            std::process::exit(code);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,326 @@
+//! The local backend: each agent is a directory on this machine, and each run
+//! a `codex-mcp agent-run` child process in its own process group.
+//!
+//! Layout: `DATA_DIR/agents/NAME/{workspace,codex-home,tmp,agent.json}` for
+//! the default tenant, `DATA_DIR/tenants/TENANT/agents/NAME/...` for others.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use super::{AgentPaths, AgentRecord, Backend, BackendError, EventSender, RunRecord};
+use crate::agent::{AgentId, AgentName, Tenant};
+use crate::codex::{CodexEvent, RunOutcome, RunRequest, RESULT_LINE_TYPE};
+
+const RECORD_FILE: &str = "agent.json";
+/// How long a cancelled run gets to stop by itself before its group is killed.
+const CANCEL_GRACE: Duration = Duration::from_millis(500);
+
+pub struct LocalBackend {
+    data_dir: PathBuf,
+    codex_bin: PathBuf,
+    /// The `codex-mcp` binary that provides `agent-run`.
+    agent_run_bin: PathBuf,
+    /// Serialises record writes: runs of one agent are already one at a time,
+    /// but listing and recording may race.
+    records: Mutex<()>,
+}
+
+impl LocalBackend {
+    pub fn new(data_dir: PathBuf, codex_bin: PathBuf, agent_run_bin: PathBuf) -> Self {
+        Self {
+            data_dir,
+            codex_bin,
+            agent_run_bin,
+            records: Mutex::new(()),
+        }
+    }
+
+    fn tenant_dir(&self, tenant: &Tenant) -> PathBuf {
+        if tenant.as_str() == Tenant::DEFAULT {
+            self.data_dir.clone()
+        } else {
+            self.data_dir.join("tenants").join(tenant.as_str())
+        }
+    }
+
+    pub fn agent_dir(&self, agent: &AgentId) -> PathBuf {
+        self.tenant_dir(&agent.tenant)
+            .join("agents")
+            .join(agent.name.as_str())
+    }
+
+    fn err_prepare(agent: &AgentId, e: impl std::fmt::Display) -> BackendError {
+        BackendError::Prepare {
+            agent: agent.to_string(),
+            reason: e.to_string(),
+        }
+    }
+
+    fn err_state(agent: &AgentId, e: impl std::fmt::Display) -> BackendError {
+        BackendError::State {
+            agent: agent.to_string(),
+            reason: e.to_string(),
+        }
+    }
+
+    fn read_record(path: &Path) -> std::io::Result<Option<AgentRecord>> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn write_record(path: &Path, record: &AgentRecord) -> std::io::Result<()> {
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(record).expect("record serializes"),
+        )?;
+        std::fs::rename(tmp, path)
+    }
+}
+
+fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+#[async_trait]
+impl Backend for LocalBackend {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    async fn ensure_agent(
+        &self,
+        agent: &AgentId,
+        _progress: &(dyn Fn(String) + Send + Sync),
+    ) -> Result<AgentRecord, BackendError> {
+        let dir = self.agent_dir(agent);
+        let _guard = self.records.lock().await;
+        for sub in ["workspace", "codex-home", "tmp"] {
+            create_private_dir(&dir.join(sub)).map_err(|e| Self::err_prepare(agent, e))?;
+        }
+        let path = dir.join(RECORD_FILE);
+        match Self::read_record(&path).map_err(|e| Self::err_state(agent, e))? {
+            Some(r) => Ok(r),
+            None => {
+                let r = AgentRecord::new(agent, Utc::now());
+                Self::write_record(&path, &r).map_err(|e| Self::err_prepare(agent, e))?;
+                Ok(r)
+            }
+        }
+    }
+
+    fn paths(&self, agent: &AgentId) -> AgentPaths {
+        let dir = self.agent_dir(agent);
+        AgentPaths {
+            workspace: dir.join("workspace"),
+            codex_home: dir.join("codex-home"),
+        }
+    }
+
+    async fn run(
+        &self,
+        agent: &AgentId,
+        request: &RunRequest,
+        events: EventSender,
+        cancel: CancellationToken,
+    ) -> Result<RunOutcome, BackendError> {
+        let dir = self.agent_dir(agent);
+        let mut cmd = Command::new(&self.agent_run_bin);
+        cmd.arg("agent-run")
+            .arg("--codex-bin")
+            .arg(&self.codex_bin)
+            .arg("--cancel-on-stdin-eof")
+            // A clean environment: the gateway's own variables (tokens, keys)
+            // are not the run's business; credentials travel in the request.
+            .env_clear()
+            .env(
+                "PATH",
+                std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+            )
+            .env("HOME", &dir)
+            .env("TMPDIR", dir.join("tmp"))
+            .env("LANG", "C.UTF-8")
+            .current_dir(dir.join("workspace"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| BackendError::Spawn(e.to_string()))?;
+        let pid = child.id().map(|p| Pid::from_raw(p as i32));
+        let mut stdin = child.stdin.take();
+        let mut line = serde_json::to_vec(request).expect("request serializes");
+        line.push(b'\n');
+        if let Some(s) = stdin.as_mut() {
+            // Stdin stays open for the run: agent-run takes its end as cancellation.
+            s.write_all(&line)
+                .await
+                .map_err(|e| BackendError::Spawn(e.to_string()))?;
+            s.flush()
+                .await
+                .map_err(|e| BackendError::Spawn(e.to_string()))?;
+        }
+
+        let stderr = child.stderr.take().expect("piped stderr");
+        let stderr_tail = tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            let mut last = String::new();
+            while let Ok(Some(l)) = lines.next_line().await {
+                if !l.trim().is_empty() {
+                    last = l;
+                }
+            }
+            last
+        });
+        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        let mut outcome: Option<RunOutcome> = None;
+        let mut cancelled = false;
+        loop {
+            tokio::select! {
+                next = lines.next_line() => match next {
+                    Ok(Some(l)) => {
+                        if l.contains(RESULT_LINE_TYPE) {
+                            if let Ok(o) = serde_json::from_str::<RunOutcome>(&l) {
+                                outcome = Some(o);
+                                continue;
+                            }
+                        }
+                        if let Some((ev, _)) = CodexEvent::parse(&l) {
+                            let _ = events.send(ev);
+                        }
+                    }
+                    _ => break,
+                },
+                _ = cancel.cancelled(), if !cancelled => {
+                    cancelled = true;
+                    // Closing stdin asks agent-run to stop Codex; SIGTERM too,
+                    // then the whole group is killed if anything lingers.
+                    drop(stdin.take());
+                    if let Some(pid) = pid {
+                        let _ = kill(pid, Signal::SIGTERM);
+                        tokio::spawn(async move {
+                            tokio::time::sleep(CANCEL_GRACE).await;
+                            let _ = killpg(pid, Signal::SIGKILL);
+                        });
+                    }
+                }
+            }
+        }
+        drop(stdin);
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| BackendError::NoResult(e.to_string()))?;
+        if let Some(pid) = pid {
+            // Anything left in the group (a command Codex started) goes too.
+            let _ = killpg(pid, Signal::SIGKILL);
+        }
+        let last_stderr = stderr_tail.await.unwrap_or_default();
+        match outcome {
+            Some(o) => Ok(o),
+            None if cancelled => Ok(RunOutcome {
+                ok: false,
+                error: Some("run cancelled".into()),
+                ..Default::default()
+            }),
+            None => Err(BackendError::NoResult(format!(
+                "agent-run exited with {status} without a result{}",
+                if last_stderr.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {last_stderr}")
+                }
+            ))),
+        }
+    }
+
+    async fn record_run(
+        &self,
+        agent: &AgentId,
+        run: RunRecord,
+    ) -> Result<AgentRecord, BackendError> {
+        let path = self.agent_dir(agent).join(RECORD_FILE);
+        let _guard = self.records.lock().await;
+        let mut record = Self::read_record(&path)
+            .map_err(|e| Self::err_state(agent, e))?
+            .unwrap_or_else(|| AgentRecord::new(agent, Utc::now()));
+        record.apply(&run, Utc::now());
+        Self::write_record(&path, &record).map_err(|e| Self::err_state(agent, e))?;
+        Ok(record)
+    }
+
+    async fn get_agent(&self, agent: &AgentId) -> Result<Option<AgentRecord>, BackendError> {
+        Self::read_record(&self.agent_dir(agent).join(RECORD_FILE))
+            .map_err(|e| Self::err_state(agent, e))
+    }
+
+    async fn list_agents(&self, tenant: &Tenant) -> Result<Vec<AgentRecord>, BackendError> {
+        let dir = self.tenant_dir(tenant).join("agents");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(BackendError::State {
+                    agent: format!("{tenant}/*"),
+                    reason: e.to_string(),
+                })
+            }
+        };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let Some(name) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| AgentName::parse(n).ok())
+            else {
+                continue;
+            };
+            let id = AgentId {
+                tenant: tenant.clone(),
+                name,
+            };
+            if let Some(r) = self.get_agent(&id).await? {
+                out.push(r);
+            }
+        }
+        out.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+        Ok(out)
+    }
+
+    async fn release_agent(&self, agent: &AgentId) -> Result<(), BackendError> {
+        // Nothing runs between calls locally; only scratch space is freed.
+        let tmp = self.agent_dir(agent).join("tmp");
+        if let Ok(entries) = std::fs::read_dir(&tmp) {
+            for e in entries.flatten() {
+                let p = e.path();
+                let _ = if p.is_dir() {
+                    std::fs::remove_dir_all(&p)
+                } else {
+                    std::fs::remove_file(&p)
+                };
+            }
+        }
+        Ok(())
+    }
+}

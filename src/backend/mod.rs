@@ -1,0 +1,147 @@
+//! Where agents live. The backend is the only part that differs between one
+//! machine (`local`: a directory and a child process per run) and Kubernetes
+//! (a `CodexAgent`, its pod, and pods/exec). Everything above it is shared.
+
+pub mod local;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::{AgentId, Tenant};
+use crate::codex::{CodexEvent, RunOutcome, RunRequest, Usage};
+
+/// What the gateway knows about one agent, durable across restarts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AgentRecord {
+    pub agent_id: String,
+    pub tenant: String,
+    /// The Codex conversation the next call continues; null before the first.
+    pub thread_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_activity: DateTime<Utc>,
+    pub runs: u64,
+    pub failed_runs: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+impl AgentRecord {
+    pub fn new(agent: &AgentId, now: DateTime<Utc>) -> Self {
+        Self {
+            agent_id: agent.name.to_string(),
+            tenant: agent.tenant.to_string(),
+            thread_id: None,
+            created_at: now,
+            last_activity: now,
+            runs: 0,
+            failed_runs: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+        }
+    }
+
+    /// Folds one finished run into the record.
+    pub fn apply(&mut self, run: &RunRecord, now: DateTime<Utc>) {
+        self.last_activity = now;
+        self.runs += 1;
+        if !run.ok {
+            self.failed_runs += 1;
+        }
+        self.input_tokens += run.usage.input_tokens;
+        self.output_tokens += run.usage.output_tokens;
+        match &run.thread {
+            ThreadUpdate::Keep => {}
+            ThreadUpdate::Set(id) => self.thread_id = Some(id.clone()),
+            ThreadUpdate::Clear => self.thread_id = None,
+        }
+    }
+}
+
+/// What happens to the agent's conversation after a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ThreadUpdate {
+    Keep,
+    Set(String),
+    Clear,
+}
+
+/// One finished run, as recorded on the agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    pub ok: bool,
+    pub usage: Usage,
+    pub thread: ThreadUpdate,
+}
+
+/// Where an agent's files are, as seen from inside its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentPaths {
+    pub workspace: std::path::PathBuf,
+    pub codex_home: std::path::PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("preparing agent {agent} failed: {reason}")]
+    Prepare { agent: String, reason: String },
+    #[error("agent {agent} did not become ready: {reason}")]
+    NotReady { agent: String, reason: String },
+    #[error("reading the state of agent {agent} failed: {reason}")]
+    State { agent: String, reason: String },
+    #[error("starting the run failed: {0}")]
+    Spawn(String),
+    #[error("the run ended without a result: {0}")]
+    NoResult(String),
+}
+
+/// Streams Codex's events out of a run as they happen.
+pub type EventSender = mpsc::UnboundedSender<CodexEvent>;
+
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// `local` or `kubernetes`, for health and metrics.
+    fn kind(&self) -> &'static str;
+
+    /// Makes sure the agent's environment exists and is ready, creating it on
+    /// first use. `progress` receives human-readable steps while waiting.
+    async fn ensure_agent(
+        &self,
+        agent: &AgentId,
+        progress: &(dyn Fn(String) + Send + Sync),
+    ) -> Result<AgentRecord, BackendError>;
+
+    /// The agent's paths inside its environment, for building a run request.
+    fn paths(&self, agent: &AgentId) -> AgentPaths;
+
+    /// Runs `codex-mcp agent-run` with `request` in the agent's environment.
+    /// Ends early, killing the run, when `cancel` fires.
+    async fn run(
+        &self,
+        agent: &AgentId,
+        request: &RunRequest,
+        events: EventSender,
+        cancel: CancellationToken,
+    ) -> Result<RunOutcome, BackendError>;
+
+    /// Records a finished run on the agent and returns the updated record.
+    async fn record_run(
+        &self,
+        agent: &AgentId,
+        run: RunRecord,
+    ) -> Result<AgentRecord, BackendError>;
+
+    /// The agent's record, if it exists.
+    async fn get_agent(&self, agent: &AgentId) -> Result<Option<AgentRecord>, BackendError>;
+
+    /// Every agent of a tenant.
+    async fn list_agents(&self, tenant: &Tenant) -> Result<Vec<AgentRecord>, BackendError>;
+
+    /// Frees what an idle agent holds while keeping its workspace and
+    /// conversation (locally nothing runs between calls; on Kubernetes the
+    /// pod is suspended).
+    async fn release_agent(&self, agent: &AgentId) -> Result<(), BackendError>;
+}

@@ -1,0 +1,364 @@
+//! `codex-mcp agent-run`: runs one Codex turn inside an agent's environment.
+//!
+//! Reads one [`RunRequest`] JSON line on stdin, prepares the Codex home, runs
+//! `codex exec --json`, copies Codex's events to stdout as they come, and ends
+//! with one [`RunOutcome`] line. The local backend spawns it as a child
+//! process and the Kubernetes backend runs it through pods/exec, so both
+//! exercise this same code.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+use tokio::signal::unix::{signal, SignalKind};
+
+use super::argv::exec_argv;
+use super::events::{truncate, CodexEvent, RunSummary};
+use super::request::{RunOutcome, RunRequest, RESULT_LINE_TYPE};
+use crate::workspace::{Snapshot, SnapshotLimits};
+
+/// Largest request line accepted on stdin.
+pub const MAX_REQUEST_BYTES: u64 = 16 << 20;
+const STDERR_TAIL_LINES: usize = 20;
+
+/// How `agent-run` was invoked.
+#[derive(Debug, Clone)]
+pub struct AgentRunOptions {
+    pub codex_bin: PathBuf,
+    /// Treat the end of stdin after the request as cancellation: the caller
+    /// holds stdin open for the run and closes it (or dies) to stop it.
+    pub cancel_on_stdin_eof: bool,
+}
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentRunError {
+    #[error("reading the run request from stdin failed: {0}")]
+    ReadRequest(std::io::Error),
+    #[error("the run request is not valid JSON: {0}")]
+    ParseRequest(serde_json::Error),
+    #[error("preparing {0} failed: {1}")]
+    Prepare(String, std::io::Error),
+    #[error(
+        "Codex CLI not found at {0:?}: install it (npm install -g @openai/codex) or set CODEX_BIN"
+    )]
+    CodexMissing(PathBuf),
+    #[error("starting Codex failed: {0}")]
+    Spawn(std::io::Error),
+}
+
+/// Runs `agent-run` to completion and returns the process exit code.
+pub async fn main(opts: AgentRunOptions) -> i32 {
+    let started = Instant::now();
+    let mut stdin = BufReader::new(tokio::io::stdin());
+    let outcome = match read_request(&mut stdin).await {
+        Ok(req) => run(&opts, req, stdin).await,
+        Err(e) => Err(e),
+    };
+    let mut outcome = outcome.unwrap_or_else(|e| RunOutcome {
+        ok: false,
+        error: Some(e.to_string()),
+        ..Default::default()
+    });
+    outcome.duration_ms = started.elapsed().as_millis() as u64;
+    let mut line = serde_json::to_value(&outcome).unwrap_or_else(|_| json!({}));
+    line["type"] = json!(RESULT_LINE_TYPE);
+    let mut out = tokio::io::stdout();
+    let _ = out.write_all(format!("{line}\n").as_bytes()).await;
+    let _ = out.flush().await;
+    if outcome.ok {
+        0
+    } else {
+        1
+    }
+}
+
+async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
+    stdin: &mut R,
+) -> Result<RunRequest, AgentRunError> {
+    let mut line = String::new();
+    let mut limited = stdin.take(MAX_REQUEST_BYTES);
+    limited
+        .read_line(&mut line)
+        .await
+        .map_err(AgentRunError::ReadRequest)?;
+    serde_json::from_str(&line).map_err(AgentRunError::ParseRequest)
+}
+
+fn prepare_dir(path: &Path, private: bool) -> Result<(), AgentRunError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path)
+        .map_err(|e| AgentRunError::Prepare(path.display().to_string(), e))?;
+    if private {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| AgentRunError::Prepare(path.display().to_string(), e))?;
+    }
+    Ok(())
+}
+
+/// Writes a file readable only by its owner, atomically (write, then rename).
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Puts the run's credentials where Codex looks for them; returns the
+/// environment to add and whether an auth.json was written for this run only.
+fn install_credentials(req: &RunRequest) -> Result<(Vec<(String, String)>, bool), AgentRunError> {
+    let auth_path = req.codex_home.join("auth.json");
+    let prep = |e| AgentRunError::Prepare("auth.json".into(), e);
+    let mut env = Vec::new();
+    let mut per_run_auth = false;
+    if let Some(auth) = &req.credentials.auth_json {
+        write_private(&auth_path, auth.to_string().as_bytes()).map_err(prep)?;
+    } else if let Some(key) = &req.credentials.api_key {
+        let custom = req.provider.as_ref().filter(|p| p.base_url.is_some());
+        match custom {
+            Some(p) => env.push((
+                p.env_key.clone().unwrap_or("OPENAI_API_KEY".into()),
+                key.clone(),
+            )),
+            None => {
+                let auth = json!({"auth_mode": "apikey", "OPENAI_API_KEY": key});
+                write_private(&auth_path, auth.to_string().as_bytes()).map_err(prep)?;
+                per_run_auth = true;
+            }
+        }
+    }
+    Ok((env, per_run_auth))
+}
+
+async fn run<R: tokio::io::AsyncRead + Unpin>(
+    opts: &AgentRunOptions,
+    req: RunRequest,
+    mut stdin: R,
+) -> Result<RunOutcome, AgentRunError> {
+    prepare_dir(&req.workspace, false)?;
+    prepare_dir(&req.codex_home, true)?;
+    let (cred_env, per_run_auth) = install_credentials(&req)?;
+    let limits = SnapshotLimits::default();
+    let before = if req.track_changes {
+        let ws = req.workspace.clone();
+        Some(
+            tokio::task::spawn_blocking(move || Snapshot::take(&ws, limits))
+                .await
+                .expect("snapshot task")
+                .map_err(|e| AgentRunError::Prepare("workspace snapshot".into(), e))?,
+        )
+    } else {
+        None
+    };
+    let schema_file = match &req.output_schema {
+        Some(schema) => {
+            let f = tempfile::Builder::new()
+                .prefix("codex-mcp-schema-")
+                .suffix(".json")
+                .tempfile()
+                .map_err(|e| AgentRunError::Prepare("output schema file".into(), e))?;
+            std::fs::write(f.path(), schema.to_string())
+                .map_err(|e| AgentRunError::Prepare("output schema file".into(), e))?;
+            Some(f)
+        }
+        None => None,
+    };
+
+    let argv = exec_argv(&req, schema_file.as_ref().map(|f| f.path()));
+    let mut child = Command::new(&opts.codex_bin)
+        .args(&argv)
+        .env("CODEX_HOME", &req.codex_home)
+        .envs(cred_env)
+        .current_dir(&req.workspace)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group, so cancellation reaches every command Codex started.
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => AgentRunError::CodexMissing(opts.codex_bin.clone()),
+            _ => AgentRunError::Spawn(e),
+        })?;
+    let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+    if let Some(mut codex_stdin) = child.stdin.take() {
+        let prompt = req.prompt.clone();
+        tokio::spawn(async move {
+            let _ = codex_stdin.write_all(prompt.as_bytes()).await;
+            let _ = codex_stdin.shutdown().await;
+        });
+    }
+    let stderr = child.stderr.take().expect("piped stderr");
+    let stderr_tail = tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        let mut tail: Vec<String> = Vec::new();
+        while let Ok(Some(l)) = lines.next_line().await {
+            if tail.len() == STDERR_TAIL_LINES {
+                tail.remove(0);
+            }
+            tail.push(l);
+        }
+        tail
+    });
+    let mut stdout_lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let mut out = tokio::io::stdout();
+    let mut summary = RunSummary::default();
+    let mut term = signal(SignalKind::terminate()).map_err(AgentRunError::Spawn)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(AgentRunError::Spawn)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(AgentRunError::Spawn)?;
+    let deadline = tokio::time::sleep(
+        req.timeout_secs
+            .map(Duration::from_secs)
+            .unwrap_or(Duration::from_secs(u64::MAX / 4)),
+    );
+    tokio::pin!(deadline);
+    let stdin_closed = async {
+        let mut buf = [0u8; 256];
+        loop {
+            match stdin.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+    };
+    tokio::pin!(stdin_closed);
+    let watch_stdin = opts.cancel_on_stdin_eof;
+
+    let mut stopped: Option<String> = None;
+    let mut timed_out = false;
+    loop {
+        tokio::select! {
+            line = stdout_lines.next_line() => match line {
+                Ok(Some(line)) => {
+                    if let Some((ev, _)) = CodexEvent::parse(&line) {
+                        summary.apply(&ev);
+                        let _ = out.write_all(line.trim_end().as_bytes()).await;
+                        let _ = out.write_all(b"\n").await;
+                        let _ = out.flush().await;
+                    }
+                }
+                _ => break,
+            },
+            _ = term.recv() => { stopped = Some("run cancelled (SIGTERM)".into()); break; }
+            _ = int.recv() => { stopped = Some("run cancelled (SIGINT)".into()); break; }
+            _ = hup.recv() => { stopped = Some("run cancelled (SIGHUP)".into()); break; }
+            _ = &mut stdin_closed, if watch_stdin => {
+                stopped = Some("run cancelled: the caller went away".into());
+                break;
+            }
+            _ = &mut deadline => {
+                timed_out = true;
+                stopped = Some(format!(
+                    "run timed out after {} s", req.timeout_secs.unwrap_or_default()
+                ));
+                break;
+            }
+        }
+    }
+    if stopped.is_some() {
+        if let Some(pgid) = pgid {
+            let _ = killpg(pgid, Signal::SIGKILL);
+        }
+    }
+    let status = child.wait().await.map_err(AgentRunError::Spawn)?;
+    let tail = stderr_tail.await.unwrap_or_default();
+    if per_run_auth {
+        let _ = std::fs::remove_file(req.codex_home.join("auth.json"));
+    }
+    drop(schema_file);
+
+    let changes = match before {
+        Some(before) => {
+            let ws = req.workspace.clone();
+            let after = tokio::task::spawn_blocking(move || Snapshot::take(&ws, limits))
+                .await
+                .expect("snapshot task")
+                .map_err(|e| AgentRunError::Prepare("workspace snapshot".into(), e))?;
+            before.changes_to(&after)
+        }
+        None => Vec::new(),
+    };
+    let ok = stopped.is_none() && status.success() && summary.turn_completed;
+    let error = if ok {
+        None
+    } else {
+        Some(stopped.unwrap_or_else(|| failure_reason(&summary, status.code(), &tail)))
+    };
+    Ok(RunOutcome {
+        ok,
+        thread_id: summary.thread_id,
+        final_message: summary.final_message,
+        usage: summary.usage,
+        error,
+        exit_code: status.code(),
+        timed_out,
+        changes,
+        commands: summary.commands,
+        duration_ms: 0,
+    })
+}
+
+/// The most useful explanation of a failed Codex process.
+fn failure_reason(summary: &RunSummary, code: Option<i32>, stderr_tail: &[String]) -> String {
+    if let Some(e) = &summary.error {
+        return format!("codex failed: {}", truncate(e, 600));
+    }
+    let last = stderr_tail
+        .iter()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| truncate(l, 600));
+    match (code, last) {
+        (Some(c), Some(l)) => format!("codex exited with status {c}: {l}"),
+        (Some(c), None) => format!("codex exited with status {c} without finishing the turn"),
+        (None, _) => "codex was killed by a signal".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_reason_prefers_codex_errors_then_stderr() {
+        let mut s = RunSummary::default();
+        assert_eq!(
+            failure_reason(
+                &s,
+                Some(1),
+                &["".into(), "fatal: bad config".into(), " ".into()]
+            ),
+            "codex exited with status 1: fatal: bad config"
+        );
+        s.error = Some("unexpected status 500".into());
+        assert_eq!(
+            failure_reason(&s, Some(1), &[]),
+            "codex failed: unexpected status 500"
+        );
+        assert_eq!(
+            failure_reason(&RunSummary::default(), None, &[]),
+            "codex was killed by a signal"
+        );
+    }
+
+    #[tokio::test]
+    async fn request_must_be_json() {
+        let mut input = BufReader::new(&b"not json\n"[..]);
+        let err = read_request(&mut input).await.unwrap_err();
+        assert!(err.to_string().contains("not valid JSON"), "{err}");
+    }
+}

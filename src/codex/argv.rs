@@ -1,0 +1,184 @@
+//! Builds the `codex exec` command line for a run. Pure: no IO.
+
+use std::path::Path;
+
+use super::request::{RunRequest, SandboxMode};
+
+/// Quotes a string as a TOML basic string, for `-c key=value` overrides.
+pub fn toml_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The arguments after the `codex` binary. The prompt is not among them: it
+/// goes to stdin (`-`), so it never shows up in a process listing.
+pub fn exec_argv(req: &RunRequest, output_schema_file: Option<&Path>) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "exec".into(),
+        "--json".into(),
+        "--skip-git-repo-check".into(),
+        "-C".into(),
+        req.workspace.display().to_string(),
+        "-m".into(),
+        req.model.clone(),
+    ];
+    match req.sandbox {
+        SandboxMode::External => args.push("--dangerously-bypass-approvals-and-sandbox".into()),
+        mode => {
+            let name = match mode {
+                SandboxMode::ReadOnly => "read-only",
+                SandboxMode::WorkspaceWrite => "workspace-write",
+                _ => "danger-full-access",
+            };
+            args.extend(["-s".into(), name.into()]);
+        }
+    }
+    if let Some(provider) = &req.provider {
+        args.push("-c".into());
+        args.push(format!("model_provider={}", toml_string(&provider.id)));
+        if let Some(base_url) = &provider.base_url {
+            let env_key = provider.env_key.as_deref().unwrap_or("OPENAI_API_KEY");
+            // Retries off: the gateway owns retry policy and time bounds.
+            args.push("-c".into());
+            args.push(format!(
+                "model_providers.{id}={{name={name},base_url={url},env_key={key},wire_api=\"responses\",request_max_retries=0,stream_max_retries=0}}",
+                id = provider.id,
+                name = toml_string(&provider.id),
+                url = toml_string(base_url),
+                key = toml_string(env_key),
+            ));
+        }
+    }
+    for o in &req.config_overrides {
+        args.push("-c".into());
+        args.push(o.clone());
+    }
+    if let Some(file) = output_schema_file {
+        args.push("--output-schema".into());
+        args.push(file.display().to_string());
+    }
+    if let Some(thread) = &req.thread_id {
+        args.push("resume".into());
+        args.push(thread.clone());
+    }
+    args.push("-".into());
+    args
+}
+
+/// Whether a provider id can stand as a bare TOML key.
+pub fn is_valid_provider_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codex::request::{Credentials, ProviderConfig};
+    use std::path::PathBuf;
+
+    fn req() -> RunRequest {
+        RunRequest {
+            prompt: "do it".into(),
+            output_schema: None,
+            thread_id: None,
+            model: "gpt-5".into(),
+            sandbox: SandboxMode::WorkspaceWrite,
+            provider: None,
+            config_overrides: vec![],
+            credentials: Credentials::default(),
+            track_changes: false,
+            workspace: PathBuf::from("/data/agents/a/workspace"),
+            codex_home: PathBuf::from("/data/agents/a/codex-home"),
+            timeout_secs: None,
+        }
+    }
+
+    #[test]
+    fn new_thread_reads_prompt_from_stdin() {
+        let a = exec_argv(&req(), None);
+        assert_eq!(&a[..3], ["exec", "--json", "--skip-git-repo-check"]);
+        assert!(a
+            .windows(2)
+            .any(|w| w == ["-C", "/data/agents/a/workspace"]));
+        assert!(a.windows(2).any(|w| w == ["-s", "workspace-write"]));
+        assert!(a.windows(2).any(|w| w == ["-m", "gpt-5"]));
+        assert_eq!(a.last().unwrap(), "-");
+        assert!(
+            !a.iter().any(|x| x == "do it"),
+            "prompt must not be in argv"
+        );
+        assert!(!a.iter().any(|x| x == "resume"));
+    }
+
+    #[test]
+    fn resume_comes_last_before_the_prompt() {
+        let mut r = req();
+        r.thread_id = Some("0199-abc".into());
+        let a = exec_argv(&r, Some(Path::new("/tmp/schema.json")));
+        let n = a.len();
+        assert_eq!(&a[n - 3..], ["resume", "0199-abc", "-"]);
+        assert!(a
+            .windows(2)
+            .any(|w| w == ["--output-schema", "/tmp/schema.json"]));
+    }
+
+    #[test]
+    fn sandbox_modes() {
+        let mut r = req();
+        r.sandbox = SandboxMode::ReadOnly;
+        assert!(exec_argv(&r, None)
+            .windows(2)
+            .any(|w| w == ["-s", "read-only"]));
+        r.sandbox = SandboxMode::External;
+        let a = exec_argv(&r, None);
+        assert!(a.contains(&"--dangerously-bypass-approvals-and-sandbox".to_string()));
+        assert!(!a.contains(&"-s".to_string()));
+    }
+
+    #[test]
+    fn custom_provider_is_defined_inline() {
+        let mut r = req();
+        r.provider = Some(ProviderConfig {
+            id: "fake".into(),
+            base_url: Some("http://127.0.0.1:9/v1".into()),
+            env_key: Some("FAKE_KEY".into()),
+        });
+        let a = exec_argv(&r, None);
+        assert!(a.contains(&"model_provider=\"fake\"".to_string()));
+        let table = a
+            .iter()
+            .find(|x| x.starts_with("model_providers.fake="))
+            .unwrap();
+        assert!(
+            table.contains("base_url=\"http://127.0.0.1:9/v1\""),
+            "{table}"
+        );
+        assert!(table.contains("env_key=\"FAKE_KEY\""), "{table}");
+        assert!(table.contains("wire_api=\"responses\""), "{table}");
+    }
+
+    #[test]
+    fn toml_strings_are_escaped() {
+        assert_eq!(toml_string(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(toml_string("x\ny"), r#""x\ny""#);
+        assert!(is_valid_provider_id("my_provider-1"));
+        assert!(!is_valid_provider_id("a.b"));
+        assert!(!is_valid_provider_id(""));
+    }
+}

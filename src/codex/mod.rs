@@ -1,0 +1,14 @@
+//! Everything about invoking the Codex CLI: the request a run is given, the
+//! argv it becomes, the events Codex prints, and `agent-run`, the process that
+//! ties them together inside an agent's environment.
+
+pub mod agent_run;
+pub mod argv;
+pub mod events;
+pub mod request;
+
+pub use events::{CodexEvent, EventItem, RunSummary, Usage};
+pub use request::{
+    Credentials, FileChange, FileChangeKind, ProviderConfig, RunOutcome, RunRequest, SandboxMode,
+    RESULT_LINE_TYPE,
+};

@@ -1,0 +1,192 @@
+//! Command-line flags and their environment variables. The original server's
+//! settings keep their names and defaults; every one is also a flag.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "codex-mcp",
+    version,
+    about = "MCP gateway giving AI agents isolated Codex CLI environments"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway with the local backend: one directory and one process per agent run.
+    Serve(ServeArgs),
+    /// Run one Codex turn in this environment: a JSON request on stdin, events and a result on stdout.
+    AgentRun(AgentRunArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// How the gateway listens and who may talk to it.
+#[derive(Debug, Clone, Args)]
+pub struct GatewayArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CODEX_MCP_LISTEN", default_value = "127.0.0.1:8210")]
+    pub listen: SocketAddr,
+    /// File of client bearer tokens, one per line: `TOKEN [TENANT [AGENT,AGENT...]]`.
+    #[arg(long, env = "CODEX_MCP_AUTH_TOKENS")]
+    pub auth_tokens: Option<PathBuf>,
+    /// Accept clients without a token. Refused unless listening on loopback.
+    #[arg(long, env = "CODEX_MCP_NO_AUTH")]
+    pub no_auth: bool,
+    /// Host header values accepted on /mcp (comma-separated), e.g. the
+    /// ingress host. Loopback names are always accepted.
+    #[arg(long, env = "CODEX_MCP_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "CODEX_MCP_MAX_BODY_BYTES", default_value_t = 4 << 20)]
+    pub max_body_bytes: usize,
+    /// Log level or filter (error, warn, info, debug, or a tracing filter).
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Log format.
+    #[arg(long, env = "CODEX_MCP_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// How Codex is invoked and with which credentials.
+#[derive(Debug, Clone, Args)]
+pub struct CodexArgs {
+    /// The Codex CLI binary.
+    #[arg(long, env = "CODEX_BIN", default_value = "codex")]
+    pub codex_bin: PathBuf,
+    /// Model for every run.
+    #[arg(long = "model", env = "CODEX_MODEL", default_value = "gpt-5")]
+    pub model: String,
+    /// Model provider id: one of Codex's built-in providers, or a custom one
+    /// defined by --provider-base-url.
+    #[arg(long = "provider", env = "CODEX_PROVIDER")]
+    pub provider: Option<String>,
+    /// Base URL of a custom Responses-API provider (e.g. http://127.0.0.1:8080/v1).
+    #[arg(
+        long = "provider-base-url",
+        env = "CODEX_PROVIDER_BASE_URL",
+        requires = "provider"
+    )]
+    pub provider_base_url: Option<String>,
+    /// Environment variable the custom provider's API key is passed in.
+    #[arg(
+        long = "provider-env-key",
+        env = "CODEX_PROVIDER_ENV_KEY",
+        default_value = "OPENAI_API_KEY"
+    )]
+    pub provider_env_key: String,
+    /// Sandbox for tools that write (implement, fix, chat): suggest (read-only),
+    /// auto-edit / full-auto (workspace-write), danger-full-access, or external
+    /// (no Codex sandbox: the environment is the sandbox). plan and review
+    /// always run read-only.
+    #[arg(
+        long = "approval-mode",
+        env = "CODEX_APPROVAL_MODE",
+        default_value = "full-auto"
+    )]
+    pub approval_mode: String,
+    /// Extra Codex config overrides, `key=value` with a TOML value (repeatable).
+    #[arg(long = "codex-config")]
+    pub codex_config: Vec<String>,
+    /// OpenAI API key for Codex.
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub openai_api_key: Option<String>,
+    /// auto, api_key or oauth.
+    #[arg(long, env = "CODEX_AUTH_METHOD", default_value = "auto")]
+    pub auth_method: String,
+    /// With auto: prefer a ChatGPT login (auth.json) over an API key.
+    #[arg(long, env = "CODEX_PREFER_OAUTH", default_value_t = false, action = clap::ArgAction::Set)]
+    pub prefer_oauth: bool,
+    /// Directory holding Codex's auth.json (default ~/.codex).
+    #[arg(long, env = "CODEX_AUTH_DIR")]
+    pub auth_dir: Option<PathBuf>,
+}
+
+/// Capacity and time limits.
+#[derive(Debug, Clone, Args)]
+pub struct LimitsArgs {
+    /// Most Codex runs at once, across all agents.
+    #[arg(long, env = "MAX_CONCURRENT_SESSIONS", default_value_t = 20)]
+    pub max_concurrent_sessions: usize,
+    /// Seconds without a call after which an agent counts as inactive.
+    #[arg(long, env = "SESSION_TIMEOUT", default_value_t = 3600)]
+    pub session_timeout: u64,
+    /// Longest a single run may take, in seconds.
+    #[arg(long, env = "CODEX_MCP_RUN_TIMEOUT", default_value_t = 1800)]
+    pub run_timeout: u64,
+    /// Calls that may wait for a busy agent before further ones are refused.
+    #[arg(long, env = "CODEX_MCP_QUEUE_LIMIT", default_value_t = 4)]
+    pub queue_limit: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
+    #[command(flatten)]
+    pub codex: CodexArgs,
+    #[command(flatten)]
+    pub limits: LimitsArgs,
+    /// Where agents' workspaces and Codex homes live (default ~/.local/share/codex-mcp).
+    #[arg(long, env = "CODEX_MCP_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Accepted for compatibility: local agents are always persistent.
+    #[arg(long, env = "PERSISTENT_MODE", hide = true)]
+    pub persistent_mode: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AgentRunArgs {
+    /// The Codex CLI binary.
+    #[arg(long, env = "CODEX_BIN", default_value = "codex")]
+    pub codex_bin: PathBuf,
+    /// Treat end of stdin after the request as cancellation.
+    #[arg(long)]
+    pub cancel_on_stdin_eof: bool,
+}
+
+impl ServeArgs {
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| {
+            let base = std::env::var_os("XDG_DATA_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+                .unwrap_or_else(|| PathBuf::from("."));
+            base.join("codex-mcp")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_original_server() {
+        let cli = Cli::try_parse_from(["codex-mcp", "serve"]).unwrap();
+        let Command::Serve(s) = cli.command else {
+            panic!("serve")
+        };
+        assert_eq!(s.gateway.listen.to_string(), "127.0.0.1:8210");
+        assert_eq!(s.limits.max_concurrent_sessions, 20);
+        assert_eq!(s.limits.session_timeout, 3600);
+        assert_eq!(s.codex.model, "gpt-5");
+        assert!(!s.gateway.no_auth);
+    }
+
+    #[test]
+    fn base_url_needs_a_provider() {
+        let r = Cli::try_parse_from(["codex-mcp", "serve", "--provider-base-url", "http://x/v1"]);
+        assert!(r.is_err());
+    }
+}

@@ -1,0 +1,186 @@
+//! Which credential Codex runs with: an API key or a ChatGPT login
+//! (auth.json), chosen as the original server did (`CODEX_AUTH_METHOD`,
+//! `CODEX_PREFER_OAUTH`, `CODEX_AUTH_DIR`, `OPENAI_API_KEY`).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::codex::Credentials;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    Auto,
+    ApiKey,
+    OAuth,
+}
+
+impl AuthMethod {
+    pub fn parse(s: &str) -> Result<Self, CredentialError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "auto" => Ok(Self::Auto),
+            "api_key" | "apikey" | "api-key" => Ok(Self::ApiKey),
+            "oauth" | "chatgpt" => Ok(Self::OAuth),
+            other => Err(CredentialError::UnknownMethod(other.to_owned())),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CredentialError {
+    #[error("CODEX_AUTH_METHOD {0:?} is not one of auto, api_key, oauth")]
+    UnknownMethod(String),
+    #[error("CODEX_AUTH_METHOD=api_key but OPENAI_API_KEY is not set")]
+    MissingApiKey,
+    #[error("CODEX_AUTH_METHOD=oauth but no auth.json was found at {0}; run `codex login` or set CODEX_AUTH_DIR")]
+    MissingAuthFile(String),
+    #[error("reading {0} failed: {1}")]
+    ReadAuthFile(String, String),
+}
+
+/// Where credentials come from; re-read before every run so a login renewed
+/// on the host is picked up without a restart.
+#[derive(Debug, Clone)]
+pub struct CredentialSource {
+    pub method: AuthMethod,
+    pub prefer_oauth: bool,
+    pub api_key: Option<String>,
+    pub auth_file: PathBuf,
+}
+
+impl CredentialSource {
+    /// `CODEX_AUTH_DIR`, else `$HOME/.codex`, else `$USERPROFILE/.codex`.
+    pub fn default_auth_file(auth_dir: Option<&Path>) -> PathBuf {
+        if let Some(d) = auth_dir {
+            return d.join("auth.json");
+        }
+        let home = std::env::var_os("HOME").or_else(|| std::env::var_os("USERPROFILE"));
+        home.map(PathBuf::from)
+            .unwrap_or_default()
+            .join(".codex")
+            .join("auth.json")
+    }
+
+    /// A short description for logs and health: which credential, never its value.
+    pub fn describe(&self) -> String {
+        match self.resolve() {
+            Ok(c) if c.auth_json.is_some() => {
+                format!("chatgpt login ({})", self.auth_file.display())
+            }
+            Ok(c) if c.api_key.is_some() => "api key (OPENAI_API_KEY)".to_owned(),
+            Ok(_) => "none".to_owned(),
+            Err(e) => format!("unusable: {e}"),
+        }
+    }
+
+    pub fn resolve(&self) -> Result<Credentials, CredentialError> {
+        let read_auth = || -> Result<Option<Value>, CredentialError> {
+            match std::fs::read(&self.auth_file) {
+                Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+                    CredentialError::ReadAuthFile(
+                        self.auth_file.display().to_string(),
+                        e.to_string(),
+                    )
+                }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(CredentialError::ReadAuthFile(
+                    self.auth_file.display().to_string(),
+                    e.to_string(),
+                )),
+            }
+        };
+        let key = self.api_key.clone().filter(|k| !k.trim().is_empty());
+        let with_key = |k| Credentials {
+            api_key: Some(k),
+            auth_json: None,
+        };
+        let with_auth = |a| Credentials {
+            api_key: None,
+            auth_json: Some(a),
+        };
+        match self.method {
+            AuthMethod::ApiKey => key.map(with_key).ok_or(CredentialError::MissingApiKey),
+            AuthMethod::OAuth => read_auth()?.map(with_auth).ok_or_else(|| {
+                CredentialError::MissingAuthFile(self.auth_file.display().to_string())
+            }),
+            AuthMethod::Auto => {
+                if self.prefer_oauth || key.is_none() {
+                    if let Some(a) = read_auth()? {
+                        return Ok(with_auth(a));
+                    }
+                }
+                Ok(key.map(with_key).unwrap_or_default())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(
+        method: AuthMethod,
+        prefer_oauth: bool,
+        key: Option<&str>,
+        auth: Option<&str>,
+    ) -> (CredentialSource, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        if let Some(a) = auth {
+            std::fs::write(dir.path().join("auth.json"), a).unwrap();
+        }
+        let s = CredentialSource {
+            method,
+            prefer_oauth,
+            api_key: key.map(str::to_owned),
+            auth_file: CredentialSource::default_auth_file(Some(dir.path())),
+        };
+        (s, dir)
+    }
+
+    const AUTH: &str = r#"{"auth_mode":"chatgpt","tokens":{"refresh_token":"rt"}}"#;
+
+    #[test]
+    fn detection_order() {
+        let (s, _d) = source(AuthMethod::Auto, false, Some("sk-1"), Some(AUTH));
+        assert_eq!(
+            s.resolve().unwrap().api_key.as_deref(),
+            Some("sk-1"),
+            "key wins by default"
+        );
+        let (s, _d) = source(AuthMethod::Auto, true, Some("sk-1"), Some(AUTH));
+        assert!(s.resolve().unwrap().auth_json.is_some(), "prefer_oauth");
+        let (s, _d) = source(AuthMethod::Auto, false, None, Some(AUTH));
+        assert!(
+            s.resolve().unwrap().auth_json.is_some(),
+            "auth.json is the fallback"
+        );
+        let (s, _d) = source(AuthMethod::Auto, false, None, None);
+        assert_eq!(s.resolve().unwrap(), Credentials::default());
+    }
+
+    #[test]
+    fn explicit_methods_fail_clearly() {
+        let (s, _d) = source(AuthMethod::ApiKey, false, None, Some(AUTH));
+        assert_eq!(s.resolve(), Err(CredentialError::MissingApiKey));
+        let (s, _d) = source(AuthMethod::OAuth, false, Some("sk"), None);
+        assert!(matches!(
+            s.resolve(),
+            Err(CredentialError::MissingAuthFile(_))
+        ));
+        let (s, _d) = source(AuthMethod::OAuth, false, None, Some("{not json"));
+        assert!(matches!(
+            s.resolve(),
+            Err(CredentialError::ReadAuthFile(..))
+        ));
+        assert!(AuthMethod::parse("magic").is_err());
+        assert_eq!(AuthMethod::parse("api_key"), Ok(AuthMethod::ApiKey));
+    }
+
+    #[test]
+    fn describe_never_shows_secrets() {
+        let (s, _d) = source(AuthMethod::Auto, false, Some("sk-very-secret"), None);
+        let d = s.describe();
+        assert!(!d.contains("sk-very-secret"), "{d}");
+    }
+}

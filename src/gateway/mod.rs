@@ -1,0 +1,250 @@
+//! The HTTP front: MCP over streamable HTTP (`/mcp`) and legacy SSE (`/sse` +
+//! `/message`), each also under `/agents/{name}/`, plus `/health`, `/ready`
+//! and `/metrics`. Authentication and agent selection happen here, once per
+//! request; tools read the result from the request.
+
+pub mod auth;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tower_http::limit::RequestBodyLimitLayer;
+
+use crate::agent::AGENT_HEADER;
+use crate::runs::Runner;
+use crate::sse::{sse_router, SseServerConfig, SseSessions};
+use crate::tools::caller::{select_agent, Caller};
+use crate::tools::CodexTools;
+use auth::{ClientAuth, Denied};
+
+/// HTTP settings.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Extra Host header values accepted besides loopback names; `*` accepts any.
+    pub allowed_hosts: Vec<String>,
+    pub max_body_bytes: usize,
+    pub shutdown: CancellationToken,
+}
+
+/// Why the gateway is not ready, if it is not.
+pub type Readiness = Arc<std::sync::RwLock<Option<String>>>;
+
+#[derive(Clone)]
+struct AppState {
+    runner: Arc<Runner>,
+    auth: Arc<ClientAuth>,
+    allowed_hosts: Arc<Vec<String>>,
+    sse_sessions: SseSessions,
+    readiness: Readiness,
+}
+
+const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
+
+/// Whether a Host header may reach the MCP endpoints: loopback names always,
+/// others only when configured. Guards local gateways against DNS rebinding.
+pub fn host_allowed(host: Option<&str>, allowed: &[String]) -> bool {
+    if allowed.iter().any(|a| a == "*") {
+        return true;
+    }
+    let Some(host) = host else { return false };
+    let name = match host.rsplit_once(':') {
+        Some((n, port)) if port.chars().all(|c| c.is_ascii_digit()) && !n.is_empty() => n,
+        _ => host,
+    };
+    let name = name.to_ascii_lowercase();
+    LOOPBACK_HOSTS.contains(&name.as_str())
+        || allowed
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(&name) || a.eq_ignore_ascii_case(host))
+}
+
+fn json_error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+/// Authenticates, checks the Host, and attaches the [`Caller`].
+async fn mcp_guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    if !host_allowed(host, &state.allowed_hosts) {
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "Host header not allowed; add it with --allowed-hosts (CODEX_MCP_ALLOWED_HOSTS)",
+        );
+    }
+    let authz = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok());
+    let (tenant, allowed_agents) = match state.auth.authenticate(authz) {
+        Ok(ok) => ok,
+        Err(denied) => {
+            let (msg, err) = match denied {
+                Denied::MissingToken => ("missing bearer token", "invalid_request"),
+                Denied::InvalidToken => ("invalid bearer token", "invalid_token"),
+            };
+            let mut resp = json_error(StatusCode::UNAUTHORIZED, msg);
+            let challenge = format!("Bearer realm=\"codex-mcp\", error=\"{err}\"");
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_str(&challenge).expect("ascii challenge"),
+            );
+            return resp;
+        }
+    };
+    let path = req.uri().path().to_owned();
+    let agent_header = req
+        .headers()
+        .get(AGENT_HEADER)
+        .and_then(|h| h.to_str().ok());
+    let caller = Caller {
+        tenant,
+        agent: select_agent(&path, agent_header),
+        allowed_agents,
+        transport: if path.ends_with("/mcp") {
+            "streamable-http"
+        } else {
+            "sse"
+        },
+    };
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+/// Counts requests by route template and status.
+async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let resp = next.run(req).await;
+    state
+        .runner
+        .metrics()
+        .http_request(&route, resp.status().as_u16());
+    resp
+}
+
+async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let report = crate::tools::session::health(&state.runner);
+    Json(json!({
+        "status": report.status,
+        "version": report.version,
+        "uptime_seconds": report.uptime_seconds,
+        "backend": report.backend,
+        "active_agents": report.active_agents,
+        "sse_sessions": state.sse_sessions.len(),
+        "auth": if state.auth.is_open() { "open" } else { "token" },
+    }))
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    match state.readiness.read().expect("readiness").clone() {
+        None => (StatusCode::OK, "ready\n").into_response(),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let m = state.runner.metrics();
+    m.sse_sessions.set(state.sse_sessions.len() as i64);
+    state.runner.active_agents();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        m.render(),
+    )
+        .into_response()
+}
+
+/// Builds the gateway's router.
+pub fn router(
+    runner: Arc<Runner>,
+    auth: ClientAuth,
+    config: HttpConfig,
+    readiness: Readiness,
+) -> Router {
+    let tools_runner = runner.clone();
+    let factory = move || CodexTools::new(tools_runner.clone());
+    let mcp_config = StreamableHttpServerConfig::default()
+        // Host checks are done by `mcp_guard` for both transports alike.
+        .disable_allowed_hosts()
+        .with_max_request_body_bytes(config.max_body_bytes)
+        .with_sse_keep_alive(Some(Duration::from_secs(15)))
+        .with_cancellation_token(config.shutdown.child_token());
+    let streamable = StreamableHttpService::new(
+        {
+            let f = factory.clone();
+            move || Ok(f())
+        },
+        Arc::new(LocalSessionManager::default()),
+        mcp_config,
+    );
+    let (sse, sse_sessions) = sse_router(
+        Arc::new(factory),
+        SseServerConfig {
+            keep_alive: Duration::from_secs(15),
+            max_body_bytes: config.max_body_bytes,
+            cancellation: config.shutdown.child_token(),
+        },
+    );
+    let state = AppState {
+        runner,
+        auth: Arc::new(auth),
+        allowed_hosts: Arc::new(config.allowed_hosts),
+        sse_sessions,
+        readiness,
+    };
+    let mcp = Router::new()
+        .nest_service("/mcp", streamable.clone())
+        .nest_service("/agents/{name}/mcp", streamable)
+        .merge(sse.clone())
+        .nest("/agents/{name}", sse)
+        .layer(middleware::from_fn_with_state(state.clone(), mcp_guard));
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(state.clone())
+        .merge(mcp)
+        .layer(middleware::from_fn_with_state(state, count_requests))
+        .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_check() {
+        let none: Vec<String> = vec![];
+        assert!(host_allowed(Some("127.0.0.1:8210"), &none));
+        assert!(host_allowed(Some("localhost"), &none));
+        assert!(host_allowed(Some("[::1]:8210"), &none));
+        assert!(!host_allowed(Some("evil.example:8210"), &none));
+        assert!(!host_allowed(None, &none));
+        let cfg = vec!["codex.example.com".to_string()];
+        assert!(host_allowed(Some("codex.example.com"), &cfg));
+        assert!(host_allowed(Some("CODEX.example.com:443"), &cfg));
+        assert!(host_allowed(Some("anything"), &["*".to_string()]));
+    }
+}

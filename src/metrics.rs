@@ -1,0 +1,217 @@
+//! Prometheus metrics: one struct that owns its registry, typed labels, and
+//! a drop-guard timer for runs.
+
+use std::time::Instant;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+/// The tools that run Codex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolKind {
+    Plan,
+    Implement,
+    Review,
+    Fix,
+    Chat,
+}
+
+impl ToolKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Plan => "plan",
+            Self::Implement => "implement",
+            Self::Review => "review",
+            Self::Fix => "fix",
+            Self::Chat => "chat",
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Failed,
+    InvalidReply,
+    Cancelled,
+    TimedOut,
+    Busy,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Failed => "failed",
+            Self::InvalidReply => "invalid_reply",
+            Self::Cancelled => "cancelled",
+            Self::TimedOut => "timed_out",
+            Self::Busy => "busy",
+        }
+    }
+}
+
+pub struct Metrics {
+    registry: Registry,
+    runs: IntCounterVec,
+    run_seconds: HistogramVec,
+    tokens: IntCounterVec,
+    pub active_agents: IntGauge,
+    pub runs_in_progress: IntGauge,
+    pub queue_depth: IntGauge,
+    pub sse_sessions: IntGauge,
+    http_requests: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("codex_mcp".into()), None).expect("registry");
+        let runs = IntCounterVec::new(
+            Opts::new("runs_total", "Codex runs by tool and outcome"),
+            &["tool", "outcome"],
+        )
+        .expect("metric");
+        let run_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "run_duration_seconds",
+                "Duration of Codex runs, queueing included",
+            )
+            .buckets(vec![
+                0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0,
+            ]),
+            &["tool"],
+        )
+        .expect("metric");
+        let tokens = IntCounterVec::new(
+            Opts::new("tokens_total", "Model tokens reported by Codex"),
+            &["direction"],
+        )
+        .expect("metric");
+        let active_agents =
+            IntGauge::new("active_agents", "Agents active within the session timeout")
+                .expect("metric");
+        let runs_in_progress =
+            IntGauge::new("runs_in_progress", "Codex runs executing now").expect("metric");
+        let queue_depth = IntGauge::new(
+            "queue_depth",
+            "Tool calls waiting for their agent or a run slot",
+        )
+        .expect("metric");
+        let sse_sessions =
+            IntGauge::new("sse_sessions", "Open legacy SSE connections").expect("metric");
+        let http_requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by route and status"),
+            &["route", "status"],
+        )
+        .expect("metric");
+        for c in [
+            Box::new(runs.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(run_seconds.clone()),
+            Box::new(tokens.clone()),
+            Box::new(active_agents.clone()),
+            Box::new(runs_in_progress.clone()),
+            Box::new(queue_depth.clone()),
+            Box::new(sse_sessions.clone()),
+            Box::new(http_requests.clone()),
+        ] {
+            registry.register(c).expect("unique metric");
+        }
+        Self {
+            registry,
+            runs,
+            run_seconds,
+            tokens,
+            active_agents,
+            runs_in_progress,
+            queue_depth,
+            sse_sessions,
+            http_requests,
+        }
+    }
+
+    pub fn run_finished(&self, tool: ToolKind, outcome: Outcome) {
+        self.runs
+            .with_label_values(&[tool.as_str(), outcome.as_str()])
+            .inc();
+    }
+
+    pub fn tokens(&self, input: u64, output: u64) {
+        self.tokens.with_label_values(&["input"]).inc_by(input);
+        self.tokens.with_label_values(&["output"]).inc_by(output);
+    }
+
+    /// `route` must be a route template (`/agents/{name}/mcp`), never a raw
+    /// path, so label values stay bounded.
+    pub fn http_request(&self, route: &str, status: u16) {
+        self.http_requests
+            .with_label_values(&[route, &status.to_string()])
+            .inc();
+    }
+
+    /// Starts timing a run; the duration is recorded when the guard drops.
+    pub fn run_timer(&self, tool: ToolKind) -> RunTimer<'_> {
+        RunTimer {
+            metrics: self,
+            tool,
+            started: Instant::now(),
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding");
+        String::from_utf8(buf).expect("utf-8 exposition")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Records a run's duration when dropped, however the run ended.
+pub struct RunTimer<'a> {
+    metrics: &'a Metrics,
+    tool: ToolKind,
+    started: Instant,
+}
+
+impl Drop for RunTimer<'_> {
+    fn drop(&mut self) {
+        self.metrics
+            .run_seconds
+            .with_label_values(&[self.tool.as_str()])
+            .observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_labelled_series() {
+        let m = Metrics::new();
+        m.run_finished(ToolKind::Plan, Outcome::Ok);
+        m.tokens(10, 4);
+        m.http_request("/mcp", 200);
+        {
+            let _t = m.run_timer(ToolKind::Plan);
+        }
+        let text = m.render();
+        assert!(
+            text.contains(r#"codex_mcp_runs_total{outcome="ok",tool="plan"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"codex_mcp_tokens_total{direction="input"} 10"#));
+        assert!(text.contains(r#"codex_mcp_http_requests_total{route="/mcp",status="200"} 1"#));
+        assert!(text.contains(r#"codex_mcp_run_duration_seconds_count{tool="plan"} 1"#));
+        assert!(text.contains("codex_mcp_active_agents 0"));
+    }
+}

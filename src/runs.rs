@@ -1,0 +1,382 @@
+//! Running tool calls against agents: one run at a time per agent with a
+//! bounded queue, a global cap on concurrent runs, time bounds, progress,
+//! metrics and activity. Shared by every backend.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::agent::{AgentId, Tenant};
+use crate::backend::{AgentRecord, Backend, BackendError, RunRecord, ThreadUpdate};
+use crate::codex::{ProviderConfig, RunOutcome, RunRequest, SandboxMode};
+use crate::credentials::{CredentialError, CredentialSource};
+use crate::metrics::{Metrics, Outcome, ToolKind};
+use crate::progress::Progress;
+use crate::tools::responses::RunInfo;
+
+/// How runs are configured, from flags.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    pub model: String,
+    pub provider: Option<ProviderConfig>,
+    /// Sandbox for runs that may write; read-only runs derive theirs.
+    pub write_sandbox: SandboxMode,
+    pub config_overrides: Vec<String>,
+    pub run_timeout: Duration,
+    pub queue_limit: usize,
+    pub session_timeout: Duration,
+    pub max_concurrent_runs: usize,
+}
+
+/// One Codex turn a tool wants.
+#[derive(Debug, Clone)]
+pub struct Turn {
+    pub tool: ToolKind,
+    pub prompt: String,
+    pub output_schema: Option<Value>,
+    /// May the run write to the workspace?
+    pub writes: bool,
+    /// Report the workspace's real changes.
+    pub track_changes: bool,
+    /// Start a new Codex conversation instead of continuing the agent's.
+    pub new_conversation: bool,
+}
+
+#[derive(Debug)]
+pub struct TurnResult {
+    pub outcome: RunOutcome,
+    pub record: AgentRecord,
+    pub info: RunInfo,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("agent {agent} is busy: {waiting} calls are already waiting for it; retry when its current call has finished")]
+    Busy { agent: String, waiting: usize },
+    #[error("the call was cancelled")]
+    Cancelled,
+    #[error("the run exceeded its time limit of {0} s and was stopped")]
+    TimedOut(u64),
+    #[error("no usable Codex credentials: {0}")]
+    Credentials(#[from] CredentialError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+impl RunError {
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Self::Busy { .. } => Outcome::Busy,
+            Self::Cancelled => Outcome::Cancelled,
+            Self::TimedOut(_) => Outcome::TimedOut,
+            _ => Outcome::Failed,
+        }
+    }
+}
+
+#[derive(Default)]
+struct AgentSlot {
+    run_lock: tokio::sync::Mutex<()>,
+    waiting: AtomicUsize,
+}
+
+/// Decrements a counter (and the queue gauge) when a waiting call stops waiting.
+struct WaitGuard<'a> {
+    slot: &'a AgentSlot,
+    metrics: &'a Metrics,
+}
+
+impl Drop for WaitGuard<'_> {
+    fn drop(&mut self) {
+        self.slot.waiting.fetch_sub(1, Ordering::SeqCst);
+        self.metrics.queue_depth.dec();
+    }
+}
+
+pub struct Runner {
+    backend: Arc<dyn Backend>,
+    credentials: CredentialSource,
+    settings: RunSettings,
+    metrics: Arc<Metrics>,
+    slots: Mutex<HashMap<AgentId, Arc<AgentSlot>>>,
+    global: Semaphore,
+    /// Last call per agent in this process, for the active-agents gauge.
+    activity: Mutex<HashMap<AgentId, Instant>>,
+    started: Instant,
+}
+
+impl Runner {
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        credentials: CredentialSource,
+        settings: RunSettings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let global = Semaphore::new(settings.max_concurrent_runs.max(1));
+        Self {
+            backend,
+            credentials,
+            settings,
+            metrics,
+            slots: Mutex::default(),
+            global,
+            activity: Mutex::default(),
+            started: Instant::now(),
+        }
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    pub fn settings(&self) -> &RunSettings {
+        &self.settings
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub fn credentials(&self) -> &CredentialSource {
+        &self.credentials
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    fn slot(&self, agent: &AgentId) -> Arc<AgentSlot> {
+        self.slots
+            .lock()
+            .expect("slots")
+            .entry(agent.clone())
+            .or_default()
+            .clone()
+    }
+
+    /// Whether a call of this agent is executing now.
+    pub fn is_running(&self, agent: &AgentId) -> bool {
+        self.slots
+            .lock()
+            .expect("slots")
+            .get(agent)
+            .is_some_and(|s| s.run_lock.try_lock().is_err())
+    }
+
+    fn touch(&self, agent: &AgentId) {
+        let mut act = self.activity.lock().expect("activity");
+        act.insert(agent.clone(), Instant::now());
+        let horizon = self.settings.session_timeout;
+        act.retain(|_, t| t.elapsed() < horizon);
+        self.metrics.active_agents.set(act.len() as i64);
+    }
+
+    /// Agents with a call within the session timeout, across tenants.
+    pub fn active_agents(&self) -> usize {
+        let mut act = self.activity.lock().expect("activity");
+        let horizon = self.settings.session_timeout;
+        act.retain(|_, t| t.elapsed() < horizon);
+        self.metrics.active_agents.set(act.len() as i64);
+        act.len()
+    }
+
+    /// Runs one turn for `agent`, waiting for its previous call and a free run slot.
+    #[tracing::instrument(skip_all, fields(agent = %agent, tool = turn.tool.as_str()))]
+    pub async fn run_turn(
+        &self,
+        agent: &AgentId,
+        turn: &Turn,
+        progress: &Progress,
+        cancel: &CancellationToken,
+    ) -> Result<TurnResult, RunError> {
+        let _timer = self.metrics.run_timer(turn.tool);
+        let result = self.run_turn_inner(agent, turn, progress, cancel).await;
+        let outcome = match &result {
+            Ok(r) if r.outcome.ok => Outcome::Ok,
+            Ok(r) if r.outcome.timed_out => Outcome::TimedOut,
+            Ok(_) if cancel.is_cancelled() => Outcome::Cancelled,
+            Ok(_) => Outcome::Failed,
+            Err(e) => e.outcome(),
+        };
+        self.metrics.run_finished(turn.tool, outcome);
+        result
+    }
+
+    async fn run_turn_inner(
+        &self,
+        agent: &AgentId,
+        turn: &Turn,
+        progress: &Progress,
+        cancel: &CancellationToken,
+    ) -> Result<TurnResult, RunError> {
+        let slot = self.slot(agent);
+        let waiting = slot.waiting.fetch_add(1, Ordering::SeqCst);
+        self.metrics.queue_depth.inc();
+        let wait_guard = WaitGuard {
+            slot: &slot,
+            metrics: &self.metrics,
+        };
+        if waiting >= self.settings.queue_limit {
+            return Err(RunError::Busy {
+                agent: agent.to_string(),
+                waiting,
+            });
+        }
+        if slot.run_lock.try_lock().is_err() {
+            progress.send(format!(
+                "waiting for agent {}'s current call to finish",
+                agent.name
+            ));
+        }
+        let _agent_guard = tokio::select! {
+            g = slot.run_lock.lock() => g,
+            _ = cancel.cancelled() => return Err(RunError::Cancelled),
+        };
+        let _permit = tokio::select! {
+            p = self.global.acquire() => p.expect("semaphore open"),
+            _ = cancel.cancelled() => return Err(RunError::Cancelled),
+        };
+        drop(wait_guard);
+        self.touch(agent);
+
+        let record = self
+            .backend
+            .ensure_agent(agent, &|m| progress.send(m))
+            .await?;
+        let credentials = self.credentials.resolve()?;
+        let paths = self.backend.paths(agent);
+        let sandbox = if turn.writes {
+            self.settings.write_sandbox
+        } else {
+            self.settings.write_sandbox.read_only_variant()
+        };
+        let request = RunRequest {
+            prompt: turn.prompt.clone(),
+            output_schema: turn.output_schema.clone(),
+            thread_id: if turn.new_conversation {
+                None
+            } else {
+                record.thread_id.clone()
+            },
+            model: self.settings.model.clone(),
+            sandbox,
+            provider: self.settings.provider.clone(),
+            config_overrides: self.settings.config_overrides.clone(),
+            credentials,
+            track_changes: turn.track_changes,
+            workspace: paths.workspace,
+            codex_home: paths.codex_home,
+            timeout_secs: Some(self.settings.run_timeout.as_secs()),
+        };
+
+        let (tx, mut rx) = mpsc::unbounded_channel::<crate::codex::CodexEvent>();
+        let forward = {
+            let progress = progress.clone();
+            tokio::spawn(async move {
+                while let Some(ev) = rx.recv().await {
+                    if let Some(m) = ev.progress_message() {
+                        progress.send(m);
+                    }
+                }
+            })
+        };
+        progress.send(match &request.thread_id {
+            Some(_) => format!("continuing agent {}'s conversation", agent.name),
+            None => format!("starting a new conversation for agent {}", agent.name),
+        });
+        self.metrics.runs_in_progress.inc();
+        let run_cancel = cancel.child_token();
+        // Backstop beyond agent-run's own time bound, for an environment that stops answering.
+        let backstop = self.settings.run_timeout + Duration::from_secs(15);
+        let run = self.backend.run(agent, &request, tx, run_cancel.clone());
+        tokio::pin!(run);
+        let result = tokio::select! {
+            r = &mut run => r,
+            _ = tokio::time::sleep(backstop) => {
+                run_cancel.cancel();
+                let _ = run.await;
+                self.metrics.runs_in_progress.dec();
+                return Err(RunError::TimedOut(self.settings.run_timeout.as_secs()));
+            }
+        };
+        self.metrics.runs_in_progress.dec();
+        let _ = forward.await;
+        let outcome = result?;
+
+        self.metrics
+            .tokens(outcome.usage.input_tokens, outcome.usage.output_tokens);
+        let thread = match (&outcome.thread_id, turn.new_conversation) {
+            (Some(id), _) => ThreadUpdate::Set(id.clone()),
+            (None, true) => ThreadUpdate::Clear,
+            (None, false) => ThreadUpdate::Keep,
+        };
+        let record = self
+            .backend
+            .record_run(
+                agent,
+                RunRecord {
+                    ok: outcome.ok,
+                    usage: outcome.usage,
+                    thread,
+                },
+            )
+            .await?;
+        self.touch(agent);
+        if outcome.ok {
+            info!(duration_ms = outcome.duration_ms, "run finished");
+        } else {
+            warn!(error = outcome.error.as_deref().unwrap_or(""), "run failed");
+        }
+        if cancel.is_cancelled() {
+            return Err(RunError::Cancelled);
+        }
+        if outcome.timed_out {
+            return Err(RunError::TimedOut(self.settings.run_timeout.as_secs()));
+        }
+        let info = RunInfo {
+            agent_id: agent.name.to_string(),
+            thread_id: record.thread_id.clone(),
+            duration_ms: outcome.duration_ms,
+            input_tokens: outcome.usage.input_tokens,
+            output_tokens: outcome.usage.output_tokens,
+        };
+        Ok(TurnResult {
+            outcome,
+            record,
+            info,
+        })
+    }
+
+    /// Releases the tenant's agents idle for longer than the session timeout
+    /// and returns their names. Workspaces and conversations are kept.
+    pub async fn cleanup_inactive(&self, tenant: &Tenant) -> Result<Vec<String>, BackendError> {
+        let horizon = chrono::Duration::from_std(self.settings.session_timeout)
+            .unwrap_or(chrono::Duration::MAX);
+        let now = chrono::Utc::now();
+        let mut released = Vec::new();
+        for record in self.backend.list_agents(tenant).await? {
+            let Ok(name) = crate::agent::AgentName::parse(&record.agent_id) else {
+                continue;
+            };
+            let id = AgentId {
+                tenant: tenant.clone(),
+                name,
+            };
+            if now - record.last_activity < horizon || self.is_running(&id) {
+                continue;
+            }
+            self.backend.release_agent(&id).await?;
+            self.activity.lock().expect("activity").remove(&id);
+            self.slots.lock().expect("slots").remove(&id);
+            released.push(record.agent_id);
+        }
+        self.active_agents();
+        Ok(released)
+    }
+}

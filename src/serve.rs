@@ -1,0 +1,213 @@
+//! `codex-mcp serve`: the gateway with the local backend, assembled from flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::backend::local::LocalBackend;
+use crate::codex::argv::is_valid_provider_id;
+use crate::codex::{ProviderConfig, SandboxMode};
+use crate::config::{CodexArgs, LimitsArgs, ServeArgs};
+use crate::credentials::{AuthMethod, CredentialSource};
+use crate::gateway::auth::{AuthError, ClientAuth};
+use crate::gateway::{router, HttpConfig, Readiness};
+use crate::metrics::Metrics;
+use crate::runs::{RunSettings, Runner};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("invalid setting: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("creating the data directory {0} failed: {1}")]
+    DataDir(String, std::io::Error),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Run settings shared by every backend, from the Codex and limit flags.
+pub fn run_settings(codex: &CodexArgs, limits: &LimitsArgs) -> Result<RunSettings, ServeError> {
+    let write_sandbox = SandboxMode::from_approval_mode(&codex.approval_mode).ok_or_else(|| {
+        ServeError::Config(format!(
+            "CODEX_APPROVAL_MODE {:?} is not one of suggest, auto-edit, full-auto, danger-full-access, external",
+            codex.approval_mode
+        ))
+    })?;
+    let provider = match &codex.provider {
+        Some(id) if !is_valid_provider_id(id) => {
+            return Err(ServeError::Config(format!(
+                "CODEX_PROVIDER {id:?} may contain only letters, digits, '-' and '_'"
+            )))
+        }
+        Some(id) => Some(ProviderConfig {
+            id: id.clone(),
+            base_url: codex.provider_base_url.clone(),
+            env_key: Some(codex.provider_env_key.clone()),
+        }),
+        None => None,
+    };
+    if limits.run_timeout == 0 || limits.max_concurrent_sessions == 0 {
+        return Err(ServeError::Config(
+            "CODEX_MCP_RUN_TIMEOUT and MAX_CONCURRENT_SESSIONS must be at least 1".into(),
+        ));
+    }
+    Ok(RunSettings {
+        model: codex.model.clone(),
+        provider,
+        write_sandbox,
+        config_overrides: codex.codex_config.clone(),
+        run_timeout: Duration::from_secs(limits.run_timeout),
+        queue_limit: limits.queue_limit,
+        session_timeout: Duration::from_secs(limits.session_timeout),
+        max_concurrent_runs: limits.max_concurrent_sessions,
+    })
+}
+
+pub fn credential_source(codex: &CodexArgs) -> Result<CredentialSource, ServeError> {
+    Ok(CredentialSource {
+        method: AuthMethod::parse(&codex.auth_method)
+            .map_err(|e| ServeError::Config(e.to_string()))?,
+        prefer_oauth: codex.prefer_oauth,
+        api_key: codex.openai_api_key.clone(),
+        auth_file: CredentialSource::default_auth_file(codex.auth_dir.as_deref()),
+    })
+}
+
+/// A relative binary path would break once runs change directory.
+fn absolute_bin(bin: PathBuf) -> PathBuf {
+    if bin.components().count() > 1 && bin.is_relative() {
+        std::fs::canonicalize(&bin).unwrap_or(bin)
+    } else {
+        bin
+    }
+}
+
+/// Checks that the Codex CLI answers `--version`; the reason if not.
+pub async fn check_codex(bin: &PathBuf) -> Result<String, String> {
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::process::Command::new(bin)
+            .arg("--version")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await;
+    match out {
+        Ok(Ok(o)) if o.status.success() => Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned()),
+        Ok(Ok(o)) => Err(format!("{} --version exited with {}", bin.display(), o.status)),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+            "Codex CLI not found at {:?}: install it with `npm install -g @openai/codex` (or `make serve`), or set CODEX_BIN",
+            bin.display().to_string()
+        )),
+        Ok(Err(e)) => Err(format!("running {} failed: {e}", bin.display())),
+        Err(_) => Err(format!("{} --version did not answer within 20 s", bin.display())),
+    }
+}
+
+/// Client authentication as the flags ask, refusing an open gateway beyond loopback.
+pub fn client_auth(args: &ServeArgs, data_dir: &std::path::Path) -> Result<ClientAuth, ServeError> {
+    let g = &args.gateway;
+    if g.no_auth {
+        if !g.listen.ip().is_loopback() {
+            return Err(AuthError::OpenBeyondLoopback(g.listen.to_string()).into());
+        }
+        warn!(
+            "client authentication is off (--no-auth); anyone who can reach {} can use every agent",
+            g.listen
+        );
+        return Ok(ClientAuth::Open);
+    }
+    if let Some(file) = &g.auth_tokens {
+        return Ok(ClientAuth::from_file(file)?);
+    }
+    let path = data_dir.join("client-token");
+    let auth = ClientAuth::generated(&path)?;
+    info!(token_file = %path.display(), "no --auth-tokens given: clients authenticate with the token in this file (Authorization: Bearer <token>)");
+    Ok(auth)
+}
+
+pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
+    crate::telemetry::init(&args.gateway.log_level, args.gateway.log_format);
+    let data_dir = args.data_dir();
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&data_dir)
+            .map_err(|e| ServeError::DataDir(data_dir.display().to_string(), e))?;
+    }
+    let settings = run_settings(&args.codex, &args.limits)?;
+    let credentials = credential_source(&args.codex)?;
+    let auth = client_auth(&args, &data_dir)?;
+    let codex_bin = absolute_bin(args.codex.codex_bin.clone());
+    let readiness: Readiness = Arc::default();
+    match check_codex(&codex_bin).await {
+        Ok(version) => info!(%version, "found Codex CLI"),
+        Err(why) => {
+            error!("{why}; tool calls will fail until it is installed");
+            *readiness.write().expect("readiness") = Some(why);
+        }
+    }
+    info!(credentials = %credentials.describe(), "Codex credentials");
+    let agent_run_bin = std::env::current_exe()
+        .map_err(|e| ServeError::Config(format!("cannot locate the codex-mcp binary: {e}")))?;
+    let backend = Arc::new(LocalBackend::new(
+        data_dir.clone(),
+        codex_bin,
+        agent_run_bin,
+    ));
+    let runner = Arc::new(Runner::new(
+        backend,
+        credentials,
+        settings,
+        Arc::new(Metrics::new()),
+    ));
+
+    let shutdown = CancellationToken::new();
+    let app = router(
+        runner,
+        auth,
+        HttpConfig {
+            allowed_hosts: args.gateway.allowed_hosts.clone(),
+            max_body_bytes: args.gateway.max_body_bytes,
+            shutdown: shutdown.clone(),
+        },
+        readiness,
+    );
+    let listener = tokio::net::TcpListener::bind(args.gateway.listen)
+        .await
+        .map_err(|e| ServeError::Listen(args.gateway.listen, e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ServeError::Listen(args.gateway.listen, e))?;
+    info!(
+        data_dir = %data_dir.display(),
+        "codex-mcp listening on http://{addr} (streamable HTTP: /mcp, SSE: /sse, per agent: /agents/NAME/mcp)"
+    );
+    let stop = shutdown.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            info!("shutting down");
+            stop.cancel();
+        })
+        .await
+        .map_err(ServeError::Serve)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

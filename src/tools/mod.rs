@@ -1,0 +1,456 @@
+//! The MCP server: the coding tools (plan, implement, review, fix, chat) and
+//! the session tools, on top of the shared [`Runner`].
+
+pub mod args;
+pub mod caller;
+pub mod prompts;
+pub mod responses;
+pub mod schema;
+pub mod session;
+
+use std::sync::Arc;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::IntoCallToolResult;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock};
+use rmcp::service::RequestContext;
+use rmcp::{tool, tool_handler, tool_router, ErrorData, Json, RoleServer, ServerHandler};
+use serde::de::DeserializeOwned;
+
+use crate::agent::AgentId;
+use crate::metrics::ToolKind;
+use crate::progress::Progress;
+use crate::runs::{RunError, Runner, Turn, TurnResult};
+use crate::workspace::resolve_in_workspace;
+use args::{ChatArgs, ContextFile, FixArgs, ImplementArgs, ListSessionsArgs, PlanArgs, ReviewArgs};
+use caller::Caller;
+use responses::{
+    merge_changes, ChatResponse, FixModelReply, FixResponse, ImplementModelReply,
+    ImplementResponse, PlanResponse, ReviewModelReply, ReviewResponse,
+};
+use schema::{model_schema, parse_reply};
+pub use session::{AgentSummary, CleanupResult, HealthReport, SessionInfo, SessionList};
+
+/// A tool call that did not produce a result.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    /// The call's arguments or identity are wrong: a JSON-RPC error.
+    #[error("{0}")]
+    InvalidParams(String),
+    /// The call ran and failed: a tool result with `isError`, so the calling
+    /// agent reads the reason.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<RunError> for ToolError {
+    fn from(e: RunError) -> Self {
+        Self::Failed(e.to_string())
+    }
+}
+
+impl IntoCallToolResult for ToolError {
+    fn into_call_tool_result(self) -> Result<CallToolResponse, ErrorData> {
+        match self {
+            Self::InvalidParams(m) => Err(ErrorData::invalid_params(m, None)),
+            Self::Failed(m) => Ok(CallToolResult::error(vec![ContentBlock::text(m)]).into()),
+        }
+    }
+}
+
+type ToolResult<T> = Result<Json<T>, ToolError>;
+
+#[derive(Clone)]
+pub struct CodexTools {
+    runner: Arc<Runner>,
+    tool_router: ToolRouter<Self>,
+}
+
+const INSTRUCTIONS: &str = "Coding tools backed by OpenAI's Codex CLI. You have your own \
+persistent agent: a workspace (files) and a conversation that continue across calls and \
+reconnects. Use plan before large changes, implement and fix to change files in your \
+workspace (results carry the real diffs), review for feedback without changes, chat for \
+anything else. Name your agent with the X-Codex-Agent header or an /agents/NAME/ URL.";
+
+struct Call {
+    agent: AgentId,
+    progress: Progress,
+    cancel: tokio_util::sync::CancellationToken,
+}
+
+impl CodexTools {
+    fn call(&self, ctx: &RequestContext<RoleServer>) -> Result<Call, ToolError> {
+        let caller = Caller::from_context(ctx)?;
+        let agent = caller.agent_id()?;
+        let progress = Progress::new(ctx.peer.clone(), ctx.meta.get_progress_token());
+        Ok(Call {
+            agent,
+            progress,
+            cancel: ctx.ct.clone(),
+        })
+    }
+
+    fn check_paths<'a>(
+        &self,
+        agent: &AgentId,
+        paths: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), ToolError> {
+        let ws = self.runner.backend().paths(agent).workspace;
+        // The workspace may not exist before the first call; paths are judged
+        // against it as it will be.
+        std::fs::create_dir_all(&ws).ok();
+        for p in paths {
+            resolve_in_workspace(&ws, p).map_err(|e| ToolError::InvalidParams(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Runs a turn that must answer with JSON matching `R`'s schema; one
+    /// repair turn is allowed, then the mismatch is reported, never patched over.
+    async fn structured_turn<R: schemars::JsonSchema + DeserializeOwned>(
+        &self,
+        call: &Call,
+        tool: ToolKind,
+        prompt: String,
+        writes: bool,
+    ) -> Result<(R, TurnResult), ToolError> {
+        let schema = model_schema::<R>();
+        let turn = Turn {
+            tool,
+            prompt,
+            output_schema: Some(schema.clone()),
+            writes,
+            track_changes: writes,
+            new_conversation: false,
+        };
+        let first = self
+            .runner
+            .run_turn(&call.agent, &turn, &call.progress, &call.cancel)
+            .await?;
+        ensure_ok(&first)?;
+        let text = first.outcome.final_message.clone().unwrap_or_default();
+        let err = match parse_reply::<R>(&schema, &text) {
+            Ok(r) => return Ok((r, first)),
+            Err(e) => e,
+        };
+        call.progress.send(format!(
+            "reply did not match the schema ({err}); asking again"
+        ));
+        let repair = Turn {
+            prompt: prompts::repair_prompt(&err),
+            writes: false,
+            track_changes: false,
+            ..turn
+        };
+        let second = self
+            .runner
+            .run_turn(&call.agent, &repair, &call.progress, &call.cancel)
+            .await?;
+        ensure_ok(&second)?;
+        let text = second.outcome.final_message.clone().unwrap_or_default();
+        let reply = parse_reply::<R>(&schema, &text).map_err(|e| {
+            self.runner
+                .metrics()
+                .run_finished(tool, crate::metrics::Outcome::InvalidReply);
+            ToolError::Failed(format!("{e} (after one retry); no result was produced"))
+        })?;
+        // The first run's changes are the real ones; the repair turn is read-only.
+        let mut merged = second;
+        merged.outcome.changes = first.outcome.changes;
+        Ok((reply, merged))
+    }
+}
+
+fn ensure_ok(r: &TurnResult) -> Result<(), ToolError> {
+    if r.outcome.ok {
+        return Ok(());
+    }
+    Err(ToolError::Failed(
+        r.outcome
+            .error
+            .clone()
+            .unwrap_or_else(|| "codex run failed".to_owned()),
+    ))
+}
+
+fn context_paths(files: &Option<Vec<ContextFile>>) -> impl Iterator<Item = &str> {
+    files.iter().flatten().filter_map(|f| match f {
+        ContextFile::Path(p) => Some(p.as_str()),
+        ContextFile::Inline { .. } => None,
+    })
+}
+
+fn require_text(name: &str, value: &str) -> Result<(), ToolError> {
+    if value.trim().is_empty() {
+        return Err(ToolError::InvalidParams(format!(
+            "argument `{name}` must not be empty"
+        )));
+    }
+    Ok(())
+}
+
+#[tool_router]
+impl CodexTools {
+    pub fn new(runner: Arc<Runner>) -> Self {
+        Self {
+            runner,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// Plan a task without changing anything: steps, affected files, risks,
+    /// dependencies, testing strategy and effort. Read-only.
+    #[tool(
+        description = "Plan a coding task before implementing it. Returns ordered steps with the files each touches, risks, dependencies, a testing strategy and an effort estimate. Never modifies the workspace.",
+        annotations(read_only_hint = true, open_world_hint = true)
+    )]
+    async fn plan(
+        &self,
+        Parameters(args): Parameters<PlanArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult<PlanResponse> {
+        require_text("task", &args.task)?;
+        let call = self.call(&ctx)?;
+        let (plan, _) = self
+            .structured_turn::<PlanResponse>(
+                &call,
+                ToolKind::Plan,
+                prompts::plan_prompt(&args),
+                false,
+            )
+            .await?;
+        Ok(Json(plan))
+    }
+
+    /// Implement a task by editing files in the agent's workspace.
+    #[tool(
+        description = "Implement a task by writing code in your agent's workspace. The agent edits the target files for real; the result lists every changed file with its actual unified diff (computed from the workspace before and after), plus dependencies added, tests needed, integration notes, next steps and warnings.",
+        annotations(destructive_hint = false, open_world_hint = true)
+    )]
+    async fn implement(
+        &self,
+        Parameters(args): Parameters<ImplementArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult<ImplementResponse> {
+        require_text("task", &args.task)?;
+        let call = self.call(&ctx)?;
+        self.check_paths(
+            &call.agent,
+            args.target_files
+                .iter()
+                .map(String::as_str)
+                .chain(context_paths(&args.context_files)),
+        )?;
+        let (reply, turn) = self
+            .structured_turn::<ImplementModelReply>(
+                &call,
+                ToolKind::Implement,
+                prompts::implement_prompt(&args),
+                true,
+            )
+            .await?;
+        let mut warnings = reply.warnings;
+        let changes = merge_changes(turn.outcome.changes, &reply.changes, &mut warnings);
+        Ok(Json(ImplementResponse {
+            summary: reply.summary,
+            changes,
+            dependencies_added: reply.dependencies_added,
+            tests_needed: reply.tests_needed,
+            integration_notes: reply.integration_notes,
+            next_steps: reply.next_steps,
+            warnings,
+            run: turn.info,
+        }))
+    }
+
+    /// Review code, a diff, or workspace files. Read-only.
+    #[tool(
+        description = "Review code, a diff, or files in your workspace. Returns an overall rating, line-level comments (severity, category, suggestion), security/performance/maintainability scores from 1 to 10, a summary and recommendations. Never modifies the workspace.",
+        annotations(read_only_hint = true, open_world_hint = true)
+    )]
+    async fn review(
+        &self,
+        Parameters(args): Parameters<ReviewArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult<ReviewResponse> {
+        require_text("content", &args.content)?;
+        let call = self.call(&ctx)?;
+        let (review, turn) = self
+            .structured_turn::<ReviewModelReply>(
+                &call,
+                ToolKind::Review,
+                prompts::review_prompt(&args),
+                false,
+            )
+            .await?;
+        Ok(Json(ReviewResponse {
+            review,
+            run: turn.info,
+        }))
+    }
+
+    /// Diagnose and fix a problem in the workspace.
+    #[tool(
+        description = "Diagnose and fix a bug in your agent's workspace from failing tests, error output, symptoms and/or context files (give at least one). Returns each problem with its root cause, solution and prevention, diagnostic steps, and the real diffs of the files changed.",
+        annotations(destructive_hint = false, open_world_hint = true)
+    )]
+    async fn fix(
+        &self,
+        Parameters(args): Parameters<FixArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult<FixResponse> {
+        if args.is_empty() {
+            return Err(ToolError::InvalidParams(
+                "give at least one of failing_tests, error_output, context_files or symptoms"
+                    .into(),
+            ));
+        }
+        let call = self.call(&ctx)?;
+        self.check_paths(&call.agent, context_paths(&args.context_files))?;
+        let (reply, turn) = self
+            .structured_turn::<FixModelReply>(
+                &call,
+                ToolKind::Fix,
+                prompts::fix_prompt(&args),
+                true,
+            )
+            .await?;
+        let mut warnings = reply.warnings.clone();
+        let claimed: Vec<responses::ChangeExplanation> = reply
+            .fixes
+            .iter()
+            .flat_map(|f| {
+                f.files_to_change
+                    .iter()
+                    .map(|file| responses::ChangeExplanation {
+                        file: file.clone(),
+                        explanation: f.solution.clone(),
+                    })
+            })
+            .collect();
+        let changes = merge_changes(turn.outcome.changes, &claimed, &mut warnings);
+        Ok(Json(FixResponse {
+            fix: FixModelReply { warnings, ..reply },
+            changes,
+            run: turn.info,
+        }))
+    }
+
+    /// Free-form conversation with the agent.
+    #[tool(
+        description = "Talk to your agent freely: ask questions, give follow-up instructions, or have it run commands in its workspace. The conversation continues across calls; set new_conversation to start over (the workspace is kept).",
+        annotations(destructive_hint = false, open_world_hint = true)
+    )]
+    async fn chat(
+        &self,
+        Parameters(args): Parameters<ChatArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult<ChatResponse> {
+        require_text("message", &args.message)?;
+        let call = self.call(&ctx)?;
+        let turn = Turn {
+            tool: ToolKind::Chat,
+            prompt: args.message,
+            output_schema: None,
+            writes: true,
+            track_changes: false,
+            new_conversation: args.new_conversation.unwrap_or(false),
+        };
+        let result = self
+            .runner
+            .run_turn(&call.agent, &turn, &call.progress, &call.cancel)
+            .await?;
+        ensure_ok(&result)?;
+        Ok(Json(ChatResponse {
+            reply: result.outcome.final_message.unwrap_or_default(),
+            run: result.info,
+        }))
+    }
+
+    /// List agents visible to the caller.
+    #[tool(
+        description = "List the agents you can use (yours and, with the same token, your tenant's) with their status, conversation id, last activity, run and token counts. Filter with agent_id.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn list_sessions(
+        &self,
+        Parameters(args): Parameters<ListSessionsArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult<SessionList> {
+        let caller = Caller::from_context(&ctx)?;
+        session::list_sessions(&self.runner, &caller, args.agent_id.as_deref())
+            .await
+            .map(Json)
+    }
+
+    /// Details of the caller's own agent.
+    #[tool(
+        description = "Show your own agent: its name, status, conversation id, activity and usage, and how you are connected.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn get_my_session_info(
+        &self,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult<SessionInfo> {
+        let caller = Caller::from_context(&ctx)?;
+        session::session_info(&self.runner, &caller).await.map(Json)
+    }
+
+    /// Gateway health.
+    #[tool(
+        description = "Check the gateway's health: version, uptime, backend, Codex credentials in use (never their values), active agents and runs in progress.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn health_check(&self) -> ToolResult<HealthReport> {
+        Ok(Json(session::health(&self.runner)))
+    }
+
+    /// Release idle agents.
+    #[tool(
+        description = "Release your tenant's agents that have been idle longer than the session timeout. Their workspaces and conversations are kept and come back on the next call.",
+        annotations(
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn cleanup_inactive_agents(
+        &self,
+        ctx: RequestContext<RoleServer>,
+    ) -> ToolResult<CleanupResult> {
+        let caller = Caller::from_context(&ctx)?;
+        let released = self
+            .runner
+            .cleanup_inactive(&caller.tenant)
+            .await
+            .map_err(|e| ToolError::Failed(e.to_string()))?;
+        Ok(Json(CleanupResult { released }))
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for CodexTools {
+    fn get_info(&self) -> rmcp::model::ServerConfig {
+        rmcp::model::ServerConfig::new(
+            rmcp::model::ServerCapabilities::builder()
+                .enable_tools()
+                .build(),
+        )
+        .with_server_info(rmcp::model::Implementation::new(
+            "codex-mcp",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(INSTRUCTIONS)
+    }
+}
+
+/// The tool list, for documentation and tests.
+pub fn tool_names(tools: &CodexTools) -> Vec<String> {
+    tools
+        .tool_router
+        .list_all()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect()
+}

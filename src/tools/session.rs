@@ -1,0 +1,162 @@
+//! The session tools: what agents exist, how the caller is connected, and
+//! the gateway's health.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::caller::Caller;
+use super::ToolError;
+use crate::agent::{AgentId, AgentName};
+use crate::backend::AgentRecord;
+use crate::runs::Runner;
+
+/// One agent as the session tools show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AgentSummary {
+    pub agent_id: String,
+    /// running (a call is executing), idle, or inactive (idle past the session timeout).
+    pub status: String,
+    pub thread_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_activity: DateTime<Utc>,
+    pub runs: u64,
+    pub failed_runs: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionList {
+    pub sessions: Vec<AgentSummary>,
+    pub total: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionInfo {
+    pub agent_id: String,
+    /// The tenant your token belongs to.
+    pub tenant: String,
+    /// streamable-http or sse.
+    pub transport: String,
+    /// Null until your agent's first call creates it.
+    pub agent: Option<AgentSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HealthReport {
+    /// healthy, or degraded with the reason in `problems`.
+    pub status: String,
+    pub version: String,
+    pub uptime_seconds: u64,
+    /// local or kubernetes.
+    pub backend: String,
+    /// Which Codex credential is in use (never its value).
+    pub credentials: String,
+    pub active_agents: usize,
+    pub max_concurrent_sessions: usize,
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CleanupResult {
+    /// Agents released; their workspaces and conversations are kept.
+    pub released: Vec<String>,
+}
+
+fn summarize(runner: &Runner, tenant_agent: &AgentId, r: AgentRecord) -> AgentSummary {
+    let idle = Utc::now() - r.last_activity;
+    let timeout = chrono::Duration::from_std(runner.settings().session_timeout)
+        .unwrap_or(chrono::Duration::MAX);
+    let status = if runner.is_running(tenant_agent) {
+        "running"
+    } else if idle >= timeout {
+        "inactive"
+    } else {
+        "idle"
+    };
+    AgentSummary {
+        agent_id: r.agent_id,
+        status: status.to_owned(),
+        thread_id: r.thread_id,
+        created_at: r.created_at,
+        last_activity: r.last_activity,
+        runs: r.runs,
+        failed_runs: r.failed_runs,
+        input_tokens: r.input_tokens,
+        output_tokens: r.output_tokens,
+    }
+}
+
+pub async fn list_sessions(
+    runner: &Runner,
+    caller: &Caller,
+    only: Option<&str>,
+) -> Result<SessionList, ToolError> {
+    let only = only
+        .map(|n| {
+            AgentName::parse(n).map_err(|e| ToolError::InvalidParams(format!("agent_id: {e}")))
+        })
+        .transpose()?;
+    let records = runner
+        .backend()
+        .list_agents(&caller.tenant)
+        .await
+        .map_err(|e| ToolError::Failed(e.to_string()))?;
+    let sessions: Vec<AgentSummary> = records
+        .into_iter()
+        .filter_map(|r| {
+            let name = AgentName::parse(&r.agent_id).ok()?;
+            if !caller.may_use(&name) || only.as_ref().is_some_and(|o| *o != name) {
+                return None;
+            }
+            let id = AgentId {
+                tenant: caller.tenant.clone(),
+                name,
+            };
+            Some(summarize(runner, &id, r))
+        })
+        .collect();
+    Ok(SessionList {
+        total: sessions.len(),
+        sessions,
+    })
+}
+
+pub async fn session_info(runner: &Runner, caller: &Caller) -> Result<SessionInfo, ToolError> {
+    let id = caller.agent_id()?;
+    let record = runner
+        .backend()
+        .get_agent(&id)
+        .await
+        .map_err(|e| ToolError::Failed(e.to_string()))?;
+    Ok(SessionInfo {
+        agent_id: id.name.to_string(),
+        tenant: id.tenant.to_string(),
+        transport: caller.transport.to_owned(),
+        agent: record.map(|r| summarize(runner, &id, r)),
+    })
+}
+
+pub fn health(runner: &Runner) -> HealthReport {
+    let credentials = runner.credentials().describe();
+    let mut problems = Vec::new();
+    if credentials.starts_with("unusable") {
+        problems.push(format!("credentials {credentials}"));
+    }
+    HealthReport {
+        status: if problems.is_empty() {
+            "healthy"
+        } else {
+            "degraded"
+        }
+        .to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        uptime_seconds: runner.uptime().as_secs(),
+        backend: runner.backend().kind().to_owned(),
+        credentials,
+        active_agents: runner.active_agents(),
+        max_concurrent_sessions: runner.settings().max_concurrent_runs,
+        problems,
+    }
+}
