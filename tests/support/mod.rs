@@ -2,13 +2,18 @@
 //! dependencies live, and handles to the real parts the tests drive.
 #![allow(dead_code)]
 
+pub mod fake_model;
+pub mod mcp_client;
+
 use std::path::PathBuf;
 
 /// The cache that `scripts/install-test-deps.sh` fills (Codex CLI, Python venv, cluster binaries).
 pub fn cache_dir() -> PathBuf {
     std::env::var_os("CODEX_MCP_CACHE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/codex-mcp"))
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/codex-mcp")
+        })
 }
 
 /// The real Codex CLI binary installed from npm.

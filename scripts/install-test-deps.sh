@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Installs everything the integration tests and the benchmark need into the
+# cache, so a fresh machine of this image can run `make test`:
+#   $CACHE/bin/codex   the real Codex CLI (scripts/install-codex.sh)
+#   $CACHE/venv        a Python venv with the pinned MCP client library
+#   cluster binaries   tests/cluster/install.sh, when present
+# Idempotent: every step checks before it installs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE="${CODEX_MCP_CACHE:-$HOME/.cache/codex-mcp}"
+export CODEX_MCP_CACHE="$CACHE"
+MCP_VERSION="${CODEX_MCP_PY_MCP_VERSION:-2.3.0}"
+VENV="$CACHE/venv"
+
+say() { echo "install-test-deps: $*" >&2; }
+
+apt_updated=0
+apt_install() {
+  if [ "$(id -u)" != 0 ]; then
+    say "need Debian packages $*, but not root: install them and rerun"
+    exit 1
+  fi
+  if [ "$apt_updated" = 0 ]; then
+    say "apt-get update"
+    apt-get update -qq >&2
+    apt_updated=1
+  fi
+  say "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
+}
+
+# npm fetches the Codex CLI; the image normally has it, a minimal Debian does not.
+command -v npm >/dev/null || apt_install npm
+scripts/install-codex.sh
+
+# Prefer the interpreter on PATH (it may be a newer build than Debian's);
+# fall back to Debian's when PATH has none.
+PY="$(command -v python3 || true)"
+[ -n "$PY" ] || { apt_install python3; PY=/usr/bin/python3; }
+
+venv_has_pinned_mcp() {
+  [ -x "$VENV/bin/python" ] &&
+    "$VENV/bin/python" - "$MCP_VERSION" <<'EOF' 2>/dev/null
+import sys
+from importlib.metadata import version
+sys.exit(0 if version("mcp") == sys.argv[1] else 1)
+EOF
+}
+
+if venv_has_pinned_mcp; then
+  say "venv at $VENV already has mcp==$MCP_VERSION"
+else
+  # A venv whose interpreter vanished (pyenv upgrade, moved cache) cannot be
+  # repaired in place; a broken one is rebuilt from scratch.
+  if [ -e "$VENV" ] && ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
+    say "removing unusable venv at $VENV"
+    rm -rf "$VENV"
+  fi
+  if [ ! -x "$VENV/bin/python" ]; then
+    # Debian's python3 ships venv without ensurepip unless python3-venv is installed.
+    if ! "$PY" -c 'import venv, ensurepip' 2>/dev/null; then
+      apt_install python3-venv
+      "$PY" -c 'import venv, ensurepip' 2>/dev/null || PY=/usr/bin/python3
+    fi
+    say "creating venv at $VENV with $PY"
+    mkdir -p "$CACHE"
+    "$PY" -m venv "$VENV"
+  fi
+  say "installing mcp==$MCP_VERSION"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "mcp==$MCP_VERSION" >&2
+  venv_has_pinned_mcp || { say "mcp==$MCP_VERSION did not install into $VENV"; exit 1; }
+fi
+
+# The cluster harness (a real single-node Kubernetes built from Debian's
+# sources) has its own installer, maintained beside the cluster tests; it is
+# optional so that the rest of the suite can be installed without it.
+if [ -x tests/cluster/install.sh ]; then
+  say "running tests/cluster/install.sh"
+  tests/cluster/install.sh
+else
+  say "tests/cluster/install.sh not present, skipping the cluster harness"
+fi
+say "done"
