@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{info, warn, Instrument};
 
 use crate::agent::{AgentId, Tenant};
 use crate::backend::{AgentRecord, Backend, BackendError, RunRecord, ThreadUpdate};
@@ -187,25 +187,44 @@ impl Runner {
     }
 
     /// Runs one turn for `agent`, waiting for its previous call and a free run slot.
-    #[tracing::instrument(skip_all, fields(agent = %agent, tool = turn.tool.as_str()))]
+    ///
+    /// The turn runs on its own task: if the caller goes away (its future is
+    /// dropped), the run is cancelled, and still cleaned up and recorded.
     pub async fn run_turn(
-        &self,
+        self: &Arc<Self>,
         agent: &AgentId,
         turn: &Turn,
         progress: &Progress,
         cancel: &CancellationToken,
     ) -> Result<TurnResult, RunError> {
-        let _timer = self.metrics.run_timer(turn.tool);
-        let result = self.run_turn_inner(agent, turn, progress, cancel).await;
-        let outcome = match &result {
-            Ok(r) if r.outcome.ok => Outcome::Ok,
-            Ok(r) if r.outcome.timed_out => Outcome::TimedOut,
-            Ok(_) if cancel.is_cancelled() => Outcome::Cancelled,
-            Ok(_) => Outcome::Failed,
-            Err(e) => e.outcome(),
-        };
-        self.metrics.run_finished(turn.tool, outcome);
-        result
+        let run_cancel = cancel.child_token();
+        let _cancel_on_drop = run_cancel.clone().drop_guard();
+        let this = self.clone();
+        let (agent, turn, progress) = (agent.clone(), turn.clone(), progress.clone());
+        let span = tracing::info_span!(
+            "run",
+            call_id = %uuid::Uuid::new_v4(),
+            agent = %agent,
+            tool = turn.tool.as_str()
+        );
+        let task = tokio::spawn(
+            async move {
+                let _timer = this.metrics.run_timer(turn.tool);
+                let result = this
+                    .run_turn_inner(&agent, &turn, &progress, &run_cancel)
+                    .await;
+                let outcome = match &result {
+                    Ok(r) if r.outcome.ok => Outcome::Ok,
+                    Ok(_) => Outcome::Failed,
+                    Err(e) => e.outcome(),
+                };
+                this.metrics.run_finished(turn.tool, outcome);
+                result
+            }
+            .instrument(span),
+        );
+        task.await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 
     async fn run_turn_inner(

@@ -27,7 +27,7 @@ use args::{ChatArgs, ContextFile, FixArgs, ImplementArgs, ListSessionsArgs, Plan
 use caller::Caller;
 use responses::{
     merge_changes, ChatResponse, FixModelReply, FixResponse, ImplementModelReply,
-    ImplementResponse, PlanResponse, ReviewModelReply, ReviewResponse,
+    ImplementResponse, PlanModelReply, PlanResponse, ReviewModelReply, ReviewResponse,
 };
 use schema::{model_schema, parse_reply};
 pub use session::{AgentSummary, CleanupResult, HealthReport, SessionInfo, SessionList};
@@ -58,8 +58,6 @@ impl IntoCallToolResult for ToolError {
         }
     }
 }
-
-type ToolResult<T> = Result<Json<T>, ToolError>;
 
 #[derive(Clone)]
 pub struct CodexTools {
@@ -209,18 +207,21 @@ impl CodexTools {
         &self,
         Parameters(args): Parameters<PlanArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> ToolResult<PlanResponse> {
+    ) -> Result<Json<PlanResponse>, ToolError> {
         require_text("task", &args.task)?;
         let call = self.call(&ctx)?;
-        let (plan, _) = self
-            .structured_turn::<PlanResponse>(
+        let (plan, turn) = self
+            .structured_turn::<PlanModelReply>(
                 &call,
                 ToolKind::Plan,
                 prompts::plan_prompt(&args),
                 false,
             )
             .await?;
-        Ok(Json(plan))
+        Ok(Json(PlanResponse {
+            plan,
+            run: turn.info,
+        }))
     }
 
     /// Implement a task by editing files in the agent's workspace.
@@ -232,7 +233,7 @@ impl CodexTools {
         &self,
         Parameters(args): Parameters<ImplementArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> ToolResult<ImplementResponse> {
+    ) -> Result<Json<ImplementResponse>, ToolError> {
         require_text("task", &args.task)?;
         let call = self.call(&ctx)?;
         self.check_paths(
@@ -273,7 +274,7 @@ impl CodexTools {
         &self,
         Parameters(args): Parameters<ReviewArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> ToolResult<ReviewResponse> {
+    ) -> Result<Json<ReviewResponse>, ToolError> {
         require_text("content", &args.content)?;
         let call = self.call(&ctx)?;
         let (review, turn) = self
@@ -299,7 +300,7 @@ impl CodexTools {
         &self,
         Parameters(args): Parameters<FixArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> ToolResult<FixResponse> {
+    ) -> Result<Json<FixResponse>, ToolError> {
         if args.is_empty() {
             return Err(ToolError::InvalidParams(
                 "give at least one of failing_tests, error_output, context_files or symptoms"
@@ -346,7 +347,7 @@ impl CodexTools {
         &self,
         Parameters(args): Parameters<ChatArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> ToolResult<ChatResponse> {
+    ) -> Result<Json<ChatResponse>, ToolError> {
         require_text("message", &args.message)?;
         let call = self.call(&ctx)?;
         let turn = Turn {
@@ -377,7 +378,7 @@ impl CodexTools {
         &self,
         Parameters(args): Parameters<ListSessionsArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> ToolResult<SessionList> {
+    ) -> Result<Json<SessionList>, ToolError> {
         let caller = Caller::from_context(&ctx)?;
         session::list_sessions(&self.runner, &caller, args.agent_id.as_deref())
             .await
@@ -392,7 +393,7 @@ impl CodexTools {
     async fn get_my_session_info(
         &self,
         ctx: RequestContext<RoleServer>,
-    ) -> ToolResult<SessionInfo> {
+    ) -> Result<Json<SessionInfo>, ToolError> {
         let caller = Caller::from_context(&ctx)?;
         session::session_info(&self.runner, &caller).await.map(Json)
     }
@@ -402,7 +403,7 @@ impl CodexTools {
         description = "Check the gateway's health: version, uptime, backend, Codex credentials in use (never their values), active agents and runs in progress.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
-    async fn health_check(&self) -> ToolResult<HealthReport> {
+    async fn health_check(&self) -> Result<Json<HealthReport>, ToolError> {
         Ok(Json(session::health(&self.runner)))
     }
 
@@ -418,7 +419,7 @@ impl CodexTools {
     async fn cleanup_inactive_agents(
         &self,
         ctx: RequestContext<RoleServer>,
-    ) -> ToolResult<CleanupResult> {
+    ) -> Result<Json<CleanupResult>, ToolError> {
         let caller = Caller::from_context(&ctx)?;
         let released = self
             .runner

@@ -29,9 +29,9 @@ pub struct PlanStep {
     pub complexity: Complexity,
 }
 
-/// A plan for a task. The workspace is not modified while planning.
+/// A plan for a task, as the model gives it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct PlanResponse {
+pub struct PlanModelReply {
     /// The approach in two or three sentences.
     pub summary: String,
     pub steps: Vec<PlanStep>,
@@ -43,6 +43,14 @@ pub struct PlanResponse {
     pub testing_strategy: String,
     /// A rough effort estimate, e.g. "2 hours".
     pub estimated_effort: String,
+}
+
+/// The result of `plan`. The workspace is not modified while planning.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PlanResponse {
+    #[serde(flatten)]
+    pub plan: PlanModelReply,
+    pub run: RunInfo,
 }
 
 /// The model's account of one changed file.

@@ -104,7 +104,7 @@ pub fn parse_reply<T: DeserializeOwned>(schema: &Value, text: &str) -> Result<T,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tools::responses::{PlanResponse, ReviewModelReply};
+    use crate::tools::responses::{PlanModelReply, ReviewModelReply};
     use serde_json::json;
 
     fn walk(v: &Value, f: &mut impl FnMut(&serde_json::Map<String, Value>)) {
@@ -178,11 +178,14 @@ mod tests {
         extra["invented"] = json!(1);
         assert!(parse_reply::<ReviewModelReply>(&s, &extra.to_string()).is_err());
         assert!(matches!(
-            parse_reply::<PlanResponse>(&model_schema::<PlanResponse>(), "Sure! Here is a plan"),
+            parse_reply::<PlanModelReply>(
+                &model_schema::<PlanModelReply>(),
+                "Sure! Here is a plan"
+            ),
             Err(ReplyError::NotJson(_))
         ));
         assert_eq!(
-            parse_reply::<PlanResponse>(&json!({}), "  "),
+            parse_reply::<PlanModelReply>(&json!({}), "  "),
             Err(ReplyError::Empty)
         );
     }
