@@ -444,6 +444,26 @@ impl ServerHandler for CodexTools {
         ))
         .with_instructions(INSTRUCTIONS)
     }
+
+    async fn call_tool(
+        &self,
+        request: rmcp::model::CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        // Name the unknown tool and the real ones, so a calling agent can correct itself.
+        if !self.tool_router.has_route(&request.name) {
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "unknown tool `{}`; available tools: {}",
+                    request.name,
+                    tool_names(self).join(", ")
+                ),
+                None,
+            ));
+        }
+        let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+        self.tool_router.call(tcc).await
+    }
 }
 
 /// The tool list, for documentation and tests.
