@@ -2,6 +2,7 @@
 //! dependencies live, and handles to the real parts the tests drive.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod fake_model;
 pub mod gateway;
 pub mod mcp_client;

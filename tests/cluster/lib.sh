@@ -1,0 +1,122 @@
+# shellcheck shell=bash disable=SC2034
+# Shared by up.sh, down.sh and build-image.sh (sourced, not run): where the
+# test cluster lives and how its processes are tracked.
+#
+# Everything the harness creates is under $H, except what the programs it runs
+# insist on putting elsewhere: pod network namespaces (/run/netns/cni-*), pod
+# log directories (/var/log/pods), containerd shim sockets (/run/containerd/s),
+# the provisioner's /tmp/codex-mcp-pv symlink, and a loopback address plus a
+# route for the service range. down.sh removes each of those again.
+
+CACHE="${CODEX_MCP_CACHE:-$HOME/.cache/codex-mcp}"
+H="$CACHE/cluster"
+KBIN="$CACHE/kubernetes/bin"
+KUBECTL="$KBIN/kubectl"
+ADMIN_KUBECONFIG="$H/kubeconfig"
+SOCKET="$H/containerd/run/containerd.sock"
+
+# Ports differ from the usual ones, so that an etcd, a kubelet or a cluster
+# that the machine already runs is neither disturbed nor mistaken for ours.
+ETCD_PORT=12379
+ETCD_PEER_PORT=12380
+APISERVER_PORT=16443
+KUBELET_PORT=11250
+KUBELET_HEALTHZ_PORT=11248
+CONTROLLER_MANAGER_PORT=11257
+SCHEDULER_PORT=11259
+
+# Pods get addresses on a bridge that only this machine knows, and a route
+# only to the service range: they have no default route, so nothing a pod
+# sends can leave the machine.
+POD_SUBNET=10.87.0.0/24
+BRIDGE=codexmcp0
+# There is no kube-proxy. The one service that matters, `kubernetes` at
+# SERVICE_IP:443, is made real by putting SERVICE_IP on the loopback device
+# and forwarding it to the apiserver; the rest of the range is unreachable
+# locally instead of being routed off the machine.
+SERVICE_SUBNET=10.96.0.0/24
+SERVICE_IP=10.96.0.1
+PV_LINK=/tmp/codex-mcp-pv
+
+PAUSE_IMAGE=localhost/codex-mcp/pause:3.4
+# The probe pod's image, and the image cluster tests use for plain pods.
+BUSYBOX_IMAGE=codex-mcp-test/busybox:1
+BUSYBOX_REF=docker.io/codex-mcp-test/busybox:1
+
+# Everything up.sh starts, in start order (down.sh stops them in reverse).
+PROCESSES=(etcd kube-apiserver service-proxy containerd kube-controller-manager kube-scheduler kubelet)
+
+k() { "$KUBECTL" --kubeconfig "$ADMIN_KUBECONFIG" --request-timeout 30s "$@"; }
+
+# A pid file holds "PID STARTTIME": the start time (in clock ticks since boot)
+# tells our process from an unrelated one that reused its PID.
+proc_start_time() { # PID
+  local stat fields
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  # The command name (field 2) may hold spaces; count fields after its ")".
+  read -r -a fields <<<"${stat##*) }"
+  echo "${fields[19]}"
+}
+
+pid_of() { # NAME -> prints the PID if that process of ours is alive
+  local f="$H/pids/$1.pid" pid start
+  [ -f "$f" ] || return 1
+  read -r pid start <"$f" || return 1
+  [ -n "$pid" ] && [ "$(proc_start_time "$pid")" = "$start" ] || return 1
+  echo "$pid"
+}
+
+# Starts NAME in its own session (so a terminal's Ctrl-C or the end of the
+# calling shell does not take it down), logging to $H/logs/NAME.log.
+launch() { # NAME ENV... -- COMMAND ARGS...
+  local name="$1" envs=()
+  shift
+  while [ "$1" != -- ]; do
+    envs+=("$1")
+    shift
+  done
+  shift
+  mkdir -p "$H/pids" "$H/logs"
+  rm -f "$H/pids/$name.pid"
+  # The inner shell records its own PID and start time, then becomes the
+  # program (exec keeps both), whether or not setsid had to fork.
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  env "${envs[@]}" setsid sh -c '
+    pidfile="$1"; shift
+    stat="$(cat /proc/$$/stat)"; stat="${stat##*) }"
+    echo "$$ $(echo "$stat" | cut -d" " -f20)" >"$pidfile"
+    exec "$@"' sh "$H/pids/$name.pid" "$@" \
+    </dev/null >>"$H/logs/$name.log" 2>&1 &
+  local i
+  for i in $(seq 50); do
+    [ -s "$H/pids/$name.pid" ] && return 0
+    sleep 0.1
+  done
+  echo "could not start $name" >&2
+  return 1
+}
+
+stop_process() { # NAME [SECONDS before SIGKILL]
+  local name="$1" grace="${2:-10}" pid i
+  if pid="$(pid_of "$name")"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq $((grace * 10))); do
+      pid_of "$name" >/dev/null || break
+      sleep 0.1
+    done
+    if pid="$(pid_of "$name")"; then
+      kill -KILL "$pid" 2>/dev/null || true
+      for i in $(seq 50); do
+        pid_of "$name" >/dev/null || break
+        sleep 0.1
+      done
+    fi
+  fi
+  rm -f "$H/pids/$name.pid"
+}
+
+# Mount points at or below DIR, deepest first.
+mounts_under() { # DIR
+  awk -v d="$1" '{ gsub(/\\040/, " ", $5); if ($5 == d || index($5, d "/") == 1) print $5 }' /proc/self/mountinfo |
+    awk '{ print length($0) " " $0 }' | sort -rn | cut -d" " -f2-
+}

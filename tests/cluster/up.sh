@@ -1,0 +1,478 @@
+#!/usr/bin/env bash
+# Starts the single-node Kubernetes cluster the cluster tests run against:
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, a private
+# containerd and a kubelet, all built or installed by install.sh (which this
+# runs first; it returns at once when everything is cached).
+#
+#   tests/cluster/up.sh      start, or reuse the running cluster if healthy
+#   tests/cluster/down.sh    stop everything and clean up
+#
+# When it returns the node is Ready, a probe pod runs and answers exec, the
+# default StorageClass `standard` provisions volumes, and the image
+# codex-mcp-test/busybox:1 (busybox as uid 1000) is loaded. Then:
+#
+#   export CODEX_MCP_TEST_KUBECONFIG=$CODEX_MCP_CACHE/cluster/kubeconfig
+#   tests/cluster/build-image.sh my/image:1 --bin ./prog   # more images
+#   $CODEX_MCP_CACHE/kubernetes/bin/kubectl --kubeconfig $CODEX_MCP_TEST_KUBECONFIG get pods -A
+#
+# Everything lives in $CODEX_MCP_CACHE/cluster (default
+# ~/.cache/codex-mcp/cluster): pids/, logs/, pki/, etcd/, containerd/,
+# kubelet/. Pods that need the apiserver reach it at the usual
+# https://10.96.0.1:443 (or with hostNetwork at https://127.0.0.1:16443), and
+# its certificate verifies against the cluster's CA. Pods cannot reach
+# anything off this machine.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
+
+START=$SECONDS
+log() { echo "up.sh: $*" >&2; }
+die() {
+  log "error: $*"
+  exit 1
+}
+
+# Shows why a wait failed: the end of the component's log.
+show_log() { # NAME [LINES]
+  local f="$H/logs/$1.log"
+  if [ -f "$f" ]; then
+    log "last lines of $f:"
+    tail -n "${2:-40}" "$f" | sed 's/^/    /' >&2
+  fi
+}
+
+# Retries COMMAND until it succeeds; fails early if the process LOG-NAME
+# (whose log is shown on failure; `none` for no process) has died.
+wait_for() { # WHAT SECONDS LOG-NAME COMMAND...
+  local what="$1" secs="$2" logname="$3" deadline
+  shift 3
+  deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    if [ "$logname" != none ] && ! pid_of "$logname" >/dev/null; then
+      show_log "$logname"
+      die "$logname exited while waiting for $what"
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      [ "$logname" = none ] || show_log "$logname"
+      die "timed out after ${secs}s waiting for $what"
+    fi
+    sleep 0.5
+  done
+}
+
+# The running cluster is reused only if it was started by this very
+# configuration (these scripts and these binaries).
+config_hash() {
+  cat "$HERE/up.sh" "$HERE/lib.sh" | sha256sum | cut -c1-16
+  readlink -f "$CACHE/kubernetes"
+}
+
+apiserver_ready() {
+  curl -fsS --max-time 5 --cacert "$H/pki/ca.crt" -H "Authorization: Bearer $(cat "$H/pki/admin.token")" \
+    "https://127.0.0.1:$APISERVER_PORT/readyz" | grep -qx ok
+}
+
+node_ready() {
+  [ "$(k get node localhost -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
+}
+
+probe_answers() {
+  [ "$(k -n kube-system exec harness-probe -- echo probe-ok 2>/dev/null)" = probe-ok ]
+}
+
+healthy() {
+  local p
+  for p in "${PROCESSES[@]}"; do pid_of "$p" >/dev/null || return 1; done
+  [ "$(cat "$H/config.hash" 2>/dev/null)" = "$(config_hash)" ] || return 1
+  apiserver_ready && node_ready && probe_answers
+}
+
+# ---------------------------------------------------------------------------
+write_pki() {
+  local d="$H/pki"
+  mkdir -p "$d"
+  chmod 700 "$d"
+  [ -s "$d/ca.crt" ] && [ -s "$d/apiserver.crt" ] && [ -s "$d/sa.pub" ] && [ -s "$d/tokens.csv" ] && return 0
+  log "generating the cluster CA, serving certificate and tokens"
+  (
+    cd "$d"
+    openssl genrsa -out ca.key 2048 2>/dev/null
+    openssl req -x509 -new -key ca.key -sha256 -days 3650 -subj "/CN=codex-mcp-test-ca" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
+      -out ca.crt 2>/dev/null
+    openssl genrsa -out apiserver.key 2048 2>/dev/null
+    openssl req -new -key apiserver.key -subj "/CN=kube-apiserver" -out apiserver.csr 2>/dev/null
+    cat >apiserver.ext <<EOF
+basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,IP:$SERVICE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
+EOF
+    openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -sha256 -days 3650 \
+      -extfile apiserver.ext -out apiserver.crt 2>/dev/null
+    openssl genrsa -out sa.key 2048 2>/dev/null
+    openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+    local who
+    for who in admin controller-manager scheduler kubelet; do openssl rand -hex 24 >"$who.token"; done
+    # Components authenticate with static tokens, under the identities
+    # RBAC's bootstrap policy (and the Node authorizer) expect.
+    cat >tokens.csv <<EOF
+$(cat admin.token),admin,admin,"system:masters"
+$(cat controller-manager.token),system:kube-controller-manager,system:kube-controller-manager
+$(cat scheduler.token),system:kube-scheduler,system:kube-scheduler
+$(cat kubelet.token),system:node:localhost,system:node:localhost,"system:nodes"
+EOF
+  )
+}
+
+write_kubeconfig() { # FILE TOKEN-NAME [SERVER]
+  local server="${3:-https://127.0.0.1:$APISERVER_PORT}"
+  cat >"$1.tmp" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: codex-mcp-test
+  cluster:
+    server: $server
+    certificate-authority-data: $(base64 -w0 <"$H/pki/ca.crt")
+users:
+- name: $2
+  user:
+    token: $(cat "$H/pki/$2.token")
+contexts:
+- name: codex-mcp-test
+  context:
+    cluster: codex-mcp-test
+    user: $2
+    namespace: default
+current-context: codex-mcp-test
+EOF
+  chmod 600 "$1.tmp"
+  mv "$1.tmp" "$1"
+}
+
+write_configs() {
+  mkdir -p "$H/kubeconfigs" "$H/containerd/run" "$H/cni/net.d" "$H/kubelet/root" "$H/bin" "$H/pv"
+  write_kubeconfig "$ADMIN_KUBECONFIG" admin
+  local c
+  for c in controller-manager scheduler kubelet; do write_kubeconfig "$H/kubeconfigs/$c" "$c"; done
+
+  # runc refuses to start containers here when asked for a negative
+  # oom_score_adj (the pause container and Guaranteed pods get one): it fails
+  # with "can't get final child's PID from pipe: EOF". Drop negative values
+  # from the bundle before handing it to the real runc.
+  cat >"$H/bin/runc" <<EOF
+#!/bin/sh
+bundle=""
+prev=""
+for a in "\$@"; do
+  case "\$prev" in --bundle | -b) bundle="\$a" ;; esac
+  case "\$a" in --bundle=*) bundle="\${a#--bundle=}" ;; esac
+  prev="\$a"
+done
+if [ -n "\$bundle" ] && [ -f "\$bundle/config.json" ] && grep -q '"oomScoreAdj":-' "\$bundle/config.json"; then
+  jq -c 'del(.process.oomScoreAdj)' "\$bundle/config.json" >"\$bundle/config.json.tmp" &&
+    mv "\$bundle/config.json.tmp" "\$bundle/config.json"
+fi
+exec $(command -v runc) "\$@"
+EOF
+  chmod 755 "$H/bin/runc"
+
+  cat >"$H/containerd/config.toml" <<EOF
+# The harness's own containerd: own root, state, socket and CNI config, so a
+# containerd the machine runs itself is never touched.
+version = 2
+root = "$H/containerd/root"
+state = "$H/containerd/state"
+[grpc]
+  address = "$SOCKET"
+[ttrpc]
+  address = "$SOCKET.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$H/containerd/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_IMAGE"
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  enable_selinux = false
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        BinaryName = "$H/bin/runc"
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$H/cni/net.d"
+    max_conf_num = 1
+EOF
+
+  cat >"$H/cni/net.d/10-codex-mcp.conflist" <<EOF
+{
+  "cniVersion": "0.4.0",
+  "name": "codex-mcp",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "$BRIDGE",
+      "isGateway": true,
+      "isDefaultGateway": false,
+      "ipMasq": false,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "dataDir": "$H/cni/ipam",
+        "ranges": [[{ "subnet": "$POD_SUBNET" }]],
+        "routes": [{ "dst": "$SERVICE_SUBNET" }]
+      }
+    }
+  ]
+}
+EOF
+
+  cat >"$H/kubelet/config.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: 127.0.0.1
+port: $KUBELET_PORT
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: $KUBELET_HEALTHZ_PORT
+# Only the apiserver (on loopback) talks to the kubelet.
+authentication:
+  anonymous:
+    enabled: true
+  webhook:
+    enabled: false
+authorization:
+  mode: AlwaysAllow
+cgroupDriver: cgroupfs
+cgroupsPerQOS: false
+enforceNodeAllocatable: []
+failSwapOn: false
+# Leave the machine's iptables alone.
+makeIPTablesUtilChains: false
+volumePluginDir: $H/kubelet/volume-plugins
+clusterDomain: cluster.local
+resolvConf: /etc/resolv.conf
+# Images are imported by hand and cannot be pulled again: never collect
+# them, and never evict pods because the machine's disk is fuller than a
+# production node's would be.
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard:
+  memory.available: "100Mi"
+  nodefs.available: "1%"
+  nodefs.inodesFree: "1%"
+  imagefs.available: "1%"
+serializeImagePulls: false
+EOF
+}
+
+# ---------------------------------------------------------------------------
+setup_host_network() {
+  # The bridge plugin turns on IP forwarding; remember what to restore.
+  [ -f "$H/ip_forward.orig" ] || cat /proc/sys/net/ipv4/ip_forward >"$H/ip_forward.orig"
+  ip -4 addr show dev lo | grep -q " $SERVICE_IP/32 " || ip addr add "$SERVICE_IP/32" dev lo
+  ip route show table main | grep -q "^unreachable $SERVICE_SUBNET" ||
+    ip route add unreachable "$SERVICE_SUBNET"
+  # The (patched) hostpath provisioner puts volumes under /tmp/codex-mcp-pv.
+  if [ -L "$PV_LINK" ] || [ ! -e "$PV_LINK" ]; then
+    ln -sfn "$H/pv" "$PV_LINK"
+  else
+    die "$PV_LINK exists and is not the harness's symlink; remove it"
+  fi
+}
+
+start_etcd() {
+  log "starting etcd"
+  rm -rf "$H/etcd"
+  mkdir -p "$H/etcd"
+  chmod 700 "$H/etcd"
+  launch etcd -- etcd --name codex-mcp-test --data-dir "$H/etcd" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "codex-mcp-test=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --quota-backend-bytes 4294967296
+  wait_for "etcd to answer" 60 etcd curl -fsS --max-time 2 "http://127.0.0.1:$ETCD_PORT/health"
+}
+
+start_apiserver() {
+  log "starting kube-apiserver"
+  local p="$H/pki"
+  launch kube-apiserver -- "$KBIN/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+    --bind-address 127.0.0.1 --secure-port "$APISERVER_PORT" --insecure-port 0 \
+    --advertise-address "$SERVICE_IP" --endpoint-reconciler-type none \
+    --tls-cert-file "$p/apiserver.crt" --tls-private-key-file "$p/apiserver.key" \
+    --client-ca-file "$p/ca.crt" --token-auth-file "$p/tokens.csv" \
+    --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
+    --service-account-key-file "$p/sa.pub" --service-account-signing-key-file "$p/sa.key" \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-cluster-ip-range "$SERVICE_SUBNET" \
+    --kubelet-preferred-address-types Hostname \
+    --allow-privileged=true --profiling=false --v=1
+  wait_for "kube-apiserver to be ready" 120 kube-apiserver apiserver_ready
+}
+
+start_service_proxy() {
+  # Stands in for kube-proxy for the one service pods use: kubernetes:443.
+  launch service-proxy -- socat "TCP-LISTEN:443,bind=$SERVICE_IP,reuseaddr,fork" \
+    "TCP:127.0.0.1:$APISERVER_PORT"
+  wait_for "the service proxy on $SERVICE_IP:443" 20 service-proxy \
+    curl -fsS --max-time 2 --cacert "$H/pki/ca.crt" -H "Authorization: Bearer $(cat "$H/pki/admin.token")" \
+    "https://$SERVICE_IP/readyz"
+}
+
+start_containerd() {
+  log "starting containerd"
+  mkdir -p "$H/containerd/root" "$H/containerd/state"
+  # A proxy that refuses everything: an image missing locally fails at once
+  # instead of being pulled from a registry off this machine.
+  launch containerd HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY= -- \
+    containerd --config "$H/containerd/config.toml"
+  wait_for "containerd to answer" 60 containerd ctr --address "$SOCKET" version
+  if ! ctr -n k8s.io --address "$SOCKET" images ls -q | grep -qxF "$PAUSE_IMAGE"; then
+    ctr -n k8s.io --address "$SOCKET" images import "$CACHE/kubernetes/images/pause.tar" >/dev/null
+    ctr -n k8s.io --address "$SOCKET" images ls -q | grep -qxF "$PAUSE_IMAGE" ||
+      die "importing the pause image did not register $PAUSE_IMAGE"
+  fi
+}
+
+start_controllers() {
+  log "starting kube-controller-manager and kube-scheduler"
+  local p="$H/pki" kc="$H/kubeconfigs"
+  launch kube-controller-manager -- "$KBIN/kube-controller-manager" \
+    --kubeconfig "$kc/controller-manager" \
+    --authentication-kubeconfig "$kc/controller-manager" --authorization-kubeconfig "$kc/controller-manager" \
+    --bind-address 127.0.0.1 --secure-port "$CONTROLLER_MANAGER_PORT" --port 0 \
+    --leader-elect=false --use-service-account-credentials=true \
+    --service-account-private-key-file "$p/sa.key" --root-ca-file "$p/ca.crt" \
+    --cluster-signing-cert-file "$p/ca.crt" --cluster-signing-key-file "$p/ca.key" \
+    --enable-hostpath-provisioner --controllers '*' --profiling=false --v=1
+  launch kube-scheduler -- "$KBIN/kube-scheduler" \
+    --kubeconfig "$kc/scheduler" \
+    --authentication-kubeconfig "$kc/scheduler" --authorization-kubeconfig "$kc/scheduler" \
+    --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" --port 0 \
+    --leader-elect=false --profiling=false --v=1
+}
+
+start_kubelet() {
+  log "starting kubelet"
+  launch kubelet -- "$KBIN/kubelet" \
+    --config "$H/kubelet/config.yaml" --kubeconfig "$H/kubeconfigs/kubelet" \
+    --root-dir "$H/kubelet/root" --cert-dir "$H/kubelet/pki" \
+    --container-runtime remote --container-runtime-endpoint "unix://$SOCKET" \
+    --runtime-request-timeout 5m --pod-infra-container-image "$PAUSE_IMAGE" \
+    --hostname-override localhost --v=1
+  wait_for "the node to register" 90 kubelet k get node localhost
+  wait_for "the node to be Ready" 120 kubelet node_ready
+  # The node lifecycle controller lifts this taint once the node is Ready;
+  # do it ourselves so pods schedule at once.
+  if k get node localhost -o jsonpath='{.spec.taints[*].key}' | grep -q node.kubernetes.io/not-ready; then
+    k taint node localhost node.kubernetes.io/not-ready- >/dev/null 2>&1 || true
+  fi
+}
+
+create_defaults() {
+  k apply -f - >/dev/null <<EOF
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: standard
+  annotations:
+    storageclass.kubernetes.io/is-default-class: "true"
+provisioner: kubernetes.io/host-path
+reclaimPolicy: Delete
+volumeBindingMode: Immediate
+EOF
+  if ! ctr -n k8s.io --address "$SOCKET" images ls -q | grep -qxF "$BUSYBOX_REF"; then
+    log "building $BUSYBOX_IMAGE"
+    "$HERE/build-image.sh" "$BUSYBOX_IMAGE" --busybox --user 1000 >/dev/null
+  fi
+}
+
+# shellcheck disable=SC2317 # called through wait_for
+sa_token_ready() { # NAMESPACE
+  k -n "$1" get serviceaccount default -o jsonpath='{.secrets[0].name}' | grep -q .
+}
+
+start_probe() {
+  log "starting the probe pod"
+  wait_for "the kube-system service account" 60 kube-controller-manager sa_token_ready kube-system
+  k apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata:
+  name: harness-probe
+  namespace: kube-system
+spec:
+  terminationGracePeriodSeconds: 1
+  automountServiceAccountToken: false
+  containers:
+  - name: probe
+    image: $BUSYBOX_IMAGE
+    imagePullPolicy: Never
+    command: ["sleep", "2147483647"]
+EOF
+  wait_for "the probe pod to run" 120 kubelet \
+    sh -c "[ \"\$('$KUBECTL' --kubeconfig '$ADMIN_KUBECONFIG' -n kube-system get pod harness-probe -o jsonpath='{.status.phase}')\" = Running ]"
+  wait_for "the probe pod to answer exec" 60 kubelet probe_answers
+}
+
+start_cluster() {
+  mkdir -p "$H/logs"
+  # Keep the previous run's logs for comparison, start fresh ones.
+  rm -rf "$H/logs/previous"
+  mkdir -p "$H/logs/previous"
+  find "$H/logs" -maxdepth 1 -name '*.log' -exec mv {} "$H/logs/previous/" \;
+  write_pki
+  write_configs
+  setup_host_network
+  start_etcd
+  start_apiserver
+  start_service_proxy
+  start_containerd
+  start_controllers
+  start_kubelet
+  create_defaults
+  start_probe
+  config_hash >"$H/config.hash"
+}
+
+# ---------------------------------------------------------------------------
+if [ "${1:-}" = --start-once ]; then
+  start_cluster
+  exit 0
+fi
+
+[ "$(id -u)" = 0 ] || die "must run as root (the kubelet and containerd need it)"
+"$HERE/install.sh"
+for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl; do
+  [ -x "$KBIN/$b" ] || die "$KBIN/$b is missing; run tests/cluster/install.sh"
+done
+
+if healthy; then
+  log "reusing the running cluster ($((SECONDS - START)) s); kubeconfig: $ADMIN_KUBECONFIG"
+  exit 0
+fi
+
+# One retry from a clean slate: a first start can trip over leftovers of a
+# run that was killed (a port still held, a stale mount).
+for attempt in 1 2; do
+  "$HERE/down.sh" >/dev/null 2>&1 || "$HERE/down.sh"
+  if "$0" --start-once; then
+    log "cluster up in $((SECONDS - START)) s; kubeconfig: $ADMIN_KUBECONFIG"
+    exit 0
+  fi
+  [ $attempt = 2 ] || log "start failed; cleaning up and trying once more"
+done
+die "the cluster did not come up (logs in $H/logs; tests/cluster/down.sh cleans up)"
