@@ -18,6 +18,10 @@ log() { echo "down.sh: $*" >&2; }
   exit 1
 }
 [ -d "$H" ] || exit 0
+if [ -z "${CODEX_MCP_CLUSTER_LOCKED:-}" ]; then
+  exec 9>"$H/.lock"
+  flock 9
+fi
 
 CTR=(ctr -n k8s.io --address "$SOCKET")
 
@@ -34,7 +38,8 @@ if pid_of kube-apiserver >/dev/null && [ -x "$KUBECTL" ]; then
   if [ ${#POD_LOG_DIRS[@]} -gt 0 ] && pid_of kubelet >/dev/null; then
     log "deleting ${#POD_LOG_DIRS[@]} pod(s)"
     k delete pods -A --all --grace-period 1 --wait=false >/dev/null 2>&1 || true
-    for _ in $(seq 60); do
+    # What the kubelet has not finished by then is cleaned up below.
+    for _ in $(seq 30); do
       [ -z "$(k get pods -A -o name 2>/dev/null)" ] && break
       sleep 1
     done

@@ -55,6 +55,10 @@ if [ -z "$(missing_packages)" ] && cache_complete "$CURRENT"; then
 fi
 [ "$(id -u)" = 0 ] || die "must run as root (installs Debian packages and, later, runs a kubelet)"
 START=$SECONDS
+# Two installs into one cache would build twice and race on the result.
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.install.lock"
+flock 9
 
 # --- Debian packages and the source of Kubernetes -------------------------
 # apt-get source needs deb-src entries. Derive them from the machine's own
@@ -77,8 +81,10 @@ ensure_deb_src() {
 }
 
 ensure_deb_src
+# Wait for, rather than fail on, another apt or dpkg run holding the lock.
+APT_WAIT=(-o DPkg::Lock::Timeout=600)
 log "apt-get update"
-apt-get update -qq
+apt-get "${APT_WAIT[@]}" update -qq
 if [ -n "$(missing_packages)" ]; then
   log "installing Debian packages: $(missing_packages | tr '\n' ' ')"
   # policy-rc.d keeps the packages' own services (a system containerd) from
@@ -90,7 +96,7 @@ if [ -n "$(missing_packages)" ]; then
     trap 'rm -f "$policy"' EXIT
   }
   mkdir -p "$CACHE"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+  DEBIAN_FRONTEND=noninteractive apt-get "${APT_WAIT[@]}" install -y -q --no-install-recommends \
     "${PACKAGES[@]}" >"$CACHE/apt-install.log" 2>&1 || {
     tail -n 30 "$CACHE/apt-install.log" >&2
     die "apt-get install failed (full output in $CACHE/apt-install.log)"
@@ -127,7 +133,7 @@ trap cleanup EXIT
 step() { log "$* ($((SECONDS - START)) s)"; }
 
 step "fetching the kubernetes $VERSION source package"
-(cd "$WORK" && apt-get source --download-only "kubernetes=$VERSION" >>"$LOG" 2>&1)
+(cd "$WORK" && apt-get "${APT_WAIT[@]}" source --download-only "kubernetes=$VERSION" >>"$LOG" 2>&1)
 ORIGS=("$WORK"/kubernetes_*.orig.tar.*)
 ORIG="${ORIGS[0]}"
 [ -f "$ORIG" ] || die "apt-get source did not fetch an orig tarball (see $LOG)"

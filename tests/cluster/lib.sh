@@ -55,6 +55,8 @@ proc_start_time() { # PID
   stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
   # The command name (field 2) may hold spaces; count fields after its ")".
   read -r -a fields <<<"${stat##*) }"
+  # A zombie has exited; it only waits for its parent to reap it.
+  [ "${fields[0]}" != Z ] || return 1
   echo "${fields[19]}"
 }
 
@@ -79,14 +81,15 @@ launch() { # NAME ENV... -- COMMAND ARGS...
   mkdir -p "$H/pids" "$H/logs"
   rm -f "$H/pids/$name.pid"
   # The inner shell records its own PID and start time, then becomes the
-  # program (exec keeps both), whether or not setsid had to fork.
+  # program (exec keeps both), whether or not setsid had to fork. Fd 9 is
+  # up.sh's lock, which the long-lived process must not keep holding.
   # shellcheck disable=SC2016 # expanded by the inner shell
   env "${envs[@]}" setsid sh -c '
     pidfile="$1"; shift
     stat="$(cat /proc/$$/stat)"; stat="${stat##*) }"
     echo "$$ $(echo "$stat" | cut -d" " -f20)" >"$pidfile"
     exec "$@"' sh "$H/pids/$name.pid" "$@" \
-    </dev/null >>"$H/logs/$name.log" 2>&1 &
+    </dev/null >>"$H/logs/$name.log" 2>&1 9>&- &
   local i
   for i in $(seq 50); do
     [ -s "$H/pids/$name.pid" ] && return 0

@@ -314,6 +314,9 @@ start_apiserver() {
     --advertise-address "$SERVICE_IP" --endpoint-reconciler-type none \
     --tls-cert-file "$p/apiserver.crt" --tls-private-key-file "$p/apiserver.key" \
     --client-ca-file "$p/ca.crt" --token-auth-file "$p/tokens.csv" \
+    --requestheader-client-ca-file "$p/ca.crt" --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
     --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
     --service-account-key-file "$p/sa.pub" --service-account-signing-key-file "$p/sa.key" \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
@@ -456,6 +459,11 @@ fi
 
 [ "$(id -u)" = 0 ] || die "must run as root (the kubelet and containerd need it)"
 "$HERE/install.sh"
+# One up.sh or down.sh at a time (down.sh knows when we already hold it).
+mkdir -p "$H"
+exec 9>"$H/.lock"
+flock 9
+export CODEX_MCP_CLUSTER_LOCKED=1
 for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl; do
   [ -x "$KBIN/$b" ] || die "$KBIN/$b is missing; run tests/cluster/install.sh"
 done
