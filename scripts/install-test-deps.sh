@@ -4,6 +4,7 @@
 #   $CACHE/bin/codex   the real Codex CLI (scripts/install-codex.sh)
 #   $CACHE/venv        a Python venv with the pinned MCP client library
 #   cluster binaries   tests/cluster/install.sh, when present
+#                      (CODEX_MCP_SKIP_CLUSTER=1 skips them)
 # Idempotent: every step checks before it installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,8 +74,11 @@ fi
 
 # The cluster harness (a real single-node Kubernetes built from Debian's
 # sources) has its own installer, maintained beside the cluster tests; it is
-# optional so that the rest of the suite can be installed without it.
-if [ -x tests/cluster/install.sh ]; then
+# optional so that the rest of the suite can be installed without it, and
+# CODEX_MCP_SKIP_CLUSTER=1 skips it (a cold build takes about 10 minutes).
+if [ "${CODEX_MCP_SKIP_CLUSTER:-0}" = 1 ]; then
+  say "CODEX_MCP_SKIP_CLUSTER=1: skipping the cluster harness"
+elif [ -x tests/cluster/install.sh ]; then
   say "running tests/cluster/install.sh"
   tests/cluster/install.sh
 else
