@@ -10,7 +10,9 @@
 //! text "ok". Rules exist for concurrent agents, whose request order is not
 //! deterministic; a rule keeps matching, so give it a [`Reply::Sequence`] when
 //! one conversation needs several steps (the follow-up of an `Exec` carries the
-//! original prompt too, so a bare `Exec` rule would loop).
+//! original prompt too, so a bare `Exec` rule would loop). The body also holds
+//! Codex's environment context with the workspace path, so an agent's
+//! directory name makes a good needle.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
