@@ -170,11 +170,11 @@ impl Runner {
     }
 
     fn touch(&self, agent: &AgentId) {
-        let mut act = self.activity.lock().expect("activity");
-        act.insert(agent.clone(), Instant::now());
-        let horizon = self.settings.session_timeout;
-        act.retain(|_, t| t.elapsed() < horizon);
-        self.metrics.active_agents.set(act.len() as i64);
+        self.activity
+            .lock()
+            .expect("activity")
+            .insert(agent.clone(), Instant::now());
+        self.active_agents();
     }
 
     /// Agents with a call within the session timeout, across tenants.
@@ -328,8 +328,8 @@ impl Runner {
         let _ = forward.await;
         let outcome = result?;
 
-        self.metrics
-            .tokens(outcome.usage.input_tokens, outcome.usage.output_tokens);
+        let usage = record.run_usage(outcome.usage, request.thread_id.as_deref());
+        self.metrics.tokens(usage.input_tokens, usage.output_tokens);
         let thread = match (&outcome.thread_id, turn.new_conversation) {
             (Some(id), _) => ThreadUpdate::Set(id.clone()),
             (None, true) => ThreadUpdate::Clear,
@@ -341,7 +341,8 @@ impl Runner {
                 agent,
                 RunRecord {
                     ok: outcome.ok,
-                    usage: outcome.usage,
+                    usage,
+                    thread_usage: outcome.usage,
                     thread,
                 },
             )
@@ -362,8 +363,8 @@ impl Runner {
             agent_id: agent.name.to_string(),
             thread_id: record.thread_id.clone(),
             duration_ms: outcome.duration_ms,
-            input_tokens: outcome.usage.input_tokens,
-            output_tokens: outcome.usage.output_tokens,
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
         };
         Ok(TurnResult {
             outcome,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use support::fake_model::{self, FakeModel, Reply};
 use support::gateway::{processes_mentioning, Gateway, GatewayOptions};
-use support::mcp_client::{McpClient, Step, Transport};
+use support::mcp_client::{McpClient, Protocol, Step, Transport};
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -113,6 +113,21 @@ async fn lists_every_tool_with_schemas_written_for_agents() {
             "implement outputSchema lacks {field}"
         );
     }
+    assert_eq!(
+        tools.protocol_version(),
+        Some("2026-07-28"),
+        "stateless by default: {tools}"
+    );
+    let legacy = http(&env, "default")
+        .protocol(Protocol::Legacy)
+        .list_tools()
+        .await;
+    assert_eq!(legacy.protocol_version(), Some("2025-11-25"), "{legacy}");
+    assert!(
+        legacy.session_id().is_some(),
+        "handshake clients get a session: {legacy}"
+    );
+    assert_eq!(legacy.tools().len(), tools.tools().len());
     let review_out = &tools.tool("review").unwrap()["outputSchema"]["properties"];
     for field in [
         "overall_rating",

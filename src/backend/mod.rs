@@ -27,9 +27,31 @@ pub struct AgentRecord {
     pub failed_runs: u64,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// What Codex last reported for the current thread. Codex reports a
+    /// resumed thread's cumulative usage, so a run's own share is the
+    /// difference from this.
+    #[serde(default)]
+    #[schemars(skip)]
+    pub thread_usage: Usage,
 }
 
 impl AgentRecord {
+    /// The tokens a run used itself, given the usage Codex reported for it.
+    pub fn run_usage(&self, reported: Usage, resumed_thread: Option<&str>) -> Usage {
+        let same_thread = resumed_thread.is_some() && resumed_thread == self.thread_id.as_deref();
+        if !same_thread {
+            return reported;
+        }
+        let prev = self.thread_usage;
+        Usage {
+            input_tokens: reported.input_tokens.saturating_sub(prev.input_tokens),
+            cached_input_tokens: reported
+                .cached_input_tokens
+                .saturating_sub(prev.cached_input_tokens),
+            output_tokens: reported.output_tokens.saturating_sub(prev.output_tokens),
+        }
+    }
+
     pub fn new(agent: &AgentId, now: DateTime<Utc>) -> Self {
         Self {
             agent_id: agent.name.to_string(),
@@ -41,6 +63,7 @@ impl AgentRecord {
             failed_runs: 0,
             input_tokens: 0,
             output_tokens: 0,
+            thread_usage: Usage::default(),
         }
     }
 
@@ -55,8 +78,14 @@ impl AgentRecord {
         self.output_tokens += run.usage.output_tokens;
         match &run.thread {
             ThreadUpdate::Keep => {}
-            ThreadUpdate::Set(id) => self.thread_id = Some(id.clone()),
-            ThreadUpdate::Clear => self.thread_id = None,
+            ThreadUpdate::Set(id) => {
+                self.thread_id = Some(id.clone());
+                self.thread_usage = run.thread_usage;
+            }
+            ThreadUpdate::Clear => {
+                self.thread_id = None;
+                self.thread_usage = Usage::default();
+            }
         }
     }
 }
@@ -73,7 +102,10 @@ pub enum ThreadUpdate {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunRecord {
     pub ok: bool,
+    /// Tokens this run used.
     pub usage: Usage,
+    /// Codex's cumulative report for the thread after this run.
+    pub thread_usage: Usage,
     pub thread: ThreadUpdate,
 }
 
@@ -144,4 +176,56 @@ pub trait Backend: Send + Sync + 'static {
     /// conversation (locally nothing runs between calls; on Kubernetes the
     /// pod is suspended).
     async fn release_agent(&self, agent: &AgentId) -> Result<(), BackendError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::{AgentName, Tenant};
+
+    fn usage(i: u64, o: u64) -> Usage {
+        Usage {
+            input_tokens: i,
+            cached_input_tokens: 0,
+            output_tokens: o,
+        }
+    }
+
+    #[test]
+    fn resumed_threads_count_only_the_new_tokens() {
+        let id = AgentId {
+            tenant: Tenant::default_tenant(),
+            name: AgentName::parse("a").unwrap(),
+        };
+        let now = Utc::now();
+        let mut r = AgentRecord::new(&id, now);
+        let first = r.run_usage(usage(100, 10), None);
+        assert_eq!(first, usage(100, 10));
+        r.apply(
+            &RunRecord {
+                ok: true,
+                usage: first,
+                thread_usage: usage(100, 10),
+                thread: ThreadUpdate::Set("t".into()),
+            },
+            now,
+        );
+        let second = r.run_usage(usage(250, 25), Some("t"));
+        assert_eq!(second, usage(150, 15));
+        r.apply(
+            &RunRecord {
+                ok: true,
+                usage: second,
+                thread_usage: usage(250, 25),
+                thread: ThreadUpdate::Keep,
+            },
+            now,
+        );
+        assert_eq!((r.input_tokens, r.output_tokens), (250, 25));
+        assert_eq!(
+            r.run_usage(usage(40, 4), None),
+            usage(40, 4),
+            "a new thread counts in full"
+        );
+    }
 }
