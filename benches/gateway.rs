@@ -9,16 +9,16 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{json, Value};
 use support::fake_model::{FakeModel, API_KEY_ENV, MODEL};
 use support::gateway::{Gateway, GatewayOptions, TEST_API_KEY};
+use tokio::io::AsyncWriteExt;
 
-const RUNS: usize = 20;
+const RUNS: usize = 30;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -35,7 +35,7 @@ fn summary(name: &str, mut ms: Vec<f64>) -> (f64, f64) {
     (p50, p95)
 }
 
-fn direct_run(model: &FakeModel, dir: &std::path::Path) -> f64 {
+async fn direct_run(model: &FakeModel, dir: &std::path::Path) -> f64 {
     let request = json!({
         "prompt": "say ok", "model": MODEL, "sandbox": "workspace-write",
         "provider": {"id": "fake", "base_url": model.base_url(), "env_key": API_KEY_ENV},
@@ -43,7 +43,7 @@ fn direct_run(model: &FakeModel, dir: &std::path::Path) -> f64 {
         "workspace": dir.join("workspace"), "codex_home": dir.join("codex-home"),
     });
     let started = Instant::now();
-    let mut child = Command::new(support::codex_mcp_bin())
+    let mut child = tokio::process::Command::new(support::codex_mcp_bin())
         .args(["agent-run", "--codex-bin"])
         .arg(support::codex_bin())
         .stdin(Stdio::piped())
@@ -51,8 +51,13 @@ fn direct_run(model: &FakeModel, dir: &std::path::Path) -> f64 {
         .stderr(Stdio::null())
         .spawn()
         .expect("agent-run");
-    writeln!(child.stdin.take().unwrap(), "{request}").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{request}\n").as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
     assert!(
         out.status.success(),
         "agent-run failed: {}",
@@ -130,11 +135,12 @@ async fn main() {
     let model = FakeModel::start().await;
     println!("codex-mcp gateway benchmark ({RUNS} runs each; fake model on loopback)");
 
-    let direct: Vec<f64> = (0..RUNS).map(|_| direct_run(&model, dir.path())).collect();
     let gateway = Gateway::start(GatewayOptions::new(&dir.path().join("gw"), &model));
     let session = RawSession::open(&gateway.mcp_url()).await;
-    let mut through = Vec::new();
+    // Interleaved, so drift in the machine's load hits both sides alike.
+    let (mut direct, mut through) = (Vec::new(), Vec::new());
     for i in 0..RUNS {
+        direct.push(direct_run(&model, dir.path()).await);
         let started = Instant::now();
         let body = session
             .post(

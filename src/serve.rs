@@ -193,6 +193,10 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
         "codex-mcp listening on http://{addr} (streamable HTTP: /mcp, SSE: /sse, per agent: /agents/NAME/mcp)"
     );
     let stop = shutdown.clone();
+    // Small JSON-RPC replies must not wait on Nagle's algorithm.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;

@@ -191,9 +191,13 @@ fn require_text(name: &str, value: &str) -> Result<(), ToolError> {
 #[tool_router]
 impl CodexTools {
     pub fn new(runner: Arc<Runner>) -> Self {
+        // Stateless MCP requests build a server per request; generating the
+        // schemas once keeps that cheap.
+        static ROUTER: std::sync::OnceLock<ToolRouter<CodexTools>> = std::sync::OnceLock::new();
+        let tool_router = ROUTER.get_or_init(Self::tool_router).clone();
         Self {
             runner,
-            tool_router: Self::tool_router(),
+            tool_router,
         }
     }
 
