@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gateway with the local backend: one directory and one process per agent run.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run one Codex turn in this environment: a JSON request on stdin, events and a result on stdout.
     AgentRun(AgentRunArgs),
 }
@@ -95,8 +95,13 @@ pub struct CodexArgs {
         default_value = "full-auto"
     )]
     pub approval_mode: String,
-    /// Extra Codex config overrides, `key=value` with a TOML value (repeatable).
-    #[arg(long = "codex-config")]
+    /// Extra Codex config overrides, `key=value` with a TOML value
+    /// (repeatable; in the environment, separated by `;`).
+    #[arg(
+        long = "codex-config",
+        env = "CODEX_MCP_CODEX_CONFIG",
+        value_delimiter = ';'
+    )]
     pub codex_config: Vec<String>,
     /// OpenAI API key for Codex.
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
@@ -110,6 +115,15 @@ pub struct CodexArgs {
     /// Directory holding Codex's auth.json (default ~/.codex).
     #[arg(long, env = "CODEX_AUTH_DIR")]
     pub auth_dir: Option<PathBuf>,
+    /// OAuth token endpoint used to refresh a ChatGPT login.
+    #[arg(long, env = "CODEX_REFRESH_TOKEN_URL_OVERRIDE", default_value = crate::credentials::chatgpt::DEFAULT_TOKEN_URL)]
+    pub token_url: String,
+    /// OAuth client id for refreshes (Codex's own by default).
+    #[arg(long, env = "CODEX_MCP_OAUTH_CLIENT_ID", default_value = crate::credentials::chatgpt::DEFAULT_CLIENT_ID)]
+    pub oauth_client_id: String,
+    /// Refresh a ChatGPT access token this many seconds before it expires.
+    #[arg(long, env = "CODEX_MCP_REFRESH_MARGIN", default_value_t = 300)]
+    pub refresh_margin: u64,
 }
 
 /// Capacity and time limits.

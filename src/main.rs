@@ -6,7 +6,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
-        Command::Serve(args) => runtime.block_on(codex_mcp::serve::run(args))?,
+        Command::Serve(args) => runtime.block_on(codex_mcp::serve::run(*args))?,
         Command::AgentRun(args) => {
             let code = runtime.block_on(agent_run::main(AgentRunOptions {
                 codex_bin: args.codex_bin,

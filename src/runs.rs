@@ -15,7 +15,7 @@ use tracing::{info, warn, Instrument};
 use crate::agent::{AgentId, Tenant};
 use crate::backend::{AgentRecord, Backend, BackendError, RunRecord, ThreadUpdate};
 use crate::codex::{ProviderConfig, RunOutcome, RunRequest, SandboxMode};
-use crate::credentials::{CredentialError, CredentialSource};
+use crate::credentials::{CredentialError, CredentialProvider};
 use crate::metrics::{Metrics, Outcome, ToolKind};
 use crate::progress::Progress;
 use crate::tools::responses::RunInfo;
@@ -101,7 +101,7 @@ impl Drop for WaitGuard<'_> {
 
 pub struct Runner {
     backend: Arc<dyn Backend>,
-    credentials: CredentialSource,
+    credentials: CredentialProvider,
     settings: RunSettings,
     metrics: Arc<Metrics>,
     slots: Mutex<HashMap<AgentId, Arc<AgentSlot>>>,
@@ -114,7 +114,7 @@ pub struct Runner {
 impl Runner {
     pub fn new(
         backend: Arc<dyn Backend>,
-        credentials: CredentialSource,
+        credentials: CredentialProvider,
         settings: RunSettings,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -143,7 +143,7 @@ impl Runner {
         &self.metrics
     }
 
-    pub fn credentials(&self) -> &CredentialSource {
+    pub fn credentials(&self) -> &CredentialProvider {
         &self.credentials
     }
 
@@ -268,7 +268,11 @@ impl Runner {
             .backend
             .ensure_agent(agent, &|m| progress.send(m))
             .await?;
-        let credentials = self.credentials.resolve()?;
+        let credentials = self.credentials.for_run().await?;
+        let mut provider = self.settings.provider.clone();
+        if let Some(p) = provider.as_mut() {
+            p.requires_openai_auth = credentials.auth_json.is_some();
+        }
         let paths = self.backend.paths(agent);
         let sandbox = if turn.writes {
             self.settings.write_sandbox
@@ -285,7 +289,7 @@ impl Runner {
             },
             model: self.settings.model.clone(),
             sandbox,
-            provider: self.settings.provider.clone(),
+            provider,
             config_overrides: self.settings.config_overrides.clone(),
             credentials,
             track_changes: turn.track_changes,

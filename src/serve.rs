@@ -12,7 +12,7 @@ use crate::backend::local::LocalBackend;
 use crate::codex::argv::is_valid_provider_id;
 use crate::codex::{ProviderConfig, SandboxMode};
 use crate::config::{CodexArgs, LimitsArgs, ServeArgs};
-use crate::credentials::{AuthMethod, CredentialSource};
+use crate::credentials::{AuthMethod, CredentialProvider, CredentialSource};
 use crate::gateway::auth::{AuthError, ClientAuth};
 use crate::gateway::{router, HttpConfig, Readiness};
 use crate::metrics::Metrics;
@@ -50,6 +50,7 @@ pub fn run_settings(codex: &CodexArgs, limits: &LimitsArgs) -> Result<RunSetting
             id: id.clone(),
             base_url: codex.provider_base_url.clone(),
             env_key: Some(codex.provider_env_key.clone()),
+            requires_openai_auth: false,
         }),
         None => None,
     };
@@ -78,6 +79,16 @@ pub fn credential_source(codex: &CodexArgs) -> Result<CredentialSource, ServeErr
         api_key: codex.openai_api_key.clone(),
         auth_file: CredentialSource::default_auth_file(codex.auth_dir.as_deref()),
     })
+}
+
+/// The credential provider for runs: the source plus the refresh settings.
+pub fn credential_provider(codex: &CodexArgs) -> Result<CredentialProvider, ServeError> {
+    Ok(CredentialProvider::new(
+        credential_source(codex)?,
+        codex.token_url.clone(),
+        codex.oauth_client_id.clone(),
+        Duration::from_secs(codex.refresh_margin),
+    ))
 }
 
 /// A relative binary path would break once runs change directory.
@@ -145,7 +156,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
             .map_err(|e| ServeError::DataDir(data_dir.display().to_string(), e))?;
     }
     let settings = run_settings(&args.codex, &args.limits)?;
-    let credentials = credential_source(&args.codex)?;
+    let credentials = credential_provider(&args.codex)?;
     let auth = client_auth(&args, &data_dir)?;
     let codex_bin = absolute_bin(args.codex.codex_bin.clone());
     let readiness: Readiness = Arc::default();

@@ -118,7 +118,8 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 }
 
 /// Puts the run's credentials where Codex looks for them; returns the
-/// environment to add and whether an auth.json was written for this run only.
+/// environment to add and whether an auth.json was written (it is removed
+/// after the run: credentials do not persist in the agent's Codex home).
 fn install_credentials(req: &RunRequest) -> Result<(Vec<(String, String)>, bool), AgentRunError> {
     let auth_path = req.codex_home.join("auth.json");
     let prep = |e| AgentRunError::Prepare("auth.json".into(), e);
@@ -126,6 +127,7 @@ fn install_credentials(req: &RunRequest) -> Result<(Vec<(String, String)>, bool)
     let mut per_run_auth = false;
     if let Some(auth) = &req.credentials.auth_json {
         write_private(&auth_path, auth.to_string().as_bytes()).map_err(prep)?;
+        per_run_auth = true;
     } else if let Some(key) = &req.credentials.api_key {
         let custom = req.provider.as_ref().filter(|p| p.base_url.is_some());
         match custom {

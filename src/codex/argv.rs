@@ -50,15 +50,19 @@ pub fn exec_argv(req: &RunRequest, output_schema_file: Option<&Path>) -> Vec<Str
         args.push("-c".into());
         args.push(format!("model_provider={}", toml_string(&provider.id)));
         if let Some(base_url) = &provider.base_url {
-            let env_key = provider.env_key.as_deref().unwrap_or("OPENAI_API_KEY");
+            let auth = if provider.requires_openai_auth {
+                "requires_openai_auth=true".to_owned()
+            } else {
+                let env_key = provider.env_key.as_deref().unwrap_or("OPENAI_API_KEY");
+                format!("env_key={}", toml_string(env_key))
+            };
             // Retries off: the gateway owns retry policy and time bounds.
             args.push("-c".into());
             args.push(format!(
-                "model_providers.{id}={{name={name},base_url={url},env_key={key},wire_api=\"responses\",request_max_retries=0,stream_max_retries=0}}",
+                "model_providers.{id}={{name={name},base_url={url},{auth},wire_api=\"responses\",request_max_retries=0,stream_max_retries=0}}",
                 id = provider.id,
                 name = toml_string(&provider.id),
                 url = toml_string(base_url),
-                key = toml_string(env_key),
             ));
         }
     }
@@ -158,6 +162,7 @@ mod tests {
             id: "fake".into(),
             base_url: Some("http://127.0.0.1:9/v1".into()),
             env_key: Some("FAKE_KEY".into()),
+            requires_openai_auth: false,
         });
         let a = exec_argv(&r, None);
         assert!(a.contains(&"model_provider=\"fake\"".to_string()));
@@ -171,6 +176,16 @@ mod tests {
         );
         assert!(table.contains("env_key=\"FAKE_KEY\""), "{table}");
         assert!(table.contains("wire_api=\"responses\""), "{table}");
+        r.provider.as_mut().unwrap().requires_openai_auth = true;
+        let a = exec_argv(&r, None);
+        let table = a
+            .iter()
+            .find(|x| x.starts_with("model_providers.fake="))
+            .unwrap();
+        assert!(
+            table.contains("requires_openai_auth=true") && !table.contains("env_key"),
+            "{table}"
+        );
     }
 
     #[test]

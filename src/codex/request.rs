@@ -63,6 +63,9 @@ pub struct ProviderConfig {
     /// The environment variable Codex reads the API key from.
     #[serde(default)]
     pub env_key: Option<String>,
+    /// Authenticate to this provider with the ChatGPT login instead of a key.
+    #[serde(default)]
+    pub requires_openai_auth: bool,
 }
 
 /// Credentials handed to one run. Never logged.

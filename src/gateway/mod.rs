@@ -96,7 +96,10 @@ async fn mcp_guard(State(state): State<AppState>, mut req: Request, next: Next) 
                 Denied::InvalidToken => ("invalid bearer token", "invalid_token"),
             };
             let mut resp = json_error(StatusCode::UNAUTHORIZED, msg);
-            let challenge = format!("Bearer realm=\"codex-mcp\", error=\"{err}\"");
+            let metadata = format!("{}{PROTECTED_RESOURCE_PATH}", external_base(req.headers()));
+            let challenge = format!(
+                "Bearer realm=\"codex-mcp\", error=\"{err}\", resource_metadata=\"{metadata}\""
+            );
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_str(&challenge).expect("ascii challenge"),
@@ -121,6 +124,36 @@ async fn mcp_guard(State(state): State<AppState>, mut req: Request, next: Next) 
     };
     req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+/// RFC 9728 protected-resource metadata, for clients that discover how to
+/// authenticate.
+pub const PROTECTED_RESOURCE_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// The gateway's base URL as the client sees it (behind an ingress too).
+fn external_base(headers: &http::HeaderMap) -> String {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let proto = get("x-forwarded-proto").unwrap_or("http");
+    let host = get("x-forwarded-host")
+        .or_else(|| get("host"))
+        .unwrap_or("localhost");
+    // Header values end up in a quoted challenge: keep only what a host can contain.
+    let clean = |s: &str| -> String {
+        s.chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(*c))
+            .collect()
+    };
+    format!("{}://{}", clean(proto), clean(host))
+}
+
+async fn protected_resource(headers: http::HeaderMap) -> Json<serde_json::Value> {
+    let base = external_base(&headers);
+    Json(json!({
+        "resource": format!("{base}/mcp"),
+        "resource_name": "codex-mcp",
+        "bearer_methods_supported": ["header"],
+        "authorization_servers": [],
+    }))
 }
 
 /// Counts requests by route template and status.
@@ -224,6 +257,11 @@ pub fn router(
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route(PROTECTED_RESOURCE_PATH, get(protected_resource))
+        .route(
+            &format!("{PROTECTED_RESOURCE_PATH}/mcp"),
+            get(protected_resource),
+        )
         .with_state(state.clone())
         .merge(mcp)
         .layer(middleware::from_fn_with_state(state, count_requests))

@@ -1,12 +1,17 @@
 //! Which credential Codex runs with: an API key or a ChatGPT login
 //! (auth.json), chosen as the original server did (`CODEX_AUTH_METHOD`,
-//! `CODEX_PREFER_OAUTH`, `CODEX_AUTH_DIR`, `OPENAI_API_KEY`).
+//! `CODEX_PREFER_OAUTH`, `CODEX_AUTH_DIR`, `OPENAI_API_KEY`), and how a
+//! ChatGPT login is shared safely between agents ([`chatgpt`]).
+
+pub mod chatgpt;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::codex::Credentials;
+use chatgpt::{ChatGptLogin, LoginError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
@@ -36,6 +41,8 @@ pub enum CredentialError {
     MissingAuthFile(String),
     #[error("reading {0} failed: {1}")]
     ReadAuthFile(String, String),
+    #[error(transparent)]
+    Login(#[from] LoginError),
 }
 
 /// Where credentials come from; re-read before every run so a login renewed
@@ -111,6 +118,80 @@ impl CredentialSource {
                 }
                 Ok(key.map(with_key).unwrap_or_default())
             }
+        }
+    }
+}
+
+fn is_chatgpt_login(auth: &Value) -> bool {
+    auth.get("tokens").is_some_and(|t| t.is_object())
+}
+
+/// Hands each run its credentials: the API key, or a ChatGPT login whose
+/// refresh token only the gateway holds and uses.
+pub struct CredentialProvider {
+    source: CredentialSource,
+    login: ChatGptLogin,
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl CredentialProvider {
+    pub fn new(
+        source: CredentialSource,
+        token_url: String,
+        client_id: String,
+        margin: Duration,
+    ) -> Self {
+        let login = ChatGptLogin::new(source.auth_file.clone(), token_url, client_id, margin);
+        Self {
+            source,
+            login,
+            last_error: Default::default(),
+        }
+    }
+
+    pub fn source(&self) -> &CredentialSource {
+        &self.source
+    }
+
+    /// Credentials for one run; refreshes a ChatGPT login that is about to expire.
+    pub async fn for_run(&self) -> Result<Credentials, CredentialError> {
+        let result: Result<Credentials, CredentialError> = async {
+            let creds = self.source.resolve()?;
+            match &creds.auth_json {
+                Some(auth) if is_chatgpt_login(auth) => Ok(Credentials {
+                    api_key: None,
+                    auth_json: Some(self.login.for_run().await?),
+                }),
+                _ => Ok(creds),
+            }
+        }
+        .await;
+        *self.last_error.lock().expect("last_error") = result.as_ref().err().map(|e| e.to_string());
+        result
+    }
+
+    /// Which credential is in use and until when, never its value.
+    pub fn describe(&self) -> String {
+        if let Some(e) = self.last_error.lock().expect("last_error").clone() {
+            return format!("unusable: {e}");
+        }
+        match self.source.resolve() {
+            Ok(c) => match &c.auth_json {
+                Some(auth) if is_chatgpt_login(auth) => {
+                    let expiry = auth
+                        .pointer("/tokens/access_token")
+                        .and_then(Value::as_str)
+                        .and_then(chatgpt::jwt_expiry)
+                        .map(|t| format!(", access token expires {}", t.to_rfc3339()))
+                        .unwrap_or_default();
+                    format!(
+                        "chatgpt login ({}){expiry}",
+                        self.source.auth_file.display()
+                    )
+                }
+                _ => self.source.describe(),
+            },
+            Err(e) => format!("unusable: {e}"),
         }
     }
 }
