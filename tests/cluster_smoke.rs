@@ -2,7 +2,7 @@
 //! operator and the kube backend rely on works there. A non-root pod mounts a
 //! Secret and a dynamically provisioned volume and answers exec; the volume
 //! keeps its files across pods; the garbage collector removes owned objects;
-//! RBAC holds a service account to its Role.
+//! RBAC holds a service account to its Role; custom resources work.
 //!
 //! Needs a cluster: `CODEX_MCP_TEST_KUBECONFIG` (see tests/support/cluster.rs).
 //! The pods use the busybox image that tests/cluster/up.sh loads.
@@ -12,15 +12,21 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, PersistentVolumeClaim, PersistentVolumeClaimSpec,
     PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext, PodSpec, ResourceRequirements,
     Secret, SecretVolumeSource, ServiceAccount, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, WatchEvent,
+    WatchParams,
+};
+use serde_json::json;
 use support::cluster::{self, TestNamespace};
 
 fn meta(name: &str) -> ObjectMeta {
@@ -380,4 +386,138 @@ async fn service_account_is_held_to_its_role() {
     }
 
     ns.cleanup().await;
+}
+
+/// Custom resources: what the operator's `CodexAgent` relies on. A CRD with a
+/// status subresource becomes established; objects are created (with nested
+/// maps in their spec), read, listed, watched, have their status patched and
+/// are deleted.
+#[tokio::test]
+async fn custom_resources_round_trip() {
+    let ns = TestNamespace::create("smoke-crd").await;
+    let pp = PostParams::default();
+    let group = "smoke.codexmcp.dev";
+    let crd_name = format!("widgets.{group}");
+    let crds: Api<CustomResourceDefinition> = Api::all(cluster::client());
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": { "name": crd_name },
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": { "plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wdg"] },
+            "versions": [{
+                "name": "v1alpha1",
+                "served": true,
+                "storage": true,
+                "subresources": { "status": {} },
+                "schema": { "openAPIV3Schema": {
+                    "type": "object",
+                    "properties": {
+                        "spec": { "type": "object", "properties": {
+                            "size": { "type": "integer" },
+                            "labels": { "type": "object", "additionalProperties": { "type": "string" } }
+                        } },
+                        "status": { "type": "object", "properties": {
+                            "phase": { "type": "string" }
+                        } }
+                    }
+                } }
+            }]
+        }
+    }))
+    .expect("a valid CRD");
+    // A leftover from an interrupted run is as good as a new one.
+    match crds.create(&pp, &crd).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => panic!("creating the CRD: {e}"),
+    }
+    cluster::wait_for(
+        &crds,
+        &crd_name,
+        Duration::from_secs(60),
+        "the CRD to be established",
+        |c| {
+            c.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                })
+        },
+    )
+    .await;
+
+    let resource = ApiResource {
+        group: group.to_string(),
+        version: "v1alpha1".to_string(),
+        api_version: format!("{group}/v1alpha1"),
+        kind: "Widget".to_string(),
+        plural: "widgets".to_string(),
+    };
+    let widgets: Api<DynamicObject> = Api::namespaced_with(ns.client(), ns.name(), &resource);
+    let widget = DynamicObject::new("w1", &resource)
+        .data(json!({ "spec": { "size": 3, "labels": { "team": "a", "tier": "b" } } }));
+    // Serving can lag "Established" by a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match widgets.create(&pp, &widget).await {
+            Ok(_) => break,
+            Err(kube::Error::Api(e)) if e.code == 404 && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(500)).await
+            }
+            Err(e) => panic!("creating a custom resource: {e}"),
+        }
+    }
+
+    let got = widgets
+        .get("w1")
+        .await
+        .expect("getting the custom resource");
+    assert_eq!(got.data["spec"]["size"], 3);
+    assert_eq!(got.data["spec"]["labels"]["tier"], "b");
+    let listed = widgets.list(&Default::default()).await.expect("listing");
+    assert_eq!(listed.items.len(), 1);
+
+    let mut events = widgets
+        .watch(&WatchParams::default().timeout(20), "0")
+        .await
+        .expect("watching")
+        .boxed();
+    let first = tokio::time::timeout(Duration::from_secs(20), events.try_next())
+        .await
+        .expect("a watch event in time")
+        .expect("a good watch event");
+    assert!(
+        matches!(&first, Some(WatchEvent::Added(w)) if w.metadata.name.as_deref() == Some("w1")),
+        "{first:?}"
+    );
+
+    let patched = widgets
+        .patch_status(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": { "phase": "Ready" } })),
+        )
+        .await
+        .expect("patching the status");
+    assert_eq!(patched.data["status"]["phase"], "Ready");
+    assert_eq!(
+        patched.data["spec"]["size"], 3,
+        "a status patch leaves the spec alone"
+    );
+
+    widgets
+        .delete("w1", &DeleteParams::default())
+        .await
+        .expect("deleting");
+    cluster::wait_for_deletion(&widgets, "w1", Duration::from_secs(30)).await;
+
+    ns.cleanup().await;
+    crds.delete(&crd_name, &DeleteParams::default())
+        .await
+        .expect("deleting the CRD");
 }

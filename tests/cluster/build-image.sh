@@ -45,7 +45,7 @@ usage() {
   exit 2
 }
 
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 [ $# -ge 1 ] || usage

@@ -9,7 +9,7 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
 
 log() { echo "down.sh: $*" >&2; }
@@ -51,17 +51,18 @@ fi
 #    specs before the containers go.
 stop_process kubelet 20
 NETNS=()
+CONTAINERS=()
 if pid_of containerd >/dev/null; then
-  containers="$("${CTR[@]}" containers ls -q 2>/dev/null || true)"
-  for c in $containers; do
+  mapfile -t CONTAINERS < <("${CTR[@]}" containers ls -q 2>/dev/null || true)
+  for c in "${CONTAINERS[@]}"; do
     ns="$("${CTR[@]}" containers info "$c" 2>/dev/null |
       jq -r '.Spec.linux.namespaces[]? | select(.type == "network") | .path // empty' 2>/dev/null || true)"
     [ -n "$ns" ] && NETNS+=("$ns")
   done
-  for c in $containers; do
+  for c in "${CONTAINERS[@]}"; do
     "${CTR[@]}" tasks kill -s SIGKILL "$c" >/dev/null 2>&1 || true
   done
-  for c in $containers; do
+  for c in "${CONTAINERS[@]}"; do
     for _ in $(seq 20); do
       "${CTR[@]}" tasks delete "$c" >/dev/null 2>&1 && break
       "${CTR[@]}" tasks ls -q 2>/dev/null | grep -qxF "$c" || break
@@ -77,17 +78,51 @@ stop_process service-proxy
 stop_process kube-apiserver 20
 stop_process etcd 20
 
+# Processes of ours whose pid file is gone (an interrupted up.sh, a deleted
+# harness directory): our binaries running with our paths or addresses.
+for pid in $(pgrep -f -- "$H/" || true) $(pgrep -f -- "bind=$SERVICE_IP," || true); do
+  exe="$(basename "$(readlink "/proc/$pid/exe" 2>/dev/null)")"
+  case "$exe" in
+    etcd | kube-apiserver | kube-controller-manager | kube-scheduler | kubelet | containerd | socat)
+      log "stopping $exe (pid $pid), which has no pid file"
+      kill -KILL "$pid" 2>/dev/null || true
+      ;;
+  esac
+done
+
 # 4. Shims outlive containerd, and pod processes outlive their shim. Ours are
 #    the shims started with our socket; their children are the containers'
 #    init processes (killing a PID namespace's init ends the namespace).
-for pid in $(pgrep -f -- "-address $SOCKET" || true); do
-  [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$(command -v containerd-shim-runc-v2)" ] || continue
-  pkill -KILL -P "$pid" 2>/dev/null || true
-  kill -KILL "$pid" 2>/dev/null || true
+SHIM_BIN="$(command -v containerd-shim-runc-v2 || echo /usr/bin/containerd-shim-runc-v2)"
+NETNS_IDS=()
+SHIM_SOCKETS=()
+for shim in $(pgrep -f -- "-address $SOCKET" || true); do
+  [ "$(readlink "/proc/$shim/exe" 2>/dev/null)" = "$SHIM_BIN" ] || continue
+  for child in $(pgrep -P "$shim" || true); do
+    # Remember the pod's network namespace, to find its mount below.
+    id="$(readlink "/proc/$child/ns/net" 2>/dev/null || true)"
+    [ -n "$id" ] && NETNS_IDS+=("$id")
+    kill -KILL "$child" 2>/dev/null || true
+  done
+  # The shim's socket in /run/containerd/s, which it cannot remove if killed.
+  for inode in $(find "/proc/$shim/fd" -lname 'socket:*' -printf '%l\n' 2>/dev/null | tr -dc '0-9\n'); do
+    path="$(awk -v i="$inode" '$7 == i && $8 ~ /^\/run\/containerd\/s\// {print $8}' /proc/net/unix)"
+    [ -n "$path" ] && SHIM_SOCKETS+=("$path")
+  done
+  kill -KILL "$shim" 2>/dev/null || true
 done
+for s in "${SHIM_SOCKETS[@]}"; do rm -f "$s"; done
 
 # 5. Mounts: pod volumes, rootfs snapshots, shm, and the pods' network
 #    namespaces. Deepest first; lazily if something still holds one.
+if [ ${#NETNS_IDS[@]} -gt 0 ]; then
+  for m in $(mounts_under /run/netns); do
+    ino="$(stat -c %i "$m" 2>/dev/null || true)"
+    for id in "${NETNS_IDS[@]}"; do
+      [ "$id" = "net:[$ino]" ] && NETNS+=("$m")
+    done
+  done
+fi
 for ns in "${NETNS[@]}"; do
   case "$ns" in /var/run/netns/* | /run/netns/*) ;; *) continue ;; esac
   umount "$ns" 2>/dev/null || umount -l "$ns" 2>/dev/null || true
@@ -102,6 +137,9 @@ if [ -n "$(mounts_under "$H")" ]; then
   log "warning: still mounted under $H:"
   mounts_under "$H" >&2
 fi
+# CNI's result cache for our network and our containers' loopback.
+rm -f /var/lib/cni/results/codex-mcp-*
+for c in "${CONTAINERS[@]}"; do rm -f "/var/lib/cni/results/cni-loopback-$c-lo"; done
 # Pod logs the kubelet had no chance to remove.
 for d in "${POD_LOG_DIRS[@]}"; do
   rm -rf "$d"
@@ -121,6 +159,14 @@ rm -rf "$H/etcd" "$H/pv" "$H/cni/ipam" "$H/config.hash"
 # Never delete through a mount point that would not go away.
 if [ -z "$(mounts_under "$H")" ]; then
   rm -rf "$H/kubelet/root/pods" "$H/containerd/state"
+fi
+
+# The fixed-place directories that up.sh found missing and the programs made.
+if [ -f "$H/host-paths" ]; then
+  while read -r p; do
+    if [ -n "$p" ] && [ -e "$p" ] && [ -z "$(mounts_under "$p")" ]; then rm -rf "$p"; fi
+  done <"$H/host-paths"
+  rm -f "$H/host-paths"
 fi
 
 # Anything of ours still alive is a bug worth hearing about.

@@ -17,7 +17,7 @@ CACHE="${CODEX_MCP_CACHE:-$HOME/.cache/codex-mcp}"
 CURRENT="$CACHE/kubernetes"
 # Bump when the build recipe below changes (flags, patches, image layout) so
 # that caches built by an older recipe are rebuilt rather than trusted.
-RECIPE=1
+RECIPE=2
 # kubectl is built too rather than taken from Debian's kubernetes-client: the
 # machine may already have another kubectl at /usr/bin/kubectl (a package
 # conflict), and the harness wants one that matches its server.
@@ -26,6 +26,7 @@ PACKAGES=(
   golang-1.19-go rsync make gcc libc6-dev # building Kubernetes and pause
   etcd-server containerd runc containernetworking-plugins
   buildah busybox-static
+  golang-github-modern-go-reflect2-dev # see the reflect2 note below
   openssl socat iproute2 util-linux procps jq
 )
 
@@ -125,9 +126,8 @@ cleanup() {
     log "build failed; last lines of $LOG:"
     tail -n 40 "$LOG" >&2
   fi
-  # The Go caches are read-only files; make them removable.
-  chmod -R u+w "$WORK" 2>/dev/null || true
-  rm -rf "$WORK"
+  # Should anything in the tree be read-only, make it removable and retry.
+  rm -rf "$WORK" 2>/dev/null || { chmod -R u+w "$WORK" && rm -rf "$WORK"; }
 }
 trap cleanup EXIT
 step() { log "$* ($((SECONDS - START)) s)"; }
@@ -158,6 +158,14 @@ fi
 sed -i \
   -e 's|return pv, os.MkdirAll(pv.Spec.HostPath.Path, 0750)|if err := os.MkdirAll(pv.Spec.HostPath.Path, 0777); err != nil { return pv, err }; return pv, os.Chmod(pv.Spec.HostPath.Path, 0777)|' \
   -e 's|basePath: "hostpath_pv"|basePath: "codex-mcp-pv"|' "$HP"
+
+# Kubernetes 1.20 vendors reflect2 1.0.1, whose map iteration is broken
+# under Go 1.18+: the apiserver dies (SIGSEGV in mapiterinit) as soon as it
+# encodes a custom resource's metadata. Debian's reflect2 1.0.2 is the fix.
+R2=/usr/share/gocode/src/github.com/modern-go/reflect2
+[ -f "$R2/go_above_118.go" ] || die "$R2 lacks the Go 1.18 fix (golang-github-modern-go-reflect2-dev)"
+rm -rf "$SRC/vendor/github.com/modern-go/reflect2"
+cp -r "$R2" "$SRC/vendor/github.com/modern-go/reflect2"
 
 export PATH="/usr/lib/go-1.19/bin:$PATH" GO111MODULE=off GOFLAGS="" CGO_ENABLED=1
 export GOPATH="$WORK/gopath" GOCACHE="$WORK/gocache" GOTMPDIR="" KUBE_VERBOSE=0

@@ -43,6 +43,10 @@ PAUSE_IMAGE=localhost/codex-mcp/pause:3.4
 BUSYBOX_IMAGE=codex-mcp-test/busybox:1
 BUSYBOX_REF=docker.io/codex-mcp-test/busybox:1
 
+# Places outside $H that the kubelet, containerd and CNI plugins write to no
+# matter how they are configured.
+HOST_PATHS=(/var/lib/kubelet /var/lib/cni /var/log/pods /var/log/containers /run/containerd /run/netns /usr/libexec/kubernetes)
+
 # Everything up.sh starts, in start order (down.sh stops them in reverse).
 PROCESSES=(etcd kube-apiserver service-proxy containerd kube-controller-manager kube-scheduler kubelet)
 

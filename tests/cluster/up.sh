@@ -24,7 +24,7 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
 
 START=$SECONDS
@@ -208,6 +208,7 @@ state = "$H/containerd/state"
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         BinaryName = "$H/bin/runc"
+        Root = "$H/containerd/runc"
         SystemdCgroup = false
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
@@ -278,6 +279,16 @@ EOF
 }
 
 # ---------------------------------------------------------------------------
+# Directories the kubelet, containerd and CNI create at fixed places: those
+# that did not exist before are listed so down.sh can remove them again (the
+# list only grows until down.sh has done so).
+record_host_paths() {
+  local p
+  for p in "${HOST_PATHS[@]}"; do
+    [ -e "$p" ] || grep -qxF "$p" "$H/host-paths" 2>/dev/null || echo "$p" >>"$H/host-paths"
+  done
+}
+
 setup_host_network() {
   # The bridge plugin turns on IP forwarding; remember what to restore.
   [ -f "$H/ip_forward.orig" ] || cat /proc/sys/net/ipv4/ip_forward >"$H/ip_forward.orig"
@@ -360,7 +371,8 @@ start_controllers() {
     --leader-elect=false --use-service-account-credentials=true \
     --service-account-private-key-file "$p/sa.key" --root-ca-file "$p/ca.crt" \
     --cluster-signing-cert-file "$p/ca.crt" --cluster-signing-key-file "$p/ca.key" \
-    --enable-hostpath-provisioner --controllers '*' --profiling=false --v=1
+    --enable-hostpath-provisioner --controllers '*' --profiling=false --v=1 \
+    --flex-volume-plugin-dir "$H/kubelet/volume-plugins"
   launch kube-scheduler -- "$KBIN/kube-scheduler" \
     --kubeconfig "$kc/scheduler" \
     --authentication-kubeconfig "$kc/scheduler" --authorization-kubeconfig "$kc/scheduler" \
@@ -439,6 +451,7 @@ start_cluster() {
   find "$H/logs" -maxdepth 1 -name '*.log' -exec mv {} "$H/logs/previous/" \;
   write_pki
   write_configs
+  record_host_paths
   setup_host_network
   start_etcd
   start_apiserver

@@ -249,6 +249,16 @@ impl TestNamespace {
     /// so that the next test starts on a quiet cluster.
     pub async fn cleanup(mut self) {
         self.cleaned_up = true;
+        // Pods first, without grace: otherwise the namespace waits for each
+        // kubelet-confirmed termination (many seconds on a 1.20 kubelet).
+        let pods: Api<Pod> = self.api();
+        let now = DeleteParams {
+            grace_period_seconds: Some(0),
+            ..DeleteParams::default()
+        };
+        if let Err(e) = pods.delete_collection(&now, &Default::default()).await {
+            eprintln!("warning: deleting the pods of {}: {e}", self.name);
+        }
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
         match namespaces
             .delete(&self.name, &DeleteParams::default())
