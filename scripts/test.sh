@@ -14,4 +14,4 @@ if [ -z "${CODEX_MCP_TEST_KUBECONFIG:-}" ] && [ -x tests/cluster/up.sh ]; then
   export CODEX_MCP_TEST_KUBECONFIG="$CODEX_MCP_CACHE/cluster/kubeconfig"
 fi
 
-cargo test --all-targets
+cargo test --all-targets --no-fail-fast
