@@ -23,6 +23,18 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Run one Codex turn in this environment: a JSON request on stdin, events and a result on stdout.
     AgentRun(AgentRunArgs),
+    /// Inspect the Codex credentials the gateway would use.
+    Auth {
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Say which credential is active and when its access token expires
+    /// (never the token itself); exits 1 when there is no usable one.
+    Status(Box<CodexArgs>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,12 +1,21 @@
 use clap::Parser;
 use codex_mcp::codex::agent_run::{self, AgentRunOptions};
-use codex_mcp::config::{Cli, Command};
+use codex_mcp::config::{AuthCommand, Cli, Command};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(codex_mcp::serve::run(*args))?,
+        Command::Auth {
+            command: AuthCommand::Status(args),
+        } => {
+            let status = codex_mcp::serve::credential_provider(&args)?.describe();
+            println!("{status}");
+            if status.starts_with("none") || status.starts_with("unusable") {
+                std::process::exit(1);
+            }
+        }
         Command::AgentRun(args) => {
             let code = runtime.block_on(agent_run::main(AgentRunOptions {
                 codex_bin: args.codex_bin,

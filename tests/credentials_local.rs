@@ -209,3 +209,50 @@ async fn unauthenticated_clients_can_discover_how_to_authenticate() {
     assert_eq!(sse.status(), 401, "SSE needs the token too");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn auth_status_names_the_credential_but_never_its_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = |envs: &[(&str, &str)]| {
+        let out = std::process::Command::new(support::codex_mcp_bin())
+            .args(["auth", "status"])
+            .env_clear()
+            .env("HOME", dir.path())
+            .envs(envs.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, text) = status(&[("OPENAI_API_KEY", TEST_API_KEY)]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("api key") && !text.contains(TEST_API_KEY),
+        "{text}"
+    );
+
+    let codex_dir = dir.path().join(".codex");
+    std::fs::create_dir_all(&codex_dir).unwrap();
+    let exp = chrono::Utc::now().timestamp() + 3600;
+    let access = support::fake_auth::jwt(json!({"exp": exp}));
+    let login = json!({"auth_mode": "chatgpt",
+        "tokens": {"access_token": access, "id_token": access, "refresh_token": "rt-secret-value"}});
+    std::fs::write(codex_dir.join("auth.json"), login.to_string()).unwrap();
+    let (code, text) = status(&[("CODEX_AUTH_METHOD", "oauth")]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("chatgpt login") && text.contains("access token expires"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&access) && !text.contains("rt-secret-value"),
+        "{text}"
+    );
+
+    std::fs::remove_file(codex_dir.join("auth.json")).unwrap();
+    let (code, text) = status(&[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("codex login"), "{text}");
+}

@@ -75,7 +75,7 @@ impl CredentialSource {
                 format!("chatgpt login ({})", self.auth_file.display())
             }
             Ok(c) if c.api_key.is_some() => "api key (OPENAI_API_KEY)".to_owned(),
-            Ok(_) => "none".to_owned(),
+            Ok(_) => "none: set OPENAI_API_KEY or run `codex login`".to_owned(),
             Err(e) => format!("unusable: {e}"),
         }
     }
