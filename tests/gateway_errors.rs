@@ -328,7 +328,9 @@ async fn tenants_and_agent_limits_come_from_the_token_file() {
         .call_tool("chat", json!({"message": "hi"}))
         .await;
     assert!(r.ok() && !r.is_error(), "{r}");
-    let b = McpClient::new(env.gateway.mcp_url(), Transport::Http).bearer("tok-team-b-0123456789");
+    let b = McpClient::new(env.gateway.mcp_url(), Transport::Http)
+        .bearer("tok-team-b-0123456789")
+        .header("X-Codex-Agent", "only-me");
     let list: Value = b
         .call_tool("list_sessions", json!({}))
         .await
@@ -344,10 +346,17 @@ async fn tenants_and_agent_limits_come_from_the_token_file() {
         .header("X-Codex-Agent", "shared")
         .call_tool("chat", json!({"message": "x"}))
         .await;
-    assert!(
-        denied.error_message().contains("may not use agent shared"),
-        "{denied}"
-    );
+    assert_eq!(denied.http_status(), Some(403), "{denied}");
+    let denied_sse = McpClient::new(env.gateway.agent_url("shared", "sse"), Transport::Sse)
+        .bearer("tok-team-b-0123456789")
+        .list_tools()
+        .await;
+    assert_eq!(denied_sse.http_status(), Some(403), "{denied_sse}");
+    let allowed = McpClient::new(env.gateway.agent_url("only-me", "sse"), Transport::Sse)
+        .bearer("tok-team-b-0123456789")
+        .list_tools()
+        .await;
+    assert!(allowed.ok(), "{allowed}");
     let mine = a.call_tool("list_sessions", json!({})).await;
     assert_eq!(
         mine.structured().unwrap()["sessions"][0]["agent_id"],

@@ -112,9 +112,18 @@ async fn mcp_guard(State(state): State<AppState>, mut req: Request, next: Next) 
         .headers()
         .get(AGENT_HEADER)
         .and_then(|h| h.to_str().ok());
+    let agent = select_agent(&path, agent_header);
+    if let (Ok(name), Some(allowed)) = (&agent, &allowed_agents) {
+        if !allowed.contains(name) {
+            return json_error(
+                StatusCode::FORBIDDEN,
+                &format!("this token may not use agent {name}"),
+            );
+        }
+    }
     let caller = Caller {
         tenant,
-        agent: select_agent(&path, agent_header),
+        agent,
         allowed_agents,
         transport: if path.ends_with("/mcp") {
             "streamable-http"
