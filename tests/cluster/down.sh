@@ -55,9 +55,18 @@ CONTAINERS=()
 if pid_of containerd >/dev/null; then
   mapfile -t CONTAINERS < <("${CTR[@]}" containers ls -q 2>/dev/null || true)
   for c in "${CONTAINERS[@]}"; do
-    ns="$("${CTR[@]}" containers info "$c" 2>/dev/null |
-      jq -r '.Spec.linux.namespaces[]? | select(.type == "network") | .path // empty' 2>/dev/null || true)"
-    [ -n "$ns" ] && NETNS+=("$ns")
+    # A sandbox's network namespace, and the pod's log directory (for pods
+    # already gone from the API, e.g. deleted without grace).
+    while read -r what path; do
+      case "$what" in
+        netns) NETNS+=("$path") ;;
+        logs) POD_LOG_DIRS+=("/var/log/pods/$path") ;;
+      esac
+    done < <("${CTR[@]}" containers info "$c" 2>/dev/null | jq -r '
+      (.Spec.linux.namespaces[]? | select(.type == "network" and .path) | "netns " + .path),
+      (.Labels | select(.["io.kubernetes.pod.uid"]) |
+        "logs " + .["io.kubernetes.pod.namespace"] + "_" + .["io.kubernetes.pod.name"] + "_" + .["io.kubernetes.pod.uid"])
+    ' 2>/dev/null || true)
   done
   for c in "${CONTAINERS[@]}"; do
     "${CTR[@]}" tasks kill -s SIGKILL "$c" >/dev/null 2>&1 || true
@@ -141,10 +150,9 @@ fi
 rm -f /var/lib/cni/results/codex-mcp-*
 for c in "${CONTAINERS[@]}"; do rm -f "/var/lib/cni/results/cni-loopback-$c-lo"; done
 # Pod logs the kubelet had no chance to remove.
-for d in "${POD_LOG_DIRS[@]}"; do
-  rm -rf "$d"
-  find /var/log/containers -maxdepth 1 -xtype l -name "*${d##*/}*" -delete 2>/dev/null || true
-done
+for d in "${POD_LOG_DIRS[@]}"; do rm -rf "$d"; done
+# ... and the per-container links to them that now point nowhere.
+find /var/log/containers -maxdepth 1 -xtype l -lname '/var/log/pods/*' -delete 2>/dev/null || true
 
 # 6. Host network changes, volumes and data.
 if ip link show "$BRIDGE" >/dev/null 2>&1; then ip link delete "$BRIDGE" 2>/dev/null || true; fi
