@@ -28,6 +28,12 @@ pub enum Command {
         #[command(subcommand)]
         command: AuthCommand,
     },
+    /// Print the CodexAgent CustomResourceDefinition (YAML), for `kubectl apply -f -`.
+    Crd,
+    /// Run the Kubernetes operator: reconcile CodexAgents into pods, workspaces and Secrets.
+    Operator(Box<OperatorArgs>),
+    /// The main process of an agent's pod: prepare its directories, idle, exit on SIGTERM.
+    AgentInit(AgentInitArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,6 +187,92 @@ pub struct AgentRunArgs {
     pub cancel_on_stdin_eof: bool,
 }
 
+/// The operator: where it watches, how it elects a leader, and the defaults
+/// for what a CodexAgent's spec leaves empty.
+#[derive(Debug, Clone, Args)]
+pub struct OperatorArgs {
+    /// Kubeconfig to use; in-cluster configuration (or ~/.kube/config) when unset.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespace to watch; all namespaces when unset.
+    #[arg(long, env = "CODEX_MCP_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Address serving /health, /ready and /metrics.
+    #[arg(
+        long,
+        env = "CODEX_MCP_OPERATOR_LISTEN",
+        default_value = "0.0.0.0:8211"
+    )]
+    pub metrics_listen: SocketAddr,
+    /// Elect a leader through a Lease, so only one replica reconciles.
+    #[arg(long, env = "CODEX_MCP_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// Name of the leader-election Lease.
+    #[arg(
+        long,
+        env = "CODEX_MCP_LEASE_NAME",
+        default_value = "codex-mcp-operator"
+    )]
+    pub lease_name: String,
+    /// Namespace of the Lease (default: --namespace, else the operator's own namespace).
+    #[arg(long, env = "CODEX_MCP_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Seconds a Lease is valid without renewal before another replica may take it.
+    #[arg(long, env = "CODEX_MCP_LEASE_DURATION", default_value_t = 15)]
+    pub lease_duration: u64,
+    /// Seconds the leader keeps trying to renew before it gives up leading.
+    #[arg(long, env = "CODEX_MCP_LEASE_RENEW_DEADLINE", default_value_t = 10)]
+    pub lease_renew_deadline: u64,
+    /// Seconds between attempts to acquire or renew the Lease.
+    #[arg(long, env = "CODEX_MCP_LEASE_RETRY_PERIOD", default_value_t = 2)]
+    pub lease_retry_period: u64,
+    /// This replica's identity in the Lease (default: host name plus a random suffix).
+    #[arg(long, env = "CODEX_MCP_OPERATOR_IDENTITY")]
+    pub identity: Option<String>,
+    /// Agent image (holding `codex` and `codex-mcp`) for specs that name none.
+    #[arg(long, env = "CODEX_MCP_AGENT_IMAGE", default_value = concat!("codex-mcp:", env!("CARGO_PKG_VERSION")))]
+    pub agent_image: String,
+    /// Image pull policy for specs that name none.
+    #[arg(long, env = "CODEX_MCP_IMAGE_PULL_POLICY", default_value = "IfNotPresent",
+          value_parser = ["Always", "IfNotPresent", "Never"])]
+    pub image_pull_policy: String,
+    /// CPU limit of an agent's pod, in cores.
+    #[arg(long, env = "CONTAINER_CPU_LIMIT", default_value = "4.0")]
+    pub cpu_limit: String,
+    /// Memory limit of an agent's pod: Docker notation (2048m = 2048 MiB) or a Kubernetes quantity (2Gi).
+    #[arg(long, env = "CONTAINER_MEMORY_LIMIT", default_value = "2048m")]
+    pub memory_limit: String,
+    /// CPU an agent's pod requests (capped at its limit).
+    #[arg(long, env = "CODEX_MCP_CPU_REQUEST", default_value = "100m")]
+    pub cpu_request: String,
+    /// Memory an agent's pod requests (capped at its limit).
+    #[arg(long, env = "CODEX_MCP_MEMORY_REQUEST", default_value = "256Mi")]
+    pub memory_request: String,
+    /// Seconds without activity after which an agent is suspended (0: never).
+    #[arg(long, env = "SESSION_TIMEOUT", default_value_t = 3600)]
+    pub session_timeout: u64,
+    /// Workspace size for specs that name none.
+    #[arg(long, env = "CODEX_MCP_STORAGE_SIZE", default_value = "10Gi")]
+    pub storage_size: String,
+    /// Storage class for specs that name none (default: the cluster's default class).
+    #[arg(long, env = "CODEX_MCP_STORAGE_CLASS")]
+    pub storage_class: Option<String>,
+    /// Log level or filter.
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Log format.
+    #[arg(long, env = "CODEX_MCP_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// `codex-mcp agent-init`, the main process of an agent's pod.
+#[derive(Debug, Clone, Args)]
+pub struct AgentInitArgs {
+    /// Only check readiness (for the pod's probe) and exit.
+    #[arg(long)]
+    pub check: bool,
+}
+
 impl ServeArgs {
     pub fn data_dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(|| {
@@ -208,6 +300,18 @@ mod tests {
         assert_eq!(s.limits.session_timeout, 3600);
         assert_eq!(s.codex.model, "gpt-5");
         assert!(!s.gateway.no_auth);
+    }
+
+    #[test]
+    fn operator_defaults_match_the_original_server() {
+        let cli = Cli::try_parse_from(["codex-mcp", "operator"]).unwrap();
+        let Command::Operator(o) = cli.command else {
+            panic!("operator")
+        };
+        assert_eq!(o.cpu_limit, "4.0");
+        assert_eq!(o.memory_limit, "2048m");
+        assert_eq!(o.session_timeout, 3600);
+        assert!(o.leader_elect);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod config;
 pub mod credentials;
 pub mod gateway;
 pub mod metrics;
+pub mod operator;
 pub mod progress;
 pub mod runs;
 pub mod serve;

@@ -23,6 +23,11 @@ fn main() -> anyhow::Result<()> {
             }));
             std::process::exit(code);
         }
+        Command::Crd => print!("{}", codex_mcp::operator::crd::crd_yaml()?),
+        Command::Operator(args) => runtime.block_on(codex_mcp::operator::run(*args))?,
+        Command::AgentInit(args) => {
+            std::process::exit(runtime.block_on(codex_mcp::operator::agent_init::main(args.check)))
+        }
     }
     Ok(())
 }

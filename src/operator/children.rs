@@ -1,0 +1,286 @@
+//! The reconciler's IO on an agent's children: reading, applying (server-side
+//! apply with the operator's one field manager) and deleting them, and
+//! keeping the credentials Secret and the workspace claim in line.
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::{Client, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::fmt::Debug;
+
+use super::crd::{condition, reason, Phase};
+use super::desired::{self, credentials_data, CredentialsProblem};
+use super::reconcile::{Pass, ReconcileError, FIELD_MANAGER};
+use super::settings::Resolved;
+
+/// The namespaced APIs a reconcile of one agent works with.
+pub struct Children {
+    pub secrets: Api<Secret>,
+    pub pvcs: Api<PersistentVolumeClaim>,
+    pub pods: Api<Pod>,
+}
+
+impl Children {
+    pub fn new(client: &Client, namespace: &str) -> Self {
+        Self {
+            secrets: Api::namespaced(client.clone(), namespace),
+            pvcs: Api::namespaced(client.clone(), namespace),
+            pods: Api::namespaced(client.clone(), namespace),
+        }
+    }
+}
+
+/// Reads an object; absent is `None`, not an error.
+pub async fn get<K>(
+    api: &Api<K>,
+    name: &str,
+    step: fn(String, kube::Error) -> ReconcileError,
+) -> Result<Option<K>, ReconcileError>
+where
+    K: Clone + DeserializeOwned + Debug,
+{
+    api.get_opt(name)
+        .await
+        .map_err(|e| step(name.to_string(), e))
+}
+
+/// Server-side applies `object`, taking ownership of every field it sets
+/// (`force`: this operator is the only writer of its children's fields).
+pub async fn apply<K>(
+    api: &Api<K>,
+    name: &str,
+    object: &K,
+    step: fn(String, kube::Error) -> ReconcileError,
+) -> Result<K, ReconcileError>
+where
+    K: Clone + DeserializeOwned + Serialize + Debug,
+{
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await
+    .map_err(|e| step(name.to_string(), e))
+}
+
+/// Deletes the pod with exactly this uid; a pod already gone (or replaced
+/// by another with the same name) is success.
+pub async fn delete_pod(pods: &Api<Pod>, pod: &Pod) -> Result<(), ReconcileError> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: pod.metadata.uid.clone(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match pods.delete(&name, &params).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
+        Err(e) => Err(ReconcileError::DeletePod(name, e)),
+    }
+}
+
+/// The controller of an object when it is not the agent with `uid`: such an
+/// object is someone else's and must not be changed or deleted.
+pub fn foreign_controller(meta: &ObjectMeta, uid: &str) -> Option<String> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true) && o.uid != uid)
+        .map(|o| format!("{} {}", o.kind, o.name))
+}
+
+/// Whether the object is controlled by the agent with `uid`.
+pub fn controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true) && o.uid == uid)
+}
+
+/// Copies the referenced credentials into the agent's own Secret. False
+/// when the reference cannot be used (the status says why).
+pub(super) async fn sync_credentials(
+    pass: &mut Pass<'_>,
+    children: &Children,
+    settings: &Resolved,
+    uid: &str,
+) -> Result<bool, ReconcileError> {
+    let agent = pass.agent;
+    let name = desired::secret_name(agent);
+    let existing = get(&children.secrets, &name, ReconcileError::GetSecret).await?;
+    if let Some(other) = existing
+        .as_ref()
+        .and_then(|s| foreign_controller(&s.metadata, uid))
+    {
+        let message = format!("the Secret {name} is controlled by {other}");
+        pass.condition(
+            condition::CREDENTIALS_READY,
+            false,
+            reason::SECRET_NOT_FOUND,
+            message,
+        );
+        return Ok(false);
+    }
+    let (data, ok) = match &agent.spec.credentials {
+        None => {
+            pass.condition(
+                condition::CREDENTIALS_READY,
+                false,
+                reason::NOT_CONFIGURED,
+                "no credentials Secret referenced: each run must bring its credentials",
+            );
+            (Default::default(), true)
+        }
+        Some(c) => {
+            let source_name = &c.secret_ref.name;
+            let source = get(
+                &children.secrets,
+                source_name,
+                ReconcileError::GetSourceSecret,
+            )
+            .await?;
+            match credentials_data(&c.secret_ref, source.as_ref()) {
+                Ok(data) => {
+                    let keys: Vec<_> = data.keys().cloned().collect();
+                    pass.condition(
+                        condition::CREDENTIALS_READY,
+                        true,
+                        reason::SECRET_COPIED,
+                        format!("{} copied from Secret {source_name}", keys.join(" and ")),
+                    );
+                    (data, true)
+                }
+                Err(problem) => {
+                    let why = match problem {
+                        CredentialsProblem::SecretNotFound(_) => reason::SECRET_NOT_FOUND,
+                        CredentialsProblem::KeysMissing { .. } => reason::KEYS_MISSING,
+                    };
+                    pass.condition(
+                        condition::CREDENTIALS_READY,
+                        false,
+                        why,
+                        problem.to_string(),
+                    );
+                    // Keep what an existing Secret holds: a running agent
+                    // keeps working while its source is fixed.
+                    if existing.is_some() {
+                        return Ok(false);
+                    }
+                    (Default::default(), false)
+                }
+            }
+        }
+    };
+    let secret = desired::desired_secret(agent, settings, data);
+    apply(
+        &children.secrets,
+        &name,
+        &secret,
+        ReconcileError::ApplySecret,
+    )
+    .await?;
+    Ok(ok)
+}
+
+/// Applies the workspace claim. `Some(existed before)`, or `None` when the
+/// agent must wait (a previous claim of that name is still going away).
+pub(super) async fn sync_workspace(
+    pass: &mut Pass<'_>,
+    children: &Children,
+    settings: &Resolved,
+    uid: &str,
+) -> Result<Option<bool>, ReconcileError> {
+    let agent = pass.agent;
+    let name = desired::pvc_name(agent);
+    let existing = get(&children.pvcs, &name, ReconcileError::GetPvc).await?;
+    if let Some(pvc) = &existing {
+        let blocked = if pvc.metadata.deletion_timestamp.is_some() {
+            Some("is being deleted".to_string())
+        } else {
+            foreign_controller(&pvc.metadata, uid).map(|o| format!("is controlled by {o}"))
+        };
+        if let Some(why) = blocked {
+            let message = format!("waiting for the workspace claim {name}: it {why}");
+            pass.condition(
+                condition::WORKSPACE_BOUND,
+                false,
+                reason::WAITING_FOR_VOLUME,
+                message.clone(),
+            );
+            pass.phase(Phase::Pending, message);
+            return Ok(None);
+        }
+    }
+    let desired = desired::desired_pvc(agent, settings, existing.as_ref());
+    let applied = apply(&children.pvcs, &name, &desired, ReconcileError::ApplyPvc).await?;
+    workspace_condition(pass, &applied);
+    Ok(Some(existing.is_some()))
+}
+
+fn workspace_condition(pass: &mut Pass<'_>, pvc: &PersistentVolumeClaim) {
+    let phase = pvc.status.as_ref().and_then(|s| s.phase.clone());
+    let name = pvc.name_any();
+    match phase.as_deref() {
+        Some("Bound") => {
+            let volume = pvc
+                .spec
+                .as_ref()
+                .and_then(|s| s.volume_name.clone())
+                .unwrap_or_default();
+            pass.condition(
+                condition::WORKSPACE_BOUND,
+                true,
+                reason::BOUND,
+                format!("claim {name} bound to volume {volume}"),
+            );
+        }
+        Some("Lost") => pass.condition(
+            condition::WORKSPACE_BOUND,
+            false,
+            reason::VOLUME_LOST,
+            format!("claim {name} lost its volume"),
+        ),
+        _ => pass.condition(
+            condition::WORKSPACE_BOUND,
+            false,
+            reason::WAITING_FOR_VOLUME,
+            format!("claim {name} is waiting for a volume"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    fn owned_by(uid: &str, controller: bool) -> ObjectMeta {
+        ObjectMeta {
+            owner_references: Some(vec![OwnerReference {
+                kind: "CodexAgent".into(),
+                name: "a".into(),
+                uid: uid.into(),
+                controller: Some(controller),
+                ..OwnerReference::default()
+            }]),
+            ..ObjectMeta::default()
+        }
+    }
+
+    #[test]
+    fn ownership() {
+        assert!(controlled_by(&owned_by("u1", true), "u1"));
+        assert!(!controlled_by(&owned_by("u1", false), "u1"));
+        assert_eq!(foreign_controller(&owned_by("u1", true), "u1"), None);
+        assert_eq!(
+            foreign_controller(&owned_by("u0", true), "u1").as_deref(),
+            Some("CodexAgent a")
+        );
+        assert_eq!(foreign_controller(&ObjectMeta::default(), "u1"), None);
+    }
+}

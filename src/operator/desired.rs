@@ -1,0 +1,402 @@
+//! Pure builders of the objects a CodexAgent owns: its credentials Secret,
+//! its workspace PVC and its pod. No IO here; the reconciler applies what
+//! these return.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, ExecAction, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext, PodSpec,
+    Probe, ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource, SecurityContext,
+    Toleration, Volume, VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::ByteString;
+use kube::{Resource, ResourceExt};
+
+use super::crd::{CodexAgent, SecretRef, VolumePolicy};
+use super::settings::Resolved;
+
+/// Where the workspace volume is mounted in the agent's pod.
+pub const AGENT_ROOT: &str = "/agent";
+/// The agent's files (Codex's `-C` directory), on the workspace volume.
+pub const WORKSPACE_DIR: &str = "/agent/workspace";
+/// `CODEX_HOME`: thread history, config and auth, on the workspace volume.
+pub const CODEX_HOME_DIR: &str = "/agent/codex-home";
+/// `HOME`, on the workspace volume so tool configuration persists.
+pub const HOME_DIR: &str = "/agent/home";
+/// Where the agent's credentials Secret is mounted, read-only.
+pub const CREDENTIALS_DIR: &str = "/var/run/codex-mcp/credentials";
+/// The writable scratch space; the root filesystem is read-only.
+pub const TMP_DIR: &str = "/tmp";
+
+/// The uid and gid agents run as unless their spec says otherwise.
+pub const DEFAULT_UID: i64 = 1000;
+
+/// The container in the agent's pod that runs are executed in.
+pub const CONTAINER_NAME: &str = "agent";
+
+/// Keys of the agent's credentials Secret (and files in `CREDENTIALS_DIR`).
+pub const API_KEY_FILE: &str = "OPENAI_API_KEY";
+pub const AUTH_JSON_FILE: &str = "auth.json";
+
+pub const LABEL_NAME: &str = "app.kubernetes.io/name";
+pub const LABEL_INSTANCE: &str = "app.kubernetes.io/instance";
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const LABEL_AGENT: &str = "codexmcp.dev/agent";
+pub const LABEL_TENANT: &str = "codexmcp.dev/tenant";
+pub const APP_NAME: &str = "codex-agent";
+pub const MANAGED_BY: &str = "codex-mcp-operator";
+/// The selector that finds every object this operator manages.
+pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=codex-mcp-operator";
+
+/// Hash of the pod as built, so a spec change that affects the pod is seen by
+/// comparing the running pod's annotation with a fresh build.
+pub const POD_TEMPLATE_HASH: &str = "codexmcp.dev/pod-template-hash";
+
+/// Environment variables the agent's environment is built on; a spec's
+/// extra env may not override them.
+const RESERVED_ENV: &[&str] = &["HOME", "CODEX_HOME", "TMPDIR"];
+const RESERVED_ENV_PREFIX: &str = "CODEX_MCP_";
+
+pub fn pod_name(agent: &CodexAgent) -> String {
+    agent.name_any()
+}
+
+pub fn pvc_name(agent: &CodexAgent) -> String {
+    format!("{}-workspace", agent.name_any())
+}
+
+pub fn secret_name(agent: &CodexAgent) -> String {
+    format!("{}-credentials", agent.name_any())
+}
+
+/// Labels on everything the agent owns.
+pub fn labels(agent: &CodexAgent, tenant: &str) -> BTreeMap<String, String> {
+    let name = agent.name_any();
+    BTreeMap::from([
+        (LABEL_NAME.into(), APP_NAME.into()),
+        (LABEL_INSTANCE.into(), name.clone()),
+        (LABEL_MANAGED_BY.into(), MANAGED_BY.into()),
+        (LABEL_AGENT.into(), name),
+        (LABEL_TENANT.into(), tenant.into()),
+    ])
+}
+
+/// The CodexAgent as the controlling owner, so children are
+/// garbage-collected with it and their events reach the operator.
+pub fn owner_reference(agent: &CodexAgent) -> OwnerReference {
+    OwnerReference {
+        api_version: CodexAgent::api_version(&()).into_owned(),
+        kind: CodexAgent::kind(&()).into_owned(),
+        name: agent.name_any(),
+        uid: agent.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+fn child_meta(agent: &CodexAgent, name: String, tenant: &str, owned: bool) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: agent.namespace(),
+        labels: Some(labels(agent, tenant)),
+        owner_references: owned.then(|| vec![owner_reference(agent)]),
+        ..ObjectMeta::default()
+    }
+}
+
+/// Why the referenced credentials cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialsProblem {
+    #[error("the Secret {0:?} does not exist")]
+    SecretNotFound(String),
+    #[error("the Secret {name:?} has neither key {api_key_key:?} nor {auth_json_key:?}")]
+    KeysMissing {
+        name: String,
+        api_key_key: String,
+        auth_json_key: String,
+    },
+}
+
+/// The agent Secret's data, copied from the referenced Secret under fixed
+/// keys. `None` for `source` means the referenced Secret is missing.
+pub fn credentials_data(
+    reference: &SecretRef,
+    source: Option<&Secret>,
+) -> Result<BTreeMap<String, ByteString>, CredentialsProblem> {
+    let source =
+        source.ok_or_else(|| CredentialsProblem::SecretNotFound(reference.name.clone()))?;
+    let mut data = BTreeMap::new();
+    let mut take = |key: &str, file: &str| {
+        let value = source
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key).cloned())
+            .or_else(|| {
+                let s = source.string_data.as_ref()?.get(key)?;
+                Some(ByteString(s.clone().into_bytes()))
+            });
+        if let Some(v) = value.filter(|v| !v.0.is_empty()) {
+            data.insert(file.to_string(), v);
+        }
+    };
+    take(&reference.api_key_key, API_KEY_FILE);
+    take(&reference.auth_json_key, AUTH_JSON_FILE);
+    if data.is_empty() {
+        return Err(CredentialsProblem::KeysMissing {
+            name: reference.name.clone(),
+            api_key_key: reference.api_key_key.clone(),
+            auth_json_key: reference.auth_json_key.clone(),
+        });
+    }
+    Ok(data)
+}
+
+/// The agent's own Secret. It exists even without credentials (empty), so
+/// the pod's read-only mount never dangles.
+pub fn desired_secret(
+    agent: &CodexAgent,
+    settings: &Resolved,
+    data: BTreeMap<String, ByteString>,
+) -> Secret {
+    Secret {
+        metadata: child_meta(agent, secret_name(agent), &settings.tenant, true),
+        type_: Some("Opaque".into()),
+        data: Some(data),
+        ..Secret::default()
+    }
+}
+
+/// The workspace claim. Owned by the agent (and so deleted with it) unless
+/// the spec retains it. A claim's spec is immutable once created, so for an
+/// existing claim its current spec is carried over and only the metadata is
+/// what the agent asks for.
+pub fn desired_pvc(
+    agent: &CodexAgent,
+    settings: &Resolved,
+    existing: Option<&PersistentVolumeClaim>,
+) -> PersistentVolumeClaim {
+    let owned = settings.when_deleted == VolumePolicy::Delete;
+    let spec = match existing.and_then(|pvc| pvc.spec.as_ref()) {
+        Some(current) => PersistentVolumeClaimSpec {
+            access_modes: current.access_modes.clone(),
+            resources: current.resources.clone(),
+            storage_class_name: current.storage_class_name.clone(),
+            ..PersistentVolumeClaimSpec::default()
+        },
+        None => PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".into(),
+                    Quantity(settings.storage_size.clone()),
+                )])),
+                ..VolumeResourceRequirements::default()
+            }),
+            storage_class_name: settings.storage_class.clone(),
+            ..PersistentVolumeClaimSpec::default()
+        },
+    };
+    PersistentVolumeClaim {
+        metadata: child_meta(agent, pvc_name(agent), &settings.tenant, owned),
+        spec: Some(spec),
+        ..PersistentVolumeClaim::default()
+    }
+}
+
+/// The agent's pod, carrying the hash of everything in it.
+pub fn desired_pod(agent: &CodexAgent, settings: &Resolved) -> Pod {
+    let overrides = agent.spec.pod.clone().unwrap_or_default();
+    let tweaks = overrides.security_context.clone().unwrap_or_default();
+    let uid = tweaks.run_as_user.unwrap_or(DEFAULT_UID);
+    let gid = tweaks.run_as_group.unwrap_or(DEFAULT_UID);
+    let fs_group = tweaks.fs_group.unwrap_or(gid);
+
+    let mut env: Vec<EnvVar> = overrides
+        .env
+        .iter()
+        .filter(|e| !is_reserved_env(&e.name))
+        .map(|e| env_var(&e.name, &e.value))
+        .collect();
+    env.extend([
+        env_var("HOME", HOME_DIR),
+        env_var("CODEX_HOME", CODEX_HOME_DIR),
+        env_var("TMPDIR", TMP_DIR),
+        env_var("CODEX_MCP_WORKSPACE", WORKSPACE_DIR),
+        env_var("CODEX_MCP_CREDENTIALS_DIR", CREDENTIALS_DIR),
+        env_var("CODEX_MCP_AGENT", &agent.name_any()),
+        env_var("CODEX_MCP_TENANT", &settings.tenant),
+    ]);
+
+    let quantities = |m: &BTreeMap<String, String>| {
+        m.iter()
+            .map(|(k, v)| (k.clone(), Quantity(v.clone())))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let container = Container {
+        name: CONTAINER_NAME.into(),
+        image: Some(settings.image.clone()),
+        image_pull_policy: Some(settings.pull_policy.as_str().into()),
+        command: Some(vec!["codex-mcp".into(), "agent-init".into()]),
+        env: Some(env),
+        resources: Some(ResourceRequirements {
+            limits: Some(quantities(&settings.limits)),
+            requests: Some(quantities(&settings.requests)),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            privileged: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            run_as_user: Some(uid),
+            run_as_group: Some(gid),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            ..SecurityContext::default()
+        }),
+        readiness_probe: Some(Probe {
+            exec: Some(ExecAction {
+                command: Some(vec![
+                    "codex-mcp".into(),
+                    "agent-init".into(),
+                    "--check".into(),
+                ]),
+            }),
+            period_seconds: Some(5),
+            timeout_seconds: Some(5),
+            failure_threshold: Some(3),
+            ..Probe::default()
+        }),
+        volume_mounts: Some(vec![
+            mount("workspace", AGENT_ROOT, false),
+            mount("tmp", TMP_DIR, false),
+            mount("credentials", CREDENTIALS_DIR, true),
+        ]),
+        ..Container::default()
+    };
+
+    let volumes = vec![
+        Volume {
+            name: "workspace".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: pvc_name(agent),
+                read_only: Some(false),
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
+        Volume {
+            name: "credentials".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret_name(agent)),
+                // Group-readable: the files belong to the fsGroup.
+                default_mode: Some(0o440),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+    ];
+
+    let tolerations: Vec<Toleration> = overrides
+        .tolerations
+        .iter()
+        .map(|t| Toleration {
+            key: t.key.clone(),
+            operator: t.operator.map(|o| format!("{o:?}")),
+            value: t.value.clone(),
+            effect: t.effect.map(|e| format!("{e:?}")),
+            toleration_seconds: t.toleration_seconds,
+        })
+        .collect();
+
+    let mut pod = Pod {
+        metadata: child_meta(agent, pod_name(agent), &settings.tenant, true),
+        spec: Some(PodSpec {
+            automount_service_account_token: Some(false),
+            enable_service_links: Some(false),
+            restart_policy: Some("Always".into()),
+            termination_grace_period_seconds: Some(10),
+            security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(uid),
+                run_as_group: Some(gid),
+                fs_group: Some(fs_group),
+                fs_group_change_policy: tweaks.fs_group_change_policy.map(|p| format!("{p:?}")),
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".into(),
+                    localhost_profile: None,
+                }),
+                ..PodSecurityContext::default()
+            }),
+            node_selector: (!overrides.node_selector.is_empty())
+                .then(|| overrides.node_selector.clone()),
+            tolerations: (!tolerations.is_empty()).then_some(tolerations),
+            containers: vec![container],
+            volumes: Some(volumes),
+            ..PodSpec::default()
+        }),
+        ..Pod::default()
+    };
+    let hash = pod_template_hash(&pod);
+    pod.metadata.annotations = Some(BTreeMap::from([(POD_TEMPLATE_HASH.into(), hash)]));
+    pod
+}
+
+/// The hash annotation of a pod, if it has one.
+pub fn pod_hash(pod: &Pod) -> Option<&str> {
+    pod.metadata
+        .annotations
+        .as_ref()?
+        .get(POD_TEMPLATE_HASH)
+        .map(String::as_str)
+}
+
+/// FNV-1a over the pod's JSON (without the hash annotation): stable across
+/// builds and versions of this program, unlike std's hasher.
+pub fn pod_template_hash(pod: &Pod) -> String {
+    let mut pod = pod.clone();
+    if let Some(a) = pod.metadata.annotations.as_mut() {
+        a.remove(POD_TEMPLATE_HASH);
+    }
+    let json = serde_json::to_vec(&pod).unwrap_or_default();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in json {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+fn is_reserved_env(name: &str) -> bool {
+    RESERVED_ENV.contains(&name) || name.starts_with(RESERVED_ENV_PREFIX)
+}
+
+fn env_var(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
+fn mount(volume: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: volume.into(),
+        mount_path: path.into(),
+        read_only: Some(read_only),
+        ..VolumeMount::default()
+    }
+}
+
+#[cfg(test)]
+#[path = "desired_tests.rs"]
+mod tests;

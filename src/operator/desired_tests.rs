@@ -1,0 +1,284 @@
+use super::*;
+use crate::operator::crd::{
+    AgentResources, CodexAgentSpec, CodexSettings, CpuMemory, PodOverrides, SecurityTweaks,
+    StorageSpec,
+};
+use crate::operator::settings::{resolve, Defaults};
+
+fn agent(spec: CodexAgentSpec) -> CodexAgent {
+    let mut a = CodexAgent::new("alice", spec);
+    a.metadata.namespace = Some("team".into());
+    a.metadata.uid = Some("uid-1".into());
+    a
+}
+
+fn pod_for(spec: CodexAgentSpec) -> Pod {
+    let a = agent(spec);
+    let settings = resolve(&a.spec, &Defaults::default()).unwrap();
+    desired_pod(&a, &settings)
+}
+
+fn container(pod: &Pod) -> &Container {
+    &pod.spec.as_ref().unwrap().containers[0]
+}
+
+#[test]
+fn pod_runs_non_root_read_only_without_privileges() {
+    let pod = pod_for(CodexAgentSpec::default());
+    let spec = pod.spec.as_ref().unwrap();
+    let psc = spec.security_context.as_ref().unwrap();
+    assert_eq!(psc.run_as_user, Some(1000));
+    assert_eq!(psc.run_as_group, Some(1000));
+    assert_eq!(psc.fs_group, Some(1000));
+    assert_eq!(psc.run_as_non_root, Some(true));
+    assert_eq!(
+        psc.seccomp_profile.as_ref().unwrap().type_,
+        "RuntimeDefault"
+    );
+    assert_eq!(spec.automount_service_account_token, Some(false));
+
+    let sc = container(&pod).security_context.as_ref().unwrap();
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(sc.privileged, Some(false));
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.run_as_non_root, Some(true));
+    assert_eq!(
+        sc.capabilities.as_ref().unwrap().drop.as_deref(),
+        Some(&["ALL".to_string()][..])
+    );
+    assert!(sc.capabilities.as_ref().unwrap().add.is_none());
+}
+
+#[test]
+fn pod_mounts_workspace_tmp_and_read_only_credentials() {
+    let pod = pod_for(CodexAgentSpec::default());
+    let spec = pod.spec.as_ref().unwrap();
+    let mounts = container(&pod).volume_mounts.as_ref().unwrap();
+    let by_path = |p: &str| mounts.iter().find(|m| m.mount_path == p).unwrap();
+    assert_eq!(by_path(AGENT_ROOT).read_only, Some(false));
+    assert_eq!(by_path(TMP_DIR).read_only, Some(false));
+    assert_eq!(by_path(CREDENTIALS_DIR).read_only, Some(true));
+
+    let volumes = spec.volumes.as_ref().unwrap();
+    let volume = |n: &str| volumes.iter().find(|v| v.name == n).unwrap();
+    assert_eq!(
+        volume("workspace")
+            .persistent_volume_claim
+            .as_ref()
+            .unwrap()
+            .claim_name,
+        "alice-workspace"
+    );
+    assert!(volume("tmp").empty_dir.is_some());
+    assert_eq!(
+        volume("credentials")
+            .secret
+            .as_ref()
+            .unwrap()
+            .secret_name
+            .as_deref(),
+        Some("alice-credentials")
+    );
+}
+
+#[test]
+fn pod_has_limits_probe_and_idle_main_process() {
+    let pod = pod_for(CodexAgentSpec::default());
+    let c = container(&pod);
+    let res = c.resources.as_ref().unwrap();
+    assert_eq!(res.limits.as_ref().unwrap()["cpu"].0, "4");
+    assert_eq!(res.limits.as_ref().unwrap()["memory"].0, "2048Mi");
+    assert_eq!(res.requests.as_ref().unwrap()["memory"].0, "256Mi");
+    assert_eq!(
+        c.command.as_deref(),
+        Some(&["codex-mcp".to_string(), "agent-init".to_string()][..])
+    );
+    let probe = c.readiness_probe.as_ref().unwrap().exec.as_ref().unwrap();
+    assert_eq!(
+        probe.command.as_ref().unwrap().last().map(String::as_str),
+        Some("--check")
+    );
+    assert_eq!(c.image_pull_policy.as_deref(), Some("IfNotPresent"));
+}
+
+#[test]
+fn children_carry_labels_and_a_controller_owner() {
+    let pod = pod_for(CodexAgentSpec {
+        tenant: Some("acme".into()),
+        ..CodexAgentSpec::default()
+    });
+    let labels = pod.metadata.labels.as_ref().unwrap();
+    assert_eq!(labels[LABEL_AGENT], "alice");
+    assert_eq!(labels[LABEL_TENANT], "acme");
+    assert_eq!(labels[LABEL_MANAGED_BY], MANAGED_BY);
+    let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(owner.kind, "CodexAgent");
+    assert_eq!(owner.api_version, "codexmcp.dev/v1alpha1");
+    assert_eq!(owner.uid, "uid-1");
+    assert_eq!(owner.controller, Some(true));
+    assert_eq!(pod.metadata.namespace.as_deref(), Some("team"));
+}
+
+#[test]
+fn hash_tracks_what_changes_the_pod_only() {
+    let base = pod_for(CodexAgentSpec::default());
+    let again = pod_for(CodexAgentSpec::default());
+    assert_eq!(
+        pod_hash(&base),
+        pod_hash(&again),
+        "stable for the same spec"
+    );
+    assert_eq!(pod_hash(&base).map(str::len), Some(16));
+
+    let resized = pod_for(CodexAgentSpec {
+        resources: Some(AgentResources {
+            limits: Some(CpuMemory {
+                cpu: Some("1".into()),
+                memory: None,
+            }),
+            requests: None,
+        }),
+        ..CodexAgentSpec::default()
+    });
+    assert_ne!(pod_hash(&base), pod_hash(&resized));
+
+    // Codex settings are read by the gateway per run: no restart for them,
+    // nor for suspension or the idle timeout.
+    let retuned = pod_for(CodexAgentSpec {
+        codex: Some(CodexSettings {
+            model: Some("gpt-5.5".into()),
+            ..CodexSettings::default()
+        }),
+        idle_timeout_seconds: Some(5),
+        ..CodexAgentSpec::default()
+    });
+    assert_eq!(pod_hash(&base), pod_hash(&retuned));
+}
+
+#[test]
+fn security_tweaks_apply_and_reserved_env_is_ignored() {
+    let pod = pod_for(CodexAgentSpec {
+        pod: Some(PodOverrides {
+            env: vec![
+                crate::operator::crd::EnvVar {
+                    name: "GIT_AUTHOR_NAME".into(),
+                    value: "A".into(),
+                },
+                crate::operator::crd::EnvVar {
+                    name: "HOME".into(),
+                    value: "/".into(),
+                },
+                crate::operator::crd::EnvVar {
+                    name: "CODEX_MCP_WORKSPACE".into(),
+                    value: "/".into(),
+                },
+            ],
+            security_context: Some(SecurityTweaks {
+                run_as_user: Some(2000),
+                fs_group: Some(3000),
+                ..SecurityTweaks::default()
+            }),
+            ..PodOverrides::default()
+        }),
+        ..CodexAgentSpec::default()
+    });
+    let psc = pod
+        .spec
+        .as_ref()
+        .unwrap()
+        .security_context
+        .as_ref()
+        .unwrap();
+    assert_eq!(psc.run_as_user, Some(2000));
+    assert_eq!(psc.run_as_group, Some(1000));
+    assert_eq!(psc.fs_group, Some(3000));
+    let env = container(&pod).env.as_ref().unwrap();
+    let value = |n: &str| {
+        env.iter()
+            .filter(|e| e.name == n)
+            .map(|e| e.value.clone().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(value("GIT_AUTHOR_NAME"), ["A"]);
+    assert_eq!(value("HOME"), [HOME_DIR]);
+    assert_eq!(value("CODEX_MCP_WORKSPACE"), [WORKSPACE_DIR]);
+}
+
+#[test]
+fn pvc_is_owned_unless_retained_and_keeps_an_existing_spec() {
+    let a = agent(CodexAgentSpec {
+        storage: Some(StorageSpec {
+            size: Some("5Gi".into()),
+            ..StorageSpec::default()
+        }),
+        ..CodexAgentSpec::default()
+    });
+    let settings = resolve(&a.spec, &Defaults::default()).unwrap();
+    let pvc = desired_pvc(&a, &settings, None);
+    assert!(pvc.metadata.owner_references.is_some());
+    let spec = pvc.spec.as_ref().unwrap();
+    assert_eq!(
+        spec.resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0,
+        "5Gi"
+    );
+    assert!(
+        spec.storage_class_name.is_none(),
+        "the cluster default applies"
+    );
+
+    let retained = agent(CodexAgentSpec {
+        storage: Some(StorageSpec {
+            size: Some("7Gi".into()),
+            when_deleted: VolumePolicy::Retain,
+            ..StorageSpec::default()
+        }),
+        ..CodexAgentSpec::default()
+    });
+    let settings = resolve(&retained.spec, &Defaults::default()).unwrap();
+    let mut existing = pvc.clone();
+    existing.spec.as_mut().unwrap().storage_class_name = Some("standard".into());
+    let again = desired_pvc(&retained, &settings, Some(&existing));
+    assert!(again.metadata.owner_references.is_none());
+    let spec = again.spec.as_ref().unwrap();
+    assert_eq!(
+        spec.resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0,
+        "5Gi",
+        "an existing claim's size is immutable here"
+    );
+    assert_eq!(spec.storage_class_name.as_deref(), Some("standard"));
+}
+
+#[test]
+fn credentials_are_copied_under_fixed_keys() {
+    let reference = SecretRef {
+        name: "openai".into(),
+        api_key_key: "key".into(),
+        auth_json_key: "auth".into(),
+    };
+    assert_eq!(
+        credentials_data(&reference, None),
+        Err(CredentialsProblem::SecretNotFound("openai".into()))
+    );
+    let source = Secret {
+        data: Some(BTreeMap::from([
+            ("key".to_string(), ByteString(b"sk-1".to_vec())),
+            ("other".to_string(), ByteString(b"x".to_vec())),
+        ])),
+        ..Secret::default()
+    };
+    let data = credentials_data(&reference, Some(&source)).unwrap();
+    assert_eq!(data.keys().collect::<Vec<_>>(), [API_KEY_FILE]);
+    assert_eq!(data[API_KEY_FILE].0, b"sk-1");
+
+    let empty = Secret::default();
+    assert!(matches!(
+        credentials_data(&reference, Some(&empty)),
+        Err(CredentialsProblem::KeysMissing { .. })
+    ));
+
+    let a = agent(CodexAgentSpec::default());
+    let settings = resolve(&a.spec, &Defaults::default()).unwrap();
+    let secret = desired_secret(&a, &settings, data);
+    assert_eq!(secret.metadata.name.as_deref(), Some("alice-credentials"));
+    assert!(secret.metadata.owner_references.is_some());
+}

@@ -1,0 +1,239 @@
+//! The agent's pod: created, replaced when the spec changes it, recreated
+//! when it is lost, and deleted while the agent is suspended.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::EventType;
+use kube::ResourceExt;
+use serde_json::json;
+use tracing::{debug, info};
+
+use super::children::{self, Children};
+use super::crd::{condition, reason, CodexAgent, Phase};
+use super::desired;
+use super::reconcile::{
+    event, Pass, ReconcileError, FIELD_MANAGER, RECHECK_FAILED, RECHECK_PENDING, RECHECK_STARTING,
+    RECHECK_STEADY, RECHECK_TERMINATING,
+};
+use super::settings::Resolved;
+use super::status::{idle_decision, is_true, pod_state, time_to_ready, IdleDecision, PodState};
+
+/// Why the agent should be suspended now, if it should. Idle suspension is
+/// recorded by setting `spec.suspended`, so that it survives operator
+/// restarts and clearing the flag is the one way to resume.
+pub(super) async fn suspension(
+    pass: &mut Pass<'_>,
+    settings: &Resolved,
+) -> Result<Option<&'static str>, ReconcileError> {
+    let agent = pass.agent;
+    if agent.spec.suspended {
+        let idle_before = super::status::get_condition(&pass.old, condition::SUSPENDED)
+            .is_some_and(|c| c.status == "True" && c.reason == reason::IDLE_TIMEOUT);
+        return Ok(Some(if idle_before {
+            reason::IDLE_TIMEOUT
+        } else {
+            reason::REQUESTED
+        }));
+    }
+    if idle_decision(&pass.old, settings.idle_timeout_secs, pass.now) != IdleDecision::Suspend {
+        return Ok(None);
+    }
+    let api: Api<CodexAgent> = Api::namespaced(
+        pass.ctx.client.clone(),
+        &agent.namespace().unwrap_or_default(),
+    );
+    // The resourceVersion makes this conditional: had the gateway just
+    // recorded activity, the patch fails and the next pass sees it.
+    let patch = json!({
+        "metadata": {"resourceVersion": agent.resource_version()},
+        "spec": {"suspended": true},
+    });
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    let name = agent.name_any();
+    let written = api
+        .patch(&name, &params, &Patch::Merge(&patch))
+        .await
+        .map_err(|e| ReconcileError::MarkSuspended(name, e))?;
+    pass.ctx.wrote(&written);
+    info!(agent = %agent.name_any(), "idle past its timeout: suspending");
+    Ok(Some(reason::IDLE_TIMEOUT))
+}
+
+pub(super) fn suspend(pass: &mut Pass<'_>, why: &'static str) {
+    let message = if why == reason::IDLE_TIMEOUT {
+        "suspended after the idle timeout; clear spec.suspended to resume"
+    } else {
+        "suspended by spec.suspended; clear it to resume"
+    };
+    if !is_true(&pass.old, condition::SUSPENDED) {
+        pass.event(
+            EventType::Normal,
+            event::SUSPENDED,
+            format!("{message} (pod deleted, workspace kept)"),
+        );
+        pass.ctx.metrics.suspended(why);
+    }
+    pass.condition(condition::SUSPENDED, true, why, message);
+    pass.condition(condition::READY, false, reason::NO_POD, "suspended: no pod");
+    pass.new.pod_name = None;
+    pass.new.pod_template_hash = None;
+    pass.phase(Phase::Suspended, message);
+}
+
+/// Creates, replaces or recreates the pod as needed and reports its state.
+pub(super) async fn sync_pod(
+    pass: &mut Pass<'_>,
+    children: &Children,
+    settings: &Resolved,
+    pod: Option<Pod>,
+    credentials_ok: bool,
+) -> Result<Duration, ReconcileError> {
+    let agent = pass.agent;
+    let desired = desired::desired_pod(agent, settings);
+    let hash = desired::pod_hash(&desired).map(str::to_string);
+    let name = desired::pod_name(agent);
+    let Some(pod) = pod else {
+        if !credentials_ok {
+            let message = "waiting for usable credentials before starting the pod";
+            pass.condition(condition::READY, false, reason::POD_STARTING, message);
+            pass.phase(Phase::Pending, message);
+            pass.new.pod_name = None;
+            return Ok(RECHECK_PENDING);
+        }
+        match children::apply(&children.pods, &name, &desired, ReconcileError::ApplyPod).await {
+            Ok(_) => {}
+            Err(ReconcileError::ApplyPod(_, kube::Error::Api(e)))
+                if e.code == 422 || e.code == 400 =>
+            {
+                pass.fail(
+                    reason::POD_FAILED,
+                    format!("the pod was refused: {}", e.message),
+                );
+                return Ok(RECHECK_FAILED);
+            }
+            Err(e) => return Err(e),
+        }
+        if pass.old.pod_template_hash.is_some() {
+            pass.event(
+                EventType::Normal,
+                event::POD_RECREATED,
+                format!("pod {name} was gone: recreated it"),
+            );
+        }
+        debug!(pod = %name, "created the pod");
+        pass.new.pod_name = Some(name);
+        pass.new.pod_template_hash = hash;
+        pass.condition(condition::READY, false, reason::POD_STARTING, "pod created");
+        pass.phase(Phase::Starting, "starting the pod");
+        return Ok(RECHECK_STARTING);
+    };
+    pass.new.pod_name = Some(name.clone());
+    let state = pod_state(&pod);
+    if state == PodState::Terminating {
+        pass.condition(
+            condition::READY,
+            false,
+            reason::POD_REPLACING,
+            "waiting for the old pod to terminate",
+        );
+        pass.phase(Phase::Starting, "waiting for the old pod to terminate");
+        return Ok(RECHECK_TERMINATING);
+    }
+    if desired::pod_hash(&pod) != hash.as_deref() {
+        children::delete_pod(&children.pods, &pod).await?;
+        // Recreating it next is expected, not a loss worth an event.
+        pass.new.pod_template_hash = None;
+        pass.event(
+            EventType::Normal,
+            event::POD_REPLACED,
+            format!("the spec changed: replacing pod {name}; the workspace is kept"),
+        );
+        pass.condition(
+            condition::READY,
+            false,
+            reason::POD_REPLACING,
+            "replacing the pod for a changed spec",
+        );
+        pass.phase(Phase::Starting, "replacing the pod for a changed spec");
+        return Ok(RECHECK_TERMINATING);
+    }
+    pass.new.pod_template_hash = hash;
+    match state {
+        PodState::Ready => {
+            pass.condition(
+                condition::READY,
+                true,
+                reason::POD_READY,
+                format!("pod {name} is ready"),
+            );
+            pass.phase(Phase::Ready, "");
+            if let Some((trigger, seconds)) = time_to_ready(&pass.old, pass.created, pass.now) {
+                pass.ctx.metrics.ready_after(trigger.as_str(), seconds);
+            }
+            Ok(
+                match idle_decision(&pass.old, settings.idle_timeout_secs, pass.now) {
+                    IdleDecision::RecheckAt(at) => (at - pass.now)
+                        .to_std()
+                        .unwrap_or(Duration::from_secs(1))
+                        .clamp(Duration::from_secs(1), RECHECK_STEADY),
+                    // Just became ready: its idle clock starts now.
+                    _ if !is_true(&pass.old, condition::READY) => Duration::from_secs(
+                        u64::try_from(settings.idle_timeout_secs)
+                            .unwrap_or(0)
+                            .max(1),
+                    )
+                    .min(RECHECK_STEADY),
+                    _ => RECHECK_STEADY,
+                },
+            )
+        }
+        PodState::Starting(detail) => {
+            pass.condition(
+                condition::READY,
+                false,
+                reason::POD_STARTING,
+                detail.clone(),
+            );
+            pass.phase(Phase::Starting, detail);
+            Ok(RECHECK_STARTING)
+        }
+        PodState::Stuck {
+            reason: why,
+            message,
+        } => {
+            let text = if message.is_empty() {
+                why.clone()
+            } else {
+                format!("{why}: {message}")
+            };
+            pass.fail(
+                reason::POD_FAILED,
+                format!("pod {name} cannot start: {text}"),
+            );
+            Ok(RECHECK_FAILED)
+        }
+        PodState::Ended(why) => {
+            children::delete_pod(&children.pods, &pod).await?;
+            pass.new.pod_template_hash = None;
+            pass.event(
+                EventType::Warning,
+                event::POD_RECREATED,
+                format!("pod {name} ended ({why}): recreating it"),
+            );
+            pass.condition(
+                condition::READY,
+                false,
+                reason::POD_STARTING,
+                format!("pod ended ({why})"),
+            );
+            pass.phase(Phase::Starting, format!("pod ended ({why}); recreating it"));
+            Ok(RECHECK_TERMINATING)
+        }
+        PodState::Terminating => Ok(RECHECK_TERMINATING),
+    }
+}
