@@ -21,6 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway with the local backend: one directory and one process per agent run.
     Serve(Box<ServeArgs>),
+    /// Run the gateway on Kubernetes: a CodexAgent per agent, runs exec'd into its pod.
+    Gateway(Box<KubeGatewayArgs>),
     /// Run one Codex turn in this environment: a JSON request on stdin, events and a result on stdout.
     AgentRun(AgentRunArgs),
     /// Inspect the Codex credentials the gateway would use.
@@ -185,6 +187,34 @@ pub struct AgentRunArgs {
     /// Treat end of stdin after the request as cancellation.
     #[arg(long)]
     pub cancel_on_stdin_eof: bool,
+}
+
+/// `codex-mcp gateway`: the gateway with the Kubernetes backend. Agent pods
+/// are the sandbox there: set `CODEX_APPROVAL_MODE=external`, as Codex's own
+/// sandbox generally cannot start in an unprivileged pod.
+#[derive(Debug, Clone, Args)]
+pub struct KubeGatewayArgs {
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
+    #[command(flatten)]
+    pub codex: CodexArgs,
+    #[command(flatten)]
+    pub limits: LimitsArgs,
+    /// Kubeconfig to use; in-cluster configuration (or ~/.kube/config) when unset.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespace of the CodexAgents (default: the gateway's own, else the kubeconfig's).
+    #[arg(long, env = "CODEX_MCP_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Seconds to wait for an agent's pod to become ready.
+    #[arg(long, env = "CODEX_MCP_READY_TIMEOUT", default_value_t = 300)]
+    pub ready_timeout: u64,
+    /// Seconds a per-agent run Lease stays valid without renewal.
+    #[arg(long, env = "CODEX_MCP_RUN_LEASE_DURATION", default_value_t = 30)]
+    pub run_lease_duration: u64,
+    /// This replica's identity in run Leases (default: host name plus a random suffix).
+    #[arg(long, env = "CODEX_MCP_GATEWAY_IDENTITY")]
+    pub identity: Option<String>,
 }
 
 /// The operator: where it watches, how it elects a leader, and the defaults

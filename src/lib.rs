@@ -8,6 +8,7 @@ pub mod codex;
 pub mod config;
 pub mod credentials;
 pub mod gateway;
+pub mod gateway_kube;
 pub mod metrics;
 pub mod operator;
 pub mod progress;

@@ -7,6 +7,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(codex_mcp::serve::run(*args))?,
+        Command::Gateway(args) => runtime.block_on(codex_mcp::gateway_kube::run(*args))?,
         Command::Auth {
             command: AuthCommand::Status(args),
         } => {

@@ -2,6 +2,7 @@
 //! machine (`local`: a directory and a child process per run) and Kubernetes
 //! (a `CodexAgent`, its pod, and pods/exec). Everything above it is shared.
 
+pub mod kube;
 pub mod local;
 
 use async_trait::async_trait;

@@ -1,0 +1,491 @@
+//! The Kubernetes backend: each agent is a `CodexAgent` the operator turns
+//! into a pod with a workspace volume, and each run is `codex-mcp agent-run`
+//! executed in that pod through pods/exec.
+//!
+//! The gateway keeps no state of its own: the thread id and the usage
+//! counters live on the CodexAgent's status, the Codex home on the volume,
+//! and the one-run-at-a-time claim in a Lease, so any replica can serve any
+//! agent and a restart loses nothing.
+
+mod exec;
+mod lease;
+pub mod naming;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::{AgentPaths, AgentRecord, Backend, BackendError, EventSender, RunRecord};
+use crate::agent::{AgentId, AgentName, Tenant};
+use crate::codex::{RunOutcome, RunRequest};
+use crate::operator::crd::{CodexAgent, Phase};
+use crate::operator::desired::{owner_reference, CODEX_HOME_DIR, WORKSPACE_DIR};
+use naming::{belongs_to, record_from, resource_name, LABEL_AGENT_NAME, LABEL_TENANT};
+
+/// The field manager of everything the gateway writes.
+pub const FIELD_MANAGER: &str = "codex-mcp-gateway";
+/// How often a running agent's lastActivity is refreshed; the operator wants
+/// it at least once a minute.
+const ACTIVITY_EVERY: Duration = Duration::from_secs(30);
+
+/// How the Kubernetes backend behaves; see `codex-mcp gateway --help`.
+#[derive(Debug, Clone)]
+pub struct KubeSettings {
+    pub namespace: String,
+    /// Longest wait for an agent's pod to become ready.
+    pub ready_timeout: Duration,
+    /// How long a run's Lease lasts without renewal (a crashed replica's
+    /// claim ends after this).
+    pub lease_duration: Duration,
+    /// This replica's name in the Leases it holds.
+    pub identity: String,
+}
+
+pub struct KubeBackend {
+    agents: Api<CodexAgent>,
+    pods: Api<Pod>,
+    leases: Api<Lease>,
+    settings: KubeSettings,
+}
+
+fn prepare_err(agent: &AgentId, e: impl std::fmt::Display) -> BackendError {
+    BackendError::Prepare {
+        agent: agent.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+fn state_err(agent: &AgentId, e: impl std::fmt::Display) -> BackendError {
+    BackendError::State {
+        agent: agent.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+fn is_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
+}
+
+/// Whether the operator has seen the current spec and says the pod is ready.
+fn ready(cr: &CodexAgent) -> bool {
+    let Some(status) = cr.status.as_ref() else {
+        return false;
+    };
+    status.phase == Some(Phase::Ready)
+        && status.observed_generation == cr.metadata.generation
+        && !cr.spec.suspended
+}
+
+/// The operator's word on a failed agent, once it has seen the current spec.
+fn failure(cr: &CodexAgent) -> Option<String> {
+    let status = cr.status.as_ref()?;
+    (status.phase == Some(Phase::Failed) && status.observed_generation == cr.metadata.generation)
+        .then(|| {
+            status
+                .message
+                .clone()
+                .unwrap_or_else(|| "no reason given".into())
+        })
+}
+
+fn describe(cr: &CodexAgent) -> String {
+    let status = cr.status.clone().unwrap_or_default();
+    let phase = status.phase.map_or("Pending", Phase::as_str);
+    match status.message.filter(|m| !m.is_empty()) {
+        Some(m) => format!("{phase}: {m}"),
+        None => phase.to_owned(),
+    }
+}
+
+impl KubeBackend {
+    pub fn new(client: Client, settings: KubeSettings) -> Self {
+        let ns = settings.namespace.as_str();
+        Self {
+            agents: Api::namespaced(client.clone(), ns),
+            pods: Api::namespaced(client.clone(), ns),
+            leases: Api::namespaced(client, ns),
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> &KubeSettings {
+        &self.settings
+    }
+
+    /// Whether the pod the status names is there and ready: the status may
+    /// lag behind a pod that was just deleted or died.
+    async fn pod_ready(&self, cr: &CodexAgent) -> bool {
+        let Some(name) = cr.status.as_ref().and_then(|s| s.pod_name.clone()) else {
+            return false;
+        };
+        let Ok(Some(pod)) = self.pods.get_opt(&name).await else {
+            return false;
+        };
+        pod.metadata.deletion_timestamp.is_none()
+            && pod
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+    }
+
+    async fn get_cr(&self, agent: &AgentId) -> Result<Option<CodexAgent>, BackendError> {
+        let name = resource_name(agent);
+        let cr = self
+            .agents
+            .get_opt(&name)
+            .await
+            .map_err(|e| state_err(agent, format!("reading CodexAgent {name}: {e}")))?;
+        match cr {
+            Some(cr) if !belongs_to(&cr, agent) => Err(state_err(
+                agent,
+                format!("CodexAgent {name} exists but is labelled for another agent"),
+            )),
+            other => Ok(other),
+        }
+    }
+
+    /// Creates the CodexAgent, or resumes it: server-side apply of only the
+    /// fields the gateway owns, so specs edited by people keep their edits.
+    async fn apply_cr(&self, agent: &AgentId) -> Result<CodexAgent, BackendError> {
+        let name = resource_name(agent);
+        let body = json!({
+            "apiVersion": CodexAgent::api_version(&()),
+            "kind": CodexAgent::kind(&()),
+            "metadata": {
+                "name": name,
+                "labels": {
+                    LABEL_AGENT_NAME: agent.name.as_str(),
+                    LABEL_TENANT: agent.tenant.as_str(),
+                },
+            },
+            "spec": { "tenant": agent.tenant.as_str(), "suspended": false },
+        });
+        self.agents
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await
+            .map_err(|e| prepare_err(agent, format!("applying CodexAgent {name}: {e}")))
+    }
+
+    /// Waits, watching the CodexAgent, until the operator reports it ready.
+    async fn wait_ready(
+        &self,
+        agent: &AgentId,
+        progress: &(dyn Fn(String) + Send + Sync),
+    ) -> Result<CodexAgent, BackendError> {
+        let name = resource_name(agent);
+        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let mut stream = watcher(self.agents.clone(), config)
+            .applied_objects()
+            .boxed();
+        let mut last = String::new();
+        let timeout = self.settings.ready_timeout;
+        let wait = async {
+            loop {
+                // The watch drives this; a slow poll covers a pod that changes
+                // while the CodexAgent's status does not (yet).
+                let cr = tokio::select! {
+                    next = stream.try_next() => match next.map_err(|e| e.to_string())? {
+                        Some(cr) => cr,
+                        None => return Err("the watch ended".to_owned()),
+                    },
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {
+                        match self.agents.get_opt(&name).await {
+                            Ok(Some(cr)) => cr,
+                            _ => continue,
+                        }
+                    }
+                };
+                if ready(&cr) && self.pod_ready(&cr).await {
+                    return Ok(cr);
+                }
+                if let Some(why) = failure(&cr) {
+                    return Err(why);
+                }
+                let now = describe(&cr);
+                if now != last {
+                    progress(format!("starting agent {} ({now})", agent.name));
+                    last = now;
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(cr)) => Ok(cr),
+            Ok(Err(reason)) => Err(BackendError::NotReady {
+                agent: agent.to_string(),
+                reason,
+            }),
+            Err(_) => Err(BackendError::NotReady {
+                agent: agent.to_string(),
+                reason: format!(
+                    "not ready after {} s (last state: {}); see `kubectl describe codexagent {name} -n {}`",
+                    timeout.as_secs(),
+                    if last.is_empty() { "unknown" } else { &last },
+                    self.settings.namespace
+                ),
+            }),
+        }
+    }
+
+    /// Writes the gateway's status fields with one merge patch. With
+    /// `resource_version` the write only lands on that version (a 409
+    /// otherwise), for read-modify-write of the counters.
+    async fn patch_status(
+        &self,
+        name: &str,
+        status: serde_json::Value,
+        resource_version: Option<String>,
+    ) -> Result<CodexAgent, kube::Error> {
+        let mut body = json!({ "status": status });
+        if let Some(rv) = resource_version {
+            body["metadata"] = json!({ "resourceVersion": rv });
+        }
+        self.agents
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+    }
+
+    /// Marks a run as started or ended for the operator's idle check.
+    async fn mark_active(&self, name: &str, active: bool, thread: Option<&str>) {
+        let mut status = json!({
+            "activeRuns": i64::from(active),
+            "lastActivity": Utc::now(),
+        });
+        if let Some(t) = thread {
+            status["threadId"] = json!(t);
+        }
+        if let Err(e) = self.patch_status(name, status, None).await {
+            tracing::warn!(agent = name, error = %e, "recording run activity failed");
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for KubeBackend {
+    fn kind(&self) -> &'static str {
+        "kubernetes"
+    }
+
+    async fn ensure_agent(
+        &self,
+        agent: &AgentId,
+        progress: &(dyn Fn(String) + Send + Sync),
+    ) -> Result<AgentRecord, BackendError> {
+        let current = self.get_cr(agent).await?;
+        let usable = match &current {
+            Some(cr) => ready(cr) && self.pod_ready(cr).await,
+            None => false,
+        };
+        let cr = match current {
+            Some(cr) if usable => cr,
+            existing => {
+                progress(match existing {
+                    None => format!("creating agent {}", agent.name),
+                    Some(_) => format!("starting agent {}", agent.name),
+                });
+                self.apply_cr(agent).await?;
+                self.wait_ready(agent, progress).await?
+            }
+        };
+        Ok(record_from(&cr, agent, Utc::now()))
+    }
+
+    fn paths(&self, _agent: &AgentId) -> AgentPaths {
+        AgentPaths {
+            workspace: WORKSPACE_DIR.into(),
+            codex_home: CODEX_HOME_DIR.into(),
+        }
+    }
+
+    async fn run(
+        &self,
+        agent: &AgentId,
+        request: &RunRequest,
+        events: EventSender,
+        cancel: CancellationToken,
+    ) -> Result<RunOutcome, BackendError> {
+        let name = resource_name(agent);
+        let cr = self
+            .get_cr(agent)
+            .await?
+            .ok_or_else(|| BackendError::Spawn(format!("CodexAgent {name} is gone")))?;
+        let mut lease = lease::RunLease::acquire(
+            self.leases.clone(),
+            naming::lease_name(&name),
+            self.settings.identity.clone(),
+            self.settings.lease_duration,
+            // Collected with the CodexAgent; not blocking its deletion, which
+            // would need the finalizers permission on CodexAgents.
+            Some(OwnerReference {
+                block_owner_deletion: None,
+                ..owner_reference(&cr)
+            }),
+            &cancel,
+            || tracing::info!(agent = %agent, "waiting for a run on another gateway replica"),
+        )
+        .await
+        .map_err(|e| BackendError::Spawn(e.to_string()))?;
+
+        // Another replica may have continued the conversation while this one
+        // waited: continue from what the status says now.
+        let mut request = request.clone();
+        let fresh = self.get_cr(agent).await;
+        if let (Some(_), Ok(Some(cr))) = (&request.thread_id, &fresh) {
+            if let Some(t) = cr.status.as_ref().and_then(|s| s.thread_id.clone()) {
+                request.thread_id = Some(t);
+            }
+        }
+        let pod = fresh
+            .ok()
+            .flatten()
+            .and_then(|cr| cr.status.and_then(|s| s.pod_name))
+            .unwrap_or_else(|| crate::operator::desired::pod_name(&cr));
+
+        self.mark_active(&name, true, None).await;
+        // While the run lasts: renew the Lease and refresh lastActivity once
+        // in a while (not per event), so the operator sees the agent busy.
+        let stop = CancellationToken::new();
+        let keeper = {
+            let stop = stop.clone();
+            let agents = self.agents.clone();
+            let name = name.clone();
+            tokio::spawn(async move {
+                let mut renew = tokio::time::interval(lease.renew_every());
+                let mut touch = tokio::time::interval(ACTIVITY_EVERY);
+                renew.reset();
+                touch.reset();
+                loop {
+                    tokio::select! {
+                        _ = renew.tick() => lease.renew().await,
+                        _ = touch.tick() => {
+                            let body = json!({"status": {"lastActivity": Utc::now()}});
+                            let _ = agents.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body)).await;
+                        }
+                        _ = stop.cancelled() => return lease,
+                    }
+                }
+            })
+        };
+        let result = exec::run_in_pod(&self.pods, &pod, &request, events, cancel).await;
+        stop.cancel();
+        let lease = keeper.await.ok();
+        // The thread id is written before the Lease goes, so the next run
+        // (on any replica) continues this conversation; the counters follow
+        // in `record_run`.
+        let thread = result.as_ref().ok().and_then(|o| o.thread_id.clone());
+        self.mark_active(&name, false, thread.as_deref()).await;
+        if let Some(lease) = lease {
+            lease.release().await;
+        }
+        result
+    }
+
+    async fn record_run(
+        &self,
+        agent: &AgentId,
+        run: RunRecord,
+    ) -> Result<AgentRecord, BackendError> {
+        let name = resource_name(agent);
+        // Read-modify-write guarded by resourceVersion: counters are sums.
+        for _ in 0..5 {
+            let cr = self
+                .get_cr(agent)
+                .await?
+                .ok_or_else(|| state_err(agent, format!("CodexAgent {name} is gone")))?;
+            let mut record = record_from(&cr, agent, Utc::now());
+            record.apply(&run, Utc::now());
+            let status = json!({
+                "threadId": record.thread_id,
+                "lastActivity": record.last_activity,
+                "activeRuns": 0,
+                "runs": record.runs,
+                "failedRuns": record.failed_runs,
+                "inputTokens": record.input_tokens,
+                "outputTokens": record.output_tokens,
+            });
+            match self
+                .patch_status(&name, status, cr.resource_version())
+                .await
+            {
+                Ok(_) => {
+                    let usage = naming::format_usage(&record.thread_usage);
+                    let body = json!({"metadata": {"annotations": {naming::ANNOTATION_THREAD_USAGE: usage}}});
+                    self.agents
+                        .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
+                        .await
+                        .map_err(|e| state_err(agent, e))?;
+                    return Ok(record);
+                }
+                Err(e) if is_conflict(&e) => continue,
+                Err(e) => return Err(state_err(agent, format!("writing the status: {e}"))),
+            }
+        }
+        Err(state_err(
+            agent,
+            "the status kept changing under the write; giving up",
+        ))
+    }
+
+    async fn get_agent(&self, agent: &AgentId) -> Result<Option<AgentRecord>, BackendError> {
+        Ok(self
+            .get_cr(agent)
+            .await?
+            .map(|cr| record_from(&cr, agent, Utc::now())))
+    }
+
+    async fn list_agents(&self, tenant: &Tenant) -> Result<Vec<AgentRecord>, BackendError> {
+        let lp = ListParams::default().labels(&format!("{LABEL_TENANT}={tenant}"));
+        let list = self
+            .agents
+            .list(&lp)
+            .await
+            .map_err(|e| BackendError::State {
+                agent: format!("{tenant}/*"),
+                reason: e.to_string(),
+            })?;
+        let mut out: Vec<AgentRecord> = list
+            .items
+            .iter()
+            .filter_map(|cr| {
+                let labels: &BTreeMap<String, String> = cr.metadata.labels.as_ref()?;
+                let name = AgentName::parse(labels.get(LABEL_AGENT_NAME)?).ok()?;
+                let id = AgentId {
+                    tenant: tenant.clone(),
+                    name,
+                };
+                (cr.name_any() == resource_name(&id)).then(|| record_from(cr, &id, Utc::now()))
+            })
+            .collect();
+        out.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+        Ok(out)
+    }
+
+    async fn release_agent(&self, agent: &AgentId) -> Result<(), BackendError> {
+        if self.get_cr(agent).await?.is_none() {
+            return Ok(());
+        }
+        let name = resource_name(agent);
+        let body = json!({ "spec": { "suspended": true } });
+        self.agents
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+            .map(|_| ())
+            .map_err(|e| state_err(agent, format!("suspending CodexAgent {name}: {e}")))
+    }
+}

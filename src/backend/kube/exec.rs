@@ -1,0 +1,156 @@
+//! One run through pods/exec: `codex-mcp agent-run` in the agent's pod, the
+//! request on its stdin, Codex's events and the result on its stdout.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, AttachParams};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{BackendError, EventSender};
+use crate::codex::{CodexEvent, RunOutcome, RunRequest, RESULT_LINE_TYPE};
+use crate::operator::desired::CONTAINER_NAME;
+
+/// The command run in the pod. Codex is found on the image's PATH; the end
+/// of stdin (the exec connection closing) cancels the run, and agent-run then
+/// kills Codex's whole process group.
+pub const AGENT_RUN: [&str; 5] = [
+    "codex-mcp",
+    "agent-run",
+    "--cancel-on-stdin-eof",
+    "--codex-bin",
+    "codex",
+];
+
+/// How long a cancelled run's output may keep coming before the connection
+/// is dropped.
+const CANCEL_DRAIN: Duration = Duration::from_secs(5);
+
+/// Why the pod could not run it, in words for the caller.
+async fn pod_trouble(pods: &Api<Pod>, pod: &str) -> Option<String> {
+    let p = match pods.get_opt(pod).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return Some(format!("the agent's pod {pod} was deleted during the run")),
+        Err(e) => return Some(format!("the agent's pod {pod} could not be read: {e}")),
+    };
+    if p.metadata.deletion_timestamp.is_some() {
+        return Some(format!("the agent's pod {pod} is being deleted"));
+    }
+    let statuses = p.status.as_ref()?.container_statuses.as_ref()?;
+    let c = statuses.iter().find(|c| c.name == CONTAINER_NAME)?;
+    let restarted = c.restart_count > 0 && c.last_state.as_ref()?.terminated.is_some();
+    let running = c.state.as_ref().is_some_and(|s| s.running.is_some());
+    (!running || restarted)
+        .then(|| format!("the agent's pod {pod} stopped or restarted during the run"))
+}
+
+pub async fn run_in_pod(
+    pods: &Api<Pod>,
+    pod: &str,
+    request: &RunRequest,
+    events: EventSender,
+    cancel: CancellationToken,
+) -> Result<RunOutcome, BackendError> {
+    let params = AttachParams::default()
+        .container(CONTAINER_NAME)
+        .stdin(true)
+        .stdout(true)
+        .stderr(true);
+    let mut process = pods
+        .exec(pod, AGENT_RUN, &params)
+        .await
+        .map_err(|e| BackendError::Spawn(format!("exec into the agent's pod {pod}: {e}")))?;
+    let mut stdin = process.stdin();
+    let stdout = process.stdout().expect("stdout requested");
+    let stderr = process.stderr().expect("stderr requested");
+    let status = process.take_status().expect("status not taken yet");
+
+    // The request (credentials included) travels on stdin, never in argv.
+    let mut line = serde_json::to_vec(request).expect("request serializes");
+    line.push(b'\n');
+    if let Some(s) = stdin.as_mut() {
+        s.write_all(&line)
+            .await
+            .map_err(|e| BackendError::Spawn(format!("sending the run request: {e}")))?;
+        s.flush()
+            .await
+            .map_err(|e| BackendError::Spawn(format!("sending the run request: {e}")))?;
+    }
+
+    let stderr_tail = tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        let mut last = String::new();
+        while let Ok(Some(l)) = lines.next_line().await {
+            if !l.trim().is_empty() {
+                last = l;
+            }
+        }
+        last
+    });
+    let mut lines = BufReader::new(stdout).lines();
+    let mut outcome: Option<RunOutcome> = None;
+    let mut cancelled = false;
+    let drain = tokio::time::sleep(Duration::from_secs(365 * 86_400));
+    tokio::pin!(drain);
+    loop {
+        tokio::select! {
+            next = lines.next_line() => match next {
+                Ok(Some(l)) => {
+                    if l.contains(RESULT_LINE_TYPE) {
+                        if let Ok(o) = serde_json::from_str::<RunOutcome>(&l) {
+                            outcome = Some(o);
+                            continue;
+                        }
+                    }
+                    if let Some((ev, _)) = CodexEvent::parse(&l) {
+                        let _ = events.send(ev);
+                    }
+                }
+                _ => break,
+            },
+            _ = cancel.cancelled(), if !cancelled => {
+                cancelled = true;
+                // Shutting stdin down ends the exec stream (the 1.20 protocol
+                // has no half-close), which ends agent-run's stdin in the pod.
+                if let Some(mut s) = stdin.take() {
+                    let _ = s.shutdown().await;
+                }
+                drain.as_mut().reset(tokio::time::Instant::now() + CANCEL_DRAIN);
+            }
+            _ = &mut drain => break,
+        }
+    }
+    drop(stdin);
+    let exit = tokio::time::timeout(Duration::from_secs(2), status)
+        .await
+        .ok()
+        .flatten();
+    process.abort();
+    let last_stderr = tokio::time::timeout(Duration::from_secs(2), stderr_tail)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    match outcome {
+        Some(o) => Ok(o),
+        None if cancelled => Ok(RunOutcome {
+            ok: false,
+            error: Some("run cancelled".into()),
+            ..Default::default()
+        }),
+        None => {
+            let mut why = match pod_trouble(pods, pod).await {
+                Some(trouble) => trouble,
+                None => match exit.and_then(|s| s.message) {
+                    Some(m) => format!("agent-run in pod {pod} ended without a result: {m}"),
+                    None => format!("agent-run in pod {pod} ended without a result"),
+                },
+            };
+            if !last_stderr.is_empty() {
+                why.push_str(&format!(" ({last_stderr})"));
+            }
+            Err(BackendError::NoResult(why))
+        }
+    }
+}

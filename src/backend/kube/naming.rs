@@ -1,0 +1,170 @@
+//! How an agent maps to Kubernetes objects, and a CodexAgent back to the
+//! gateway's record. Pure functions, unit-tested without a cluster.
+
+use chrono::{DateTime, Utc};
+
+use crate::agent::AgentId;
+use crate::backend::AgentRecord;
+use crate::codex::Usage;
+use crate::operator::crd::CodexAgent;
+
+/// The agent's name as the client gave it (the CodexAgent's own name is
+/// encoded and may be truncated).
+pub const LABEL_AGENT_NAME: &str = "codexmcp.dev/agent-name";
+/// The tenant the agent belongs to (the operator labels children the same way).
+pub use crate::operator::desired::LABEL_TENANT;
+/// Codex's cumulative usage of the current thread, `input,cached,output`:
+/// needed to count a resumed thread's new tokens, and not a status field.
+pub const ANNOTATION_THREAD_USAGE: &str = "codexmcp.dev/thread-usage";
+
+const HASH_HEX: usize = 10;
+/// The operator derives child names by suffixing this one (`-credentials` is
+/// the longest), and they must stay within a 63-character label.
+const MAX_NAME: usize = 50;
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// The CodexAgent's name: `<tenant>-<agent>` (truncated) plus a hash of the
+/// exact pair. The hash is always there because `-` is allowed in both
+/// parts (`a-b`/`c` and `a`/`b-c` would otherwise meet), and it keeps
+/// truncated names apart.
+pub fn resource_name(agent: &AgentId) -> String {
+    let hash = fnv1a(format!("{}/{}", agent.tenant, agent.name).as_bytes());
+    let hash = format!("{hash:016x}");
+    let mut readable = format!("{}-{}", agent.tenant, agent.name);
+    readable.truncate(MAX_NAME - HASH_HEX - 1);
+    let readable = readable.trim_end_matches('-');
+    format!("{readable}-{}", &hash[..HASH_HEX])
+}
+
+/// The run Lease of the agent whose CodexAgent is `resource`.
+pub fn lease_name(resource: &str) -> String {
+    format!("{resource}-run")
+}
+
+/// Whether the CodexAgent really is this agent (and not a hash collision or
+/// a resource someone else created under that name).
+pub fn belongs_to(cr: &CodexAgent, agent: &AgentId) -> bool {
+    let labels = cr.metadata.labels.as_ref();
+    let label = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
+    label(LABEL_AGENT_NAME) == Some(agent.name.as_str())
+        && label(LABEL_TENANT) == Some(agent.tenant.as_str())
+}
+
+pub fn format_usage(u: &Usage) -> String {
+    format!(
+        "{},{},{}",
+        u.input_tokens, u.cached_input_tokens, u.output_tokens
+    )
+}
+
+pub fn parse_usage(s: &str) -> Usage {
+    let mut parts = s.split(',').map(|p| p.trim().parse::<u64>().unwrap_or(0));
+    Usage {
+        input_tokens: parts.next().unwrap_or(0),
+        cached_input_tokens: parts.next().unwrap_or(0),
+        output_tokens: parts.next().unwrap_or(0),
+    }
+}
+
+fn count(v: Option<i64>) -> u64 {
+    v.unwrap_or(0).max(0) as u64
+}
+
+/// The gateway's view of an agent, read from its CodexAgent.
+pub fn record_from(cr: &CodexAgent, agent: &AgentId, now: DateTime<Utc>) -> AgentRecord {
+    let created = cr
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .and_then(|t| {
+            DateTime::<Utc>::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond() as u32)
+        })
+        .unwrap_or(now);
+    let status = cr.status.clone().unwrap_or_default();
+    let thread_usage = cr
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_THREAD_USAGE))
+        .map(|s| parse_usage(s))
+        .unwrap_or_default();
+    AgentRecord {
+        agent_id: agent.name.to_string(),
+        tenant: agent.tenant.to_string(),
+        thread_id: status.thread_id.clone(),
+        created_at: created,
+        last_activity: status.last_activity.unwrap_or(created),
+        runs: count(status.runs),
+        failed_runs: count(status.failed_runs),
+        input_tokens: count(status.input_tokens),
+        output_tokens: count(status.output_tokens),
+        thread_usage,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::{AgentName, Tenant};
+
+    fn id(t: &str, a: &str) -> AgentId {
+        AgentId {
+            tenant: Tenant::parse(t).unwrap(),
+            name: AgentName::parse(a).unwrap(),
+        }
+    }
+
+    fn is_dns_label(s: &str) -> bool {
+        let b = s.as_bytes();
+        !b.is_empty()
+            && b.len() <= 63
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+            && b[0] != b'-'
+            && b[b.len() - 1] != b'-'
+    }
+
+    #[test]
+    fn names_are_readable_stable_and_distinct() {
+        let n = resource_name(&id("default", "alice"));
+        assert!(n.starts_with("default-alice-"), "{n}");
+        assert_eq!(n, resource_name(&id("default", "alice")));
+        assert_ne!(
+            resource_name(&id("a-b", "c")),
+            resource_name(&id("a", "b-c")),
+            "dashes must not make two agents meet"
+        );
+    }
+
+    #[test]
+    fn longest_names_stay_valid_with_operator_suffixes() {
+        let long = "x".repeat(crate::agent::MAX_AGENT_NAME_LEN);
+        let tricky = format!("{}-{}", "a".repeat(38), "b");
+        for (t, a) in [(long.as_str(), long.as_str()), ("t", tricky.as_str())] {
+            let n = resource_name(&id(t, a));
+            assert!(n.len() <= MAX_NAME, "{n}");
+            for suffix in ["", "-workspace", "-credentials", "-run"] {
+                assert!(is_dns_label(&format!("{n}{suffix}")), "{n}{suffix}");
+            }
+        }
+    }
+
+    #[test]
+    fn usage_round_trips_and_tolerates_garbage() {
+        let u = Usage {
+            input_tokens: 5,
+            cached_input_tokens: 2,
+            output_tokens: 7,
+        };
+        assert_eq!(parse_usage(&format_usage(&u)), u);
+        assert_eq!(parse_usage("junk"), Usage::default());
+    }
+}

@@ -1,0 +1,191 @@
+//! `codex-mcp gateway`: the same gateway as `serve`, with the Kubernetes
+//! backend (a CodexAgent per agent, runs exec'd into its pod).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::api::{Api, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::backend::kube::{KubeBackend, KubeSettings};
+use crate::codex::SandboxMode;
+use crate::config::KubeGatewayArgs;
+use crate::gateway::auth::{AuthError, ClientAuth};
+use crate::gateway::{router, HttpConfig, Readiness};
+use crate::metrics::Metrics;
+use crate::operator::crd::CodexAgent;
+use crate::runs::Runner;
+use crate::serve::{credential_provider, run_settings, ServeError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Settings(#[from] ServeError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("client tokens are required: pass --auth-tokens FILE (or --no-auth on loopback)")]
+    NoTokens,
+    #[error("loading the kubeconfig failed: {0}")]
+    Kubeconfig(String),
+    #[error("creating the Kubernetes client failed: {0}")]
+    Client(#[source] kube::Error),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(std::net::SocketAddr, std::io::Error),
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// The namespace a pod runs in, from its service account mount.
+const IN_CLUSTER_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+fn client_auth(args: &KubeGatewayArgs) -> Result<ClientAuth, GatewayError> {
+    let g = &args.gateway;
+    if g.no_auth {
+        if !g.listen.ip().is_loopback() {
+            return Err(AuthError::OpenBeyondLoopback(g.listen.to_string()).into());
+        }
+        warn!("client authentication is off (--no-auth)");
+        return Ok(ClientAuth::Open);
+    }
+    // No generated token file: replicas share no disk, so tokens come from a
+    // mounted file (a Secret) that every replica reads.
+    match &g.auth_tokens {
+        Some(file) => Ok(ClientAuth::from_file(file)?),
+        None => Err(GatewayError::NoTokens),
+    }
+}
+
+fn identity(args: &KubeGatewayArgs) -> String {
+    args.identity.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "gateway".into());
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        format!("{host}-{}", &suffix[..8])
+    })
+}
+
+async fn kube_config(args: &KubeGatewayArgs) -> Result<kube::Config, GatewayError> {
+    match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .map_err(|e| GatewayError::Kubeconfig(format!("{}: {e}", path.display())))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| GatewayError::Kubeconfig(format!("{}: {e}", path.display())))
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| GatewayError::Kubeconfig(e.to_string())),
+    }
+}
+
+pub async fn run(args: KubeGatewayArgs) -> Result<(), GatewayError> {
+    crate::telemetry::init(&args.gateway.log_level, args.gateway.log_format);
+    let settings = run_settings(&args.codex, &args.limits)?;
+    if settings.write_sandbox != SandboxMode::External {
+        warn!(
+            approval_mode = %args.codex.approval_mode,
+            "agent pods are the sandbox: Codex's own sandbox generally cannot start in an unprivileged pod; set CODEX_APPROVAL_MODE=external"
+        );
+    }
+    let credentials = credential_provider(&args.codex)?;
+    let auth = client_auth(&args)?;
+    let config = kube_config(&args).await?;
+    let namespace = args
+        .namespace
+        .clone()
+        .or_else(|| {
+            std::fs::read_to_string(IN_CLUSTER_NAMESPACE)
+                .ok()
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_else(|| config.default_namespace.clone());
+    let client = kube::Client::try_from(config).map_err(GatewayError::Client)?;
+
+    let readiness: Readiness = Arc::default();
+    let agents: Api<CodexAgent> = Api::namespaced(client.clone(), &namespace);
+    match agents.list(&ListParams::default().limit(1)).await {
+        Ok(_) => info!(%namespace, "CodexAgents are served"),
+        Err(e) => {
+            let why = format!(
+                "listing CodexAgents in namespace {namespace} failed ({e}); is the CRD installed and the gateway's Role bound?"
+            );
+            error!("{why}");
+            *readiness.write().expect("readiness") = Some(why);
+            // Recheck in the background, so the gateway turns ready once the
+            // CRD or the RBAC appear.
+            let readiness = readiness.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    if agents.list(&ListParams::default().limit(1)).await.is_ok() {
+                        *readiness.write().expect("readiness") = None;
+                        info!("CodexAgents are served now");
+                        return;
+                    }
+                }
+            });
+        }
+    }
+    info!(credentials = %credentials.describe(), "Codex credentials");
+    let kube_settings = KubeSettings {
+        namespace: namespace.clone(),
+        ready_timeout: Duration::from_secs(args.ready_timeout.max(1)),
+        lease_duration: Duration::from_secs(args.run_lease_duration.max(3)),
+        identity: identity(&args),
+    };
+    info!(identity = %kube_settings.identity, "gateway replica");
+    let backend = Arc::new(KubeBackend::new(client, kube_settings));
+    let runner = Arc::new(Runner::new(
+        backend,
+        credentials,
+        settings,
+        Arc::new(Metrics::new()),
+    ));
+
+    let shutdown = CancellationToken::new();
+    let app = router(
+        runner,
+        auth,
+        HttpConfig {
+            allowed_hosts: args.gateway.allowed_hosts.clone(),
+            max_body_bytes: args.gateway.max_body_bytes,
+            shutdown: shutdown.clone(),
+        },
+        readiness,
+    );
+    let listener = tokio::net::TcpListener::bind(args.gateway.listen)
+        .await
+        .map_err(|e| GatewayError::Listen(args.gateway.listen, e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| GatewayError::Listen(args.gateway.listen, e))?;
+    info!(
+        %namespace,
+        "codex-mcp gateway listening on http://{addr} (streamable HTTP: /mcp, SSE: /sse, per agent: /agents/NAME/mcp)"
+    );
+    let stop = shutdown.clone();
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            info!("shutting down");
+            stop.cancel();
+        })
+        .await
+        .map_err(GatewayError::Serve)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
