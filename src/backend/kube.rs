@@ -26,12 +26,17 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::{AgentPaths, AgentRecord, Backend, BackendError, EventSender, RunRecord};
+use super::{
+    AgentPaths, AgentRecord, Backend, BackendError, EnvironmentStatus, EventSender, RunRecord,
+};
 use crate::agent::{AgentId, AgentName, Tenant};
 use crate::codex::{RunOutcome, RunRequest};
 use crate::operator::crd::{CodexAgent, Phase};
 use crate::operator::desired::{owner_reference, CODEX_HOME_DIR, WORKSPACE_DIR};
-use naming::{belongs_to, record_from, resource_name, LABEL_AGENT_NAME, LABEL_TENANT};
+use naming::{
+    belongs_to, describe, failure, ready, record_from, resource_name, LABEL_AGENT_NAME,
+    LABEL_TENANT,
+};
 
 /// The field manager of everything the gateway writes.
 pub const FIELD_MANAGER: &str = "codex-mcp-gateway";
@@ -75,37 +80,6 @@ fn state_err(agent: &AgentId, e: impl std::fmt::Display) -> BackendError {
 
 fn is_conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409)
-}
-
-/// Whether the operator has seen the current spec and says the pod is ready.
-fn ready(cr: &CodexAgent) -> bool {
-    let Some(status) = cr.status.as_ref() else {
-        return false;
-    };
-    status.phase == Some(Phase::Ready)
-        && status.observed_generation == cr.metadata.generation
-        && !cr.spec.suspended
-}
-
-/// The operator's word on a failed agent, once it has seen the current spec.
-fn failure(cr: &CodexAgent) -> Option<String> {
-    let status = cr.status.as_ref()?;
-    (status.phase == Some(Phase::Failed) && status.observed_generation == cr.metadata.generation)
-        .then(|| {
-            status
-                .message
-                .clone()
-                .unwrap_or_else(|| "no reason given".into())
-        })
-}
-
-fn describe(cr: &CodexAgent) -> String {
-    let status = cr.status.clone().unwrap_or_default();
-    let phase = status.phase.map_or("Pending", Phase::as_str);
-    match status.message.filter(|m| !m.is_empty()) {
-        Some(m) => format!("{phase}: {m}"),
-        None => phase.to_owned(),
-    }
 }
 
 impl KubeBackend {
@@ -192,6 +166,7 @@ impl KubeBackend {
         let name = resource_name(agent);
         let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
         let mut stream = watcher(self.agents.clone(), config)
+            .default_backoff()
             .applied_objects()
             .boxed();
         let mut last = String::new();
@@ -201,9 +176,15 @@ impl KubeBackend {
                 // The watch drives this; a slow poll covers a pod that changes
                 // while the CodexAgent's status does not (yet).
                 let cr = tokio::select! {
-                    next = stream.try_next() => match next.map_err(|e| e.to_string())? {
-                        Some(cr) => cr,
-                        None => return Err("the watch ended".to_owned()),
+                    next = stream.try_next() => match next {
+                        Ok(Some(cr)) => cr,
+                        Ok(None) => return Err("the watch ended".to_owned()),
+                        // The watcher restarts itself (with backoff); the poll
+                        // goes on meanwhile.
+                        Err(e) => {
+                            tracing::debug!(agent = %agent, error = %e, "watching the CodexAgent");
+                            continue;
+                        }
                     },
                     _ = tokio::time::sleep(Duration::from_secs(2)) => {
                         match self.agents.get_opt(&name).await {
@@ -474,6 +455,21 @@ impl Backend for KubeBackend {
             .collect();
         out.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
         Ok(out)
+    }
+
+    async fn environment(
+        &self,
+        agent: &AgentId,
+    ) -> Result<Option<EnvironmentStatus>, BackendError> {
+        Ok(self.get_cr(agent).await?.map(|cr| {
+            let status = cr.status.clone().unwrap_or_default();
+            EnvironmentStatus {
+                phase: status.phase.map_or("Pending", Phase::as_str).to_owned(),
+                resource: Some(cr.name_any()),
+                pod: status.pod_name,
+                message: status.message,
+            }
+        }))
     }
 
     async fn release_agent(&self, agent: &AgentId) -> Result<(), BackendError> {

@@ -110,6 +110,20 @@ pub struct RunRecord {
     pub thread: ThreadUpdate,
 }
 
+/// Where an agent's environment stands, beyond the gateway's own record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EnvironmentStatus {
+    /// The environment's phase (on Kubernetes the CodexAgent's: Pending,
+    /// Starting, Ready, Suspended or Failed).
+    pub phase: String,
+    /// The Kubernetes object holding the agent (its CodexAgent).
+    pub resource: Option<String>,
+    /// The agent's pod, while it has one.
+    pub pod: Option<String>,
+    /// What is going on, for people.
+    pub message: Option<String>,
+}
+
 /// Where an agent's files are, as seen from inside its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentPaths {
@@ -177,6 +191,15 @@ pub trait Backend: Send + Sync + 'static {
     /// conversation (locally nothing runs between calls; on Kubernetes the
     /// pod is suspended).
     async fn release_agent(&self, agent: &AgentId) -> Result<(), BackendError>;
+
+    /// Where the agent's environment stands; `None` where there is nothing
+    /// beyond the record (locally, a directory is always ready).
+    async fn environment(
+        &self,
+        _agent: &AgentId,
+    ) -> Result<Option<EnvironmentStatus>, BackendError> {
+        Ok(None)
+    }
 }
 
 #[cfg(test)]

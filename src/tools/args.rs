@@ -117,3 +117,10 @@ pub struct ListSessionsArgs {
     #[serde(default)]
     pub agent_id: Option<String>,
 }
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+pub struct AgentStatusArgs {
+    /// The agent to show. Omit for your own.
+    #[serde(default)]
+    pub agent_id: Option<String>,
+}

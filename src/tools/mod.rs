@@ -23,14 +23,19 @@ use crate::metrics::ToolKind;
 use crate::progress::Progress;
 use crate::runs::{RunError, Runner, Turn, TurnResult};
 use crate::workspace::resolve_in_workspace;
-use args::{ChatArgs, ContextFile, FixArgs, ImplementArgs, ListSessionsArgs, PlanArgs, ReviewArgs};
+use args::{
+    AgentStatusArgs, ChatArgs, ContextFile, FixArgs, ImplementArgs, ListSessionsArgs, PlanArgs,
+    ReviewArgs,
+};
 use caller::Caller;
 use responses::{
     merge_changes, ChatResponse, FixModelReply, FixResponse, ImplementModelReply,
     ImplementResponse, PlanModelReply, PlanResponse, ReviewModelReply, ReviewResponse,
 };
 use schema::{model_schema, parse_reply};
-pub use session::{AgentSummary, CleanupResult, HealthReport, SessionInfo, SessionList};
+pub use session::{
+    AgentStatus, AgentSummary, CleanupResult, HealthReport, SessionInfo, SessionList,
+};
 
 /// A tool call that did not produce a result.
 #[derive(Debug, thiserror::Error)]
@@ -400,6 +405,22 @@ impl CodexTools {
     ) -> Result<Json<SessionInfo>, ToolError> {
         let caller = Caller::from_context(&ctx)?;
         session::session_info(&self.runner, &caller).await.map(Json)
+    }
+
+    /// One agent's status, environment included.
+    #[tool(
+        description = "Show one agent's status (yours by default): activity, conversation id and usage, and where its environment stands (on Kubernetes the CodexAgent's phase, pod and message).",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn get_agent_status(
+        &self,
+        Parameters(args): Parameters<AgentStatusArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<AgentStatus>, ToolError> {
+        let caller = Caller::from_context(&ctx)?;
+        session::agent_status(&self.runner, &caller, args.agent_id.as_deref())
+            .await
+            .map(Json)
     }
 
     /// Gateway health.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::caller::Caller;
 use super::ToolError;
 use crate::agent::{AgentId, AgentName};
-use crate::backend::AgentRecord;
+use crate::backend::{AgentRecord, EnvironmentStatus};
 use crate::runs::Runner;
 
 /// One agent as the session tools show it.
@@ -41,6 +41,15 @@ pub struct SessionInfo {
     pub transport: String,
     /// Null until your agent's first call creates it.
     pub agent: Option<AgentSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AgentStatus {
+    pub agent_id: String,
+    /// Null until the agent's first call creates it.
+    pub agent: Option<AgentSummary>,
+    /// Null on one machine; on Kubernetes the CodexAgent's phase, pod and message.
+    pub environment: Option<EnvironmentStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -135,6 +144,37 @@ pub async fn session_info(runner: &Runner, caller: &Caller) -> Result<SessionInf
         tenant: id.tenant.to_string(),
         transport: caller.transport.to_owned(),
         agent: record.map(|r| summarize(runner, &id, r)),
+    })
+}
+
+pub async fn agent_status(
+    runner: &Runner,
+    caller: &Caller,
+    name: Option<&str>,
+) -> Result<AgentStatus, ToolError> {
+    let id = match name {
+        None => caller.agent_id()?,
+        Some(n) => {
+            let name = AgentName::parse(n)
+                .map_err(|e| ToolError::InvalidParams(format!("agent_id: {e}")))?;
+            if !caller.may_use(&name) {
+                return Err(ToolError::InvalidParams(format!(
+                    "agent_id: your token does not give access to agent {name}"
+                )));
+            }
+            AgentId {
+                tenant: caller.tenant.clone(),
+                name,
+            }
+        }
+    };
+    let failed = |e: crate::backend::BackendError| ToolError::Failed(e.to_string());
+    let record = runner.backend().get_agent(&id).await.map_err(failed)?;
+    let environment = runner.backend().environment(&id).await.map_err(failed)?;
+    Ok(AgentStatus {
+        agent_id: id.name.to_string(),
+        agent: record.map(|r| summarize(runner, &id, r)),
+        environment,
     })
 }
 

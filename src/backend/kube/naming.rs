@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use crate::agent::AgentId;
 use crate::backend::AgentRecord;
 use crate::codex::Usage;
-use crate::operator::crd::CodexAgent;
+use crate::operator::crd::{CodexAgent, Phase};
 
 /// The agent's name as the client gave it (the CodexAgent's own name is
 /// encoded and may be truncated).
@@ -107,6 +107,37 @@ pub fn record_from(cr: &CodexAgent, agent: &AgentId, now: DateTime<Utc>) -> Agen
         input_tokens: count(status.input_tokens),
         output_tokens: count(status.output_tokens),
         thread_usage,
+    }
+}
+
+/// Whether the operator has seen the current spec and says the pod is ready.
+pub fn ready(cr: &CodexAgent) -> bool {
+    let Some(status) = cr.status.as_ref() else {
+        return false;
+    };
+    status.phase == Some(Phase::Ready)
+        && status.observed_generation == cr.metadata.generation
+        && !cr.spec.suspended
+}
+
+/// The operator's word on a failed agent, once it has seen the current spec.
+pub fn failure(cr: &CodexAgent) -> Option<String> {
+    let status = cr.status.as_ref()?;
+    (status.phase == Some(Phase::Failed) && status.observed_generation == cr.metadata.generation)
+        .then(|| {
+            status
+                .message
+                .clone()
+                .unwrap_or_else(|| "no reason given".into())
+        })
+}
+
+pub fn describe(cr: &CodexAgent) -> String {
+    let status = cr.status.clone().unwrap_or_default();
+    let phase = status.phase.map_or("Pending", Phase::as_str);
+    match status.message.filter(|m| !m.is_empty()) {
+        Some(m) => format!("{phase}: {m}"),
+        None => phase.to_owned(),
     }
 }
 

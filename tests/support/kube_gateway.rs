@@ -1,0 +1,343 @@
+//! The parts of a Kubernetes deployment, as host processes on the test
+//! cluster: the CRD, the agent image (busybox, `codex` and this build's
+//! `codex-mcp`), a `codex-mcp operator` and `codex-mcp gateway` processes.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::cluster;
+use super::fake_model::{FakeModel, API_KEY_ENV, MODEL};
+use super::gateway::TEST_API_KEY;
+
+/// The host's address on the pods' bridge: where pods reach a fake model.
+pub const HOST_ON_POD_NETWORK: [u8; 4] = [10, 87, 0, 1];
+
+/// A fake model pods can reach.
+pub async fn pod_reachable_model() -> FakeModel {
+    FakeModel::start_on(SocketAddr::from((HOST_ON_POD_NETWORK, 0)))
+        .await
+        .expect("binding the fake model on the pod bridge (is the test cluster up?)")
+}
+
+fn kubectl(args: &[&str], stdin: Option<&str>) -> String {
+    let mut cmd = Command::new("kubectl");
+    cmd.args(args)
+        .env("KUBECONFIG", cluster::kubeconfig_path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("running kubectl");
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().expect("kubectl");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `kubectl` with the test cluster's kubeconfig; panics on failure.
+pub fn kubectl_ok(args: &[&str]) -> String {
+    kubectl(args, None)
+}
+
+/// Installs the CRD this build prints (`codex-mcp crd`), once per process.
+pub async fn install_crd() {
+    static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    DONE.get_or_init(|| async {
+        let out = Command::new(super::codex_mcp_bin())
+            .arg("crd")
+            .output()
+            .expect("codex-mcp crd");
+        assert!(out.status.success());
+        let yaml = String::from_utf8(out.stdout).unwrap();
+        kubectl(
+            &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+            Some(&yaml),
+        );
+        kubectl(
+            &[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "crd/codexagents.codexmcp.dev",
+            ],
+            None,
+        );
+        // Discovery may lag behind Established for a moment.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Command::new("kubectl")
+            .args(["get", "codexagents", "-A"])
+            .env("KUBECONFIG", cluster::kubeconfig_path())
+            .output()
+            .map(|o| !o.status.success())
+            .unwrap_or(true)
+        {
+            assert!(Instant::now() < deadline, "CodexAgents are not served");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    })
+    .await;
+}
+
+fn fnv(bytes: &[u8], mut hash: u64) -> u64 {
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// The agent image with the real Codex CLI, built and imported only when
+/// containerd does not have this exact build yet (the import of ~300 MB is
+/// the slow part). Tagged by the stripped `codex-mcp`'s content and the
+/// Codex binary's size and modification time.
+pub fn agent_image() -> String {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let stripped = dir.path().join("codex-mcp");
+            let status = Command::new("strip")
+                .arg("-o")
+                .arg(&stripped)
+                .arg(super::codex_mcp_bin())
+                .status()
+                .expect("running strip");
+            assert!(status.success(), "strip failed");
+            let codex = std::fs::canonicalize(super::codex_bin()).expect("the Codex CLI");
+            let meta = std::fs::metadata(&codex).expect("the Codex CLI");
+            let stamp = format!(
+                "{}:{:?}",
+                meta.len(),
+                meta.modified().ok().map(|t| t
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs())
+            );
+            let hash = fnv(
+                stamp.as_bytes(),
+                fnv(&std::fs::read(&stripped).unwrap(), 0xcbf2_9ce4_8422_2325),
+            );
+            let image = format!("codex-mcp-test/agent-codex:{hash:016x}");
+            let have = Command::new("bash")
+                .arg("-c")
+                .arg(format!(
+                    ". {}/tests/cluster/lib.sh && ctr -n k8s.io --address \"$SOCKET\" images ls -q",
+                    cluster::repo_root().display()
+                ))
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            if !have.lines().any(|l| l == format!("docker.io/{image}")) {
+                let bin = stripped.to_string_lossy().into_owned();
+                let codex = codex.to_string_lossy().into_owned();
+                cluster::build_image(
+                    &image,
+                    &[
+                        "--busybox",
+                        "--user",
+                        "1000",
+                        "--bin",
+                        &bin,
+                        "--bin",
+                        &codex,
+                    ],
+                );
+            }
+            image
+        })
+        .clone()
+}
+
+/// A host process whose stderr is collected; killed on drop.
+pub struct Process {
+    child: Option<Child>,
+    logs: Arc<Mutex<Vec<String>>>,
+    pub what: String,
+}
+
+impl Process {
+    fn spawn(what: &str, mut cmd: Command, ready_marker: &str) -> (Process, String) {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {what}: {e}"));
+        let stderr = child.stderr.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        {
+            let logs = logs.clone();
+            let marker = ready_marker.to_owned();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Some(i) = line.find(&marker) {
+                        let url: String = line[i + marker.len()..]
+                            .chars()
+                            .take_while(|c| !c.is_whitespace() && *c != '"')
+                            .collect();
+                        let _ = tx.send(url);
+                    }
+                    logs.lock().unwrap().push(line);
+                }
+            });
+        }
+        let mut p = Process {
+            child: Some(child),
+            logs,
+            what: what.to_owned(),
+        };
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => (p, url),
+            Err(_) => {
+                p.kill();
+                panic!("{what} did not start:\n{}", p.logs().join("\n"));
+            }
+        }
+    }
+
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// SIGTERM, then SIGKILL after 10 s.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let logs = self.logs();
+            let tail: Vec<&String> = logs.iter().rev().take(40).collect();
+            eprintln!("--- last lines of {} ---", self.what);
+            for l in tail.into_iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+        self.stop();
+    }
+}
+
+/// `codex-mcp operator` for one namespace, with the Codex agent image.
+pub fn start_operator(namespace: &str) -> Process {
+    let mut cmd = Command::new(super::codex_mcp_bin());
+    cmd.arg("operator")
+        .arg("--kubeconfig")
+        .arg(cluster::kubeconfig_path())
+        .args(["--namespace", namespace, "--lease-namespace", namespace])
+        .args(["--metrics-listen", "127.0.0.1:0"])
+        .args(["--identity", &format!("op-{namespace}")])
+        .args([
+            "--agent-image",
+            &agent_image(),
+            "--image-pull-policy",
+            "Never",
+        ])
+        .args(["--cpu-limit", "1", "--memory-limit", "1Gi"])
+        .args(["--cpu-request", "10m", "--memory-request", "32Mi"])
+        .args(["--storage-size", "64Mi", "--session-timeout", "3600"])
+        .args(["--log-level", "codex_mcp=debug,info"])
+        .env_remove("KUBECONFIG");
+    Process::spawn("the operator", cmd, "operator listening on ").0
+}
+
+/// A running `codex-mcp gateway`.
+pub struct KubeGateway {
+    pub process: Process,
+    pub url: String,
+    namespace: String,
+    model_url: String,
+    extra: Vec<String>,
+}
+
+impl KubeGateway {
+    /// Starts a gateway for `namespace`, open on loopback, whose runs use
+    /// `model` (reachable from pods).
+    pub fn start(namespace: &str, model: &FakeModel, extra: &[&str]) -> KubeGateway {
+        Self::start_with(
+            namespace,
+            model.base_url(),
+            extra.iter().map(|s| s.to_string()).collect(),
+        )
+    }
+
+    fn start_with(namespace: &str, model_url: String, extra: Vec<String>) -> KubeGateway {
+        let mut cmd = Command::new(super::codex_mcp_bin());
+        cmd.arg("gateway");
+        // `extra` may bring its own (e.g. a service account's).
+        if !extra.iter().any(|a| a == "--kubeconfig") {
+            cmd.arg("--kubeconfig").arg(cluster::kubeconfig_path());
+        }
+        cmd.args(["--namespace", namespace, "--listen", "127.0.0.1:0"])
+            .args(["--no-auth", "--approval-mode", "external"])
+            .args(["--ready-timeout", "180", "--log-format", "json"])
+            .args(&extra)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", std::env::temp_dir())
+            .env("CODEX_MODEL", MODEL)
+            .env("CODEX_PROVIDER", "fake")
+            .env("CODEX_PROVIDER_BASE_URL", &model_url)
+            .env("CODEX_PROVIDER_ENV_KEY", API_KEY_ENV)
+            .env("OPENAI_API_KEY", TEST_API_KEY)
+            .env("LOG_LEVEL", "codex_mcp=debug,info");
+        let (process, url) = Process::spawn("the gateway", cmd, "listening on http://");
+        KubeGateway {
+            process,
+            url: format!("http://{url}"),
+            namespace: namespace.to_owned(),
+            model_url,
+            extra,
+        }
+    }
+
+    /// Stops this gateway and starts a fresh one with the same settings.
+    pub fn restart(mut self) -> KubeGateway {
+        self.process.stop();
+        Self::start_with(&self.namespace, self.model_url.clone(), self.extra.clone())
+    }
+
+    pub fn mcp_url(&self) -> String {
+        format!("{}/mcp", self.url)
+    }
+
+    pub fn sse_url(&self) -> String {
+        format!("{}/sse", self.url)
+    }
+}
