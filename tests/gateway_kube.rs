@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use codex_mcp::operator::crd::{CodexAgent, Phase};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, ListParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::ResourceExt;
 use serde_json::{json, Value};
 use support::cluster::{self, TestNamespace};
@@ -264,6 +264,49 @@ async fn plan_and_implement_in_the_agents_pod_survive_pod_deletion_and_gateway_r
         .logs()
         .iter()
         .any(|l| l.contains(support::gateway::TEST_API_KEY)));
+    // Suspended (as the operator does when the agent idles): the pod goes,
+    // the volume stays, and the next call resumes the agent.
+    let agents: Api<CodexAgent> = ns.api();
+    agents
+        .patch(
+            &cr.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"suspended": true}})),
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let status = codex_agent(&ns, "alice").await.status.unwrap_or_default();
+        let gone = pods.get_opt(&pod_name).await.unwrap().is_none();
+        if status.phase == Some(Phase::Suspended) && gone {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not suspended: {status:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    model.push(Reply::exec_then("cat hello.py", "still hello"));
+    let resumed = http(&gateway, "alice")
+        .call_tool("chat", json!({"message": "and after a nap?"}))
+        .await;
+    assert!(resumed.ok() && !resumed.is_error(), "{resumed}");
+    assert_eq!(resumed.structured().unwrap()["run"]["thread_id"], thread);
+    assert!(
+        resumed
+            .progress()
+            .iter()
+            .filter_map(|p| p.message.as_deref())
+            .any(|m| m.contains("starting agent alice")),
+        "{resumed}"
+    );
+    let outputs = fake_model::tool_outputs(model.requests().last().unwrap());
+    assert!(
+        outputs.iter().any(|o| o.contains("print('hello')")),
+        "the file survives suspend and resume: {outputs:?}"
+    );
+    let cr = codex_agent(&ns, "alice").await;
+    assert!(!cr.spec.suspended);
+    assert_eq!(cr.status.unwrap().runs, Some(4));
     eprintln!("whole test: {:?}", started.elapsed());
     drop(gateway);
     ns.cleanup().await;
@@ -512,7 +555,10 @@ async fn two_gateways_take_turns_and_a_pod_killed_mid_call_gives_a_clear_error()
         .unwrap();
     assert!(r.is_error() || !r.ok(), "{r}");
     let text = format!("{r}");
-    assert!(text.contains("pod"), "the error names the pod: {r}");
+    assert!(
+        text.contains(&format!("pod {pod} was")),
+        "the error says what happened to the pod: {r}"
+    );
 
     // The next call gets a new pod and works.
     model.push(Reply::text("back"));

@@ -27,22 +27,45 @@ pub const AGENT_RUN: [&str; 5] = [
 /// is dropped.
 const CANCEL_DRAIN: Duration = Duration::from_secs(5);
 
-/// Why the pod could not run it, in words for the caller.
-async fn pod_trouble(pods: &Api<Pod>, pod: &str) -> Option<String> {
+/// Which pod incarnation a run started in: the operator recreates a pod
+/// under the same name, so the name alone cannot tell that it died.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Incarnation {
+    uid: Option<String>,
+    restarts: i32,
+}
+
+fn incarnation(pod: &Pod) -> Incarnation {
+    let restarts = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.name == CONTAINER_NAME))
+        .map_or(0, |c| c.restart_count);
+    Incarnation {
+        uid: pod.metadata.uid.clone(),
+        restarts,
+    }
+}
+
+/// Why the pod could not finish the run, in words for the caller.
+async fn pod_trouble(pods: &Api<Pod>, pod: &str, started_in: &Incarnation) -> Option<String> {
     let p = match pods.get_opt(pod).await {
         Ok(Some(p)) => p,
         Ok(None) => return Some(format!("the agent's pod {pod} was deleted during the run")),
         Err(e) => return Some(format!("the agent's pod {pod} could not be read: {e}")),
     };
     if p.metadata.deletion_timestamp.is_some() {
-        return Some(format!("the agent's pod {pod} is being deleted"));
+        return Some(format!("the agent's pod {pod} was deleted during the run"));
     }
-    let statuses = p.status.as_ref()?.container_statuses.as_ref()?;
-    let c = statuses.iter().find(|c| c.name == CONTAINER_NAME)?;
-    let restarted = c.restart_count > 0 && c.last_state.as_ref()?.terminated.is_some();
-    let running = c.state.as_ref().is_some_and(|s| s.running.is_some());
-    (!running || restarted)
-        .then(|| format!("the agent's pod {pod} stopped or restarted during the run"))
+    let now = incarnation(&p);
+    if now.uid != started_in.uid {
+        return Some(format!(
+            "the agent's pod {pod} was replaced during the run (the old one was deleted or died)"
+        ));
+    }
+    (now.restarts != started_in.restarts)
+        .then(|| format!("the agent's container in pod {pod} restarted during the run"))
 }
 
 pub async fn run_in_pod(
@@ -57,6 +80,11 @@ pub async fn run_in_pod(
         .stdin(true)
         .stdout(true)
         .stderr(true);
+    let started_in = pods
+        .get(pod)
+        .await
+        .map(|p| incarnation(&p))
+        .map_err(|e| BackendError::Spawn(format!("reading the agent's pod {pod}: {e}")))?;
     let mut process = pods
         .exec(pod, AGENT_RUN, &params)
         .await
@@ -140,7 +168,7 @@ pub async fn run_in_pod(
             ..Default::default()
         }),
         None => {
-            let mut why = match pod_trouble(pods, pod).await {
+            let mut why = match pod_trouble(pods, pod, &started_in).await {
                 Some(trouble) => trouble,
                 None => match exit.and_then(|s| s.message) {
                     Some(m) => format!("agent-run in pod {pod} ended without a result: {m}"),
