@@ -224,12 +224,12 @@ async fn agent_gets_secret_workspace_and_a_locked_down_ready_pod() {
         .collect();
     assert_eq!(&row[..4], ["alice", "Ready", "True", "alice"], "{table}");
     assert!(kubectl(&["get", "codex", "-n", ns.name()]).contains("alice"));
+    wait_event(ns.name(), "alice", "Created").await;
     let described = kubectl(&["describe", "cxa", "alice", "-n", ns.name()]);
     assert!(
         described.contains("Created") && described.contains("WorkspaceBound"),
         "{described}"
     );
-    wait_event(ns.name(), "alice", "Created").await;
 
     // A gateway writing activity shows in the Last Activity column.
     agents
@@ -369,7 +369,7 @@ async fn idle_agent_is_suspended_and_resumes_with_its_workspace() {
     let mut op = Operator::start(ns.name(), OperatorOptions::named("op-idle")).await;
     let agents: Api<CodexAgent> = ns.api();
     let pods: Api<Pod> = ns.api();
-    create(&agents, &agent("carol", json!({"idleTimeoutSeconds": 8}))).await;
+    create(&agents, &agent("carol", json!({"idleTimeoutSeconds": 15}))).await;
     wait_ready(&agents, "carol").await;
     write_file(&pods, "carol", "idle-v1").await;
 
@@ -739,5 +739,111 @@ async fn operator_killed_mid_reconcile_is_replaced_without_duplicate_pods() {
     assert!(created <= 1, "at most one Created event, got {created}");
 
     assert_eq!(second.stop().await, Some(0), "{}", second.log());
+    ns.cleanup().await;
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// Opt-in figures for the README (heavy: 500 agents):
+/// `cargo test --test operator -- --ignored --nocapture benchmark`.
+#[tokio::test]
+#[ignore]
+async fn benchmark_time_to_ready_and_a_suspended_fleet() {
+    install_crd().await;
+    let ns = TestNamespace::create("op-bench").await;
+    let agents: Api<CodexAgent> = ns.api();
+
+    // Creation to Ready, 20 agents created one after another.
+    let mut op = Operator::start(ns.name(), OperatorOptions::named("op-bench")).await;
+    let mut seconds = Vec::new();
+    for i in 0..20 {
+        let name = format!("ready-{i}");
+        let started = Instant::now();
+        create(&agents, &agent(&name, json!({}))).await;
+        let deadline = started + READY_TIMEOUT;
+        loop {
+            let a = agents.get(&name).await.expect("agent");
+            if phase_is(&a, "Ready") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{name} not ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        seconds.push(started.elapsed().as_secs_f64());
+        patch_spec(&agents, &name, json!({"suspended": true})).await;
+    }
+    seconds.sort_by(f64::total_cmp);
+    println!(
+        "creation to Ready over 20 agents: p50 {:.1} s, p95 {:.1} s, max {:.1} s",
+        percentile(&seconds, 0.5),
+        percentile(&seconds, 0.95),
+        seconds[seconds.len() - 1]
+    );
+    op.stop().await;
+
+    // 500 suspended agents created while no operator runs, then one starts.
+    const FLEET: usize = 500;
+    for chunk in (0..FLEET).collect::<Vec<_>>().chunks(25) {
+        let creates = chunk.iter().map(|i| {
+            let agents = agents.clone();
+            async move {
+                let a = agent(&format!("idle-{i}"), json!({"suspended": true}));
+                create(&agents, &a).await;
+            }
+        });
+        futures::future::join_all(creates).await;
+    }
+    let started = Instant::now();
+    let op = Operator::start(ns.name(), OperatorOptions::named("op-fleet")).await;
+    let deadline = started + Duration::from_secs(900);
+    loop {
+        let list = agents
+            .list(&Default::default())
+            .await
+            .expect("listing agents");
+        let done = list
+            .items
+            .iter()
+            .filter(|a| phase_is(a, "Suspended"))
+            .count();
+        if done == list.items.len() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{done}/{} converged",
+            list.items.len()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let converged = started.elapsed().as_secs_f64();
+    // Settle, then the steady-state memory.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    println!(
+        "{} suspended agents: operator converged in {converged:.1} s, resident memory {} MiB",
+        FLEET + 20,
+        op.rss_kib().unwrap_or(0) / 1024
+    );
+    drop(op);
+    // Children go with their agents; give the garbage collector time.
+    agents
+        .delete_collection(&DeleteParams::default(), &Default::default())
+        .await
+        .expect("deleting the agents");
+    let pvcs: Api<PersistentVolumeClaim> = ns.api();
+    let deadline = Instant::now() + Duration::from_secs(900);
+    while !pvcs
+        .list(&Default::default())
+        .await
+        .expect("claims")
+        .items
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "claims not collected");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
     ns.cleanup().await;
 }
