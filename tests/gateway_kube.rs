@@ -14,7 +14,9 @@ use kube::ResourceExt;
 use serde_json::{json, Value};
 use support::cluster::{self, TestNamespace};
 use support::fake_model::{self, FakeModel, Reply};
-use support::kube_gateway::{self, KubeGateway, Process};
+use support::kube_gateway::{
+    self, codex_agent, ready_pod, run_processes, service_account_token, KubeGateway, Process,
+};
 use support::mcp_client::{McpClient, Step, Transport};
 
 /// Creating an agent pulls nothing, but binds a volume and starts a pod with
@@ -74,52 +76,6 @@ fn implement_reply(file: &str) -> Value {
         "dependencies_added": [], "tests_needed": [], "integration_notes": "none",
         "next_steps": [], "warnings": []
     })
-}
-
-/// The one CodexAgent of the default tenant's `agent`.
-async fn codex_agent(ns: &TestNamespace, agent: &str) -> CodexAgent {
-    let api: Api<CodexAgent> = ns.api();
-    let lp = ListParams::default().labels(&format!("codexmcp.dev/agent-name={agent}"));
-    let mut items = api.list(&lp).await.unwrap().items;
-    assert_eq!(items.len(), 1, "one CodexAgent for {agent}");
-    items.remove(0)
-}
-
-/// Polls until the agent's pod is running and ready, returning its name.
-async fn ready_pod(ns: &TestNamespace, agent: &str) -> String {
-    let deadline = Instant::now() + CALL_TIMEOUT;
-    loop {
-        let cr = codex_agent(ns, agent).await;
-        let status = cr.status.clone().unwrap_or_default();
-        if status.phase == Some(Phase::Ready) {
-            if let Some(pod) = status.pod_name {
-                return pod;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "agent {agent} not ready: {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// The run's processes in the agent's pod (agent-run and Codex), by `ps`.
-async fn run_processes(pods: &Api<Pod>, pod: &str) -> Vec<String> {
-    let out = cluster::exec_with(
-        pods,
-        pod,
-        Some("agent"),
-        &["ps", "-o", "pid,args"],
-        None,
-        Duration::from_secs(30),
-    )
-    .await;
-    out.stdout
-        .lines()
-        .filter(|l| l.contains("codex") && !l.contains("agent-init") && !l.contains("ps -o"))
-        .map(str::to_owned)
-        .collect()
 }
 
 #[tokio::test]
@@ -406,31 +362,6 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: codex-mcp-gatew
 subjects:
 - {kind: ServiceAccount, name: codex-mcp-gateway}
 "#;
-
-/// A token of the service account, from its token Secret (1.20 still
-/// creates them).
-async fn service_account_token(ns: &TestNamespace, account: &str) -> String {
-    use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
-    let accounts: Api<ServiceAccount> = ns.api();
-    let secrets: Api<Secret> = ns.api();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let sa = accounts.get(account).await.unwrap();
-        if let Some(name) = sa
-            .secrets
-            .unwrap_or_default()
-            .first()
-            .and_then(|r| r.name.clone())
-        {
-            let secret = secrets.get(&name).await.unwrap();
-            if let Some(token) = secret.data.and_then(|d| d.get("token").cloned()) {
-                return String::from_utf8(token.0).unwrap();
-            }
-        }
-        assert!(Instant::now() < deadline, "no token for {account}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
 
 #[tokio::test]
 async fn the_gateway_needs_only_its_role_and_nothing_on_secrets() {

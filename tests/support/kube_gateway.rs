@@ -8,7 +8,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::cluster;
+use codex_mcp::operator::crd::{CodexAgent, Phase};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+
+use super::cluster::{self, TestNamespace};
 use super::fake_model::{FakeModel, API_KEY_ENV, MODEL};
 use super::gateway::TEST_API_KEY;
 
@@ -339,5 +343,76 @@ impl KubeGateway {
 
     pub fn sse_url(&self) -> String {
         format!("{}/sse", self.url)
+    }
+}
+
+/// The one CodexAgent of the default tenant's `agent`.
+pub async fn codex_agent(ns: &TestNamespace, agent: &str) -> CodexAgent {
+    let api: Api<CodexAgent> = ns.api();
+    let lp = ListParams::default().labels(&format!("codexmcp.dev/agent-name={agent}"));
+    let mut items = api.list(&lp).await.unwrap().items;
+    assert_eq!(items.len(), 1, "one CodexAgent for {agent}");
+    items.remove(0)
+}
+
+/// Polls until the agent's pod is running and ready, returning its name.
+pub async fn ready_pod(ns: &TestNamespace, agent: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let cr = codex_agent(ns, agent).await;
+        let status = cr.status.clone().unwrap_or_default();
+        if status.phase == Some(Phase::Ready) {
+            if let Some(pod) = status.pod_name {
+                return pod;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "agent {agent} not ready: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The run's processes in the agent's pod (agent-run and Codex), by `ps`.
+pub async fn run_processes(pods: &Api<Pod>, pod: &str) -> Vec<String> {
+    let out = cluster::exec_with(
+        pods,
+        pod,
+        Some("agent"),
+        &["ps", "-o", "pid,args"],
+        None,
+        Duration::from_secs(30),
+    )
+    .await;
+    out.stdout
+        .lines()
+        .filter(|l| l.contains("codex") && !l.contains("agent-init") && !l.contains("ps -o"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A token of the service account, from its token Secret (1.20 still
+/// creates them).
+pub async fn service_account_token(ns: &TestNamespace, account: &str) -> String {
+    use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+    let accounts: Api<ServiceAccount> = ns.api();
+    let secrets: Api<Secret> = ns.api();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let sa = accounts.get(account).await.unwrap();
+        if let Some(name) = sa
+            .secrets
+            .unwrap_or_default()
+            .first()
+            .and_then(|r| r.name.clone())
+        {
+            let secret = secrets.get(&name).await.unwrap();
+            if let Some(token) = secret.data.and_then(|d| d.get("token").cloned()) {
+                return String::from_utf8(token.0).unwrap();
+            }
+        }
+        assert!(Instant::now() < deadline, "no token for {account}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
