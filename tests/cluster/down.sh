@@ -38,10 +38,13 @@ if pid_of kube-apiserver >/dev/null && [ -x "$KUBECTL" ]; then
   if [ ${#POD_LOG_DIRS[@]} -gt 0 ] && pid_of kubelet >/dev/null; then
     log "deleting ${#POD_LOG_DIRS[@]} pod(s)"
     k delete pods -A --all --grace-period 1 --wait=false >/dev/null 2>&1 || true
+    # Done when the pods are gone, or at least all their containers have
+    # stopped (the kubelet confirms deletions to the API many seconds later).
     # What the kubelet has not finished by then is cleaned up below.
     for _ in $(seq 30); do
-      [ -z "$(k get pods -A -o name 2>/dev/null)" ] && break
       sleep 1
+      [ -z "$(k get pods -A -o name 2>/dev/null)" ] && break
+      "${CTR[@]}" tasks ls 2>/dev/null | awk 'NR > 1 && $3 == "RUNNING" {found = 1} END {exit !found}' || break
     done
   fi
 fi

@@ -342,15 +342,13 @@ where
 }
 
 /// Reasons a container waits for that will not go away by waiting longer.
+/// (Others, like CreateContainerConfigError for a Secret created a moment
+/// after the pod, or CreateContainerError on a busy node, clear by themselves.)
 const HOPELESS_WAITING_REASONS: &[&str] = &[
     "ErrImageNeverPull",
-    "ErrImagePull",
     "ImagePullBackOff",
     "InvalidImageName",
-    "CreateContainerConfigError",
-    "CreateContainerError",
     "CrashLoopBackOff",
-    "RunContainerError",
 ];
 
 /// Waits until the pod runs with all containers ready. Fails early, with the
