@@ -195,6 +195,17 @@ async fn plan_and_implement_in_the_agents_pod_survive_pod_deletion_and_gateway_r
     assert_eq!(status.active_runs, Some(0));
     let listed = kube_gateway::kubectl_ok(&["get", "cxa", "-n", ns.name()]);
     assert!(listed.contains("default-alice-"), "{listed}");
+    let row: Vec<&str> = listed
+        .lines()
+        .find(|l| l.starts_with("default-alice-"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row.get(4),
+        Some(&"3"),
+        "the Runs column shows usage: {listed}"
+    );
 
     // The session tools read CodexAgents.
     let sessions = http(&gateway, "alice")

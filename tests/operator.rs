@@ -213,7 +213,7 @@ async fn agent_gets_secret_workspace_and_a_locked_down_ready_pod() {
         .collect();
     assert_eq!(
         header,
-        ["NAME", "PHASE", "READY", "POD", "LAST", "ACTIVITY", "AGE"],
+        ["NAME", "PHASE", "READY", "POD", "RUNS", "LAST", "ACTIVITY", "AGE"],
         "{table}"
     );
     let row: Vec<&str> = table
@@ -243,7 +243,15 @@ async fn agent_gets_secret_workspace_and_a_locked_down_ready_pod() {
         .await
         .expect("recording activity");
     let table = kubectl(&["get", "cxa", "alice", "-n", ns.name()]);
-    assert!(!table.contains("<none>"), "Last Activity is shown: {table}");
+    assert!(
+        !table.contains("<none>"),
+        "Runs and Last Activity are shown: {table}"
+    );
+    let wide = kubectl(&["get", "cxa", "alice", "-n", ns.name(), "-o", "wide"]);
+    assert!(
+        wide.contains("INPUT TOKENS") && wide.contains("OUTPUT TOKENS"),
+        "{wide}"
+    );
 
     assert_eq!(op.stop().await, Some(0), "{}", op.log());
     ns.cleanup().await;

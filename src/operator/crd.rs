@@ -65,6 +65,19 @@ pub const ENV_NAME_PATTERN: &str = r"^[A-Za-z_][A-Za-z0-9_]*$";
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
     printcolumn(name = "Pod", type_ = "string", json_path = ".status.podName"),
+    printcolumn(name = "Runs", type_ = "integer", json_path = ".status.runs"),
+    printcolumn(
+        name = "Input Tokens",
+        type_ = "integer",
+        json_path = ".status.inputTokens",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Output Tokens",
+        type_ = "integer",
+        json_path = ".status.outputTokens",
+        priority = 1
+    ),
     printcolumn(
         name = "Last Activity",
         type_ = "date",

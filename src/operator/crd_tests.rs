@@ -20,7 +20,19 @@ fn names_and_columns() {
         .flatten()
         .map(|c| c.name.as_str())
         .collect();
-    assert_eq!(columns, ["Phase", "Ready", "Pod", "Last Activity", "Age"]);
+    assert_eq!(
+        columns,
+        [
+            "Phase",
+            "Ready",
+            "Pod",
+            "Runs",
+            "Input Tokens",
+            "Output Tokens",
+            "Last Activity",
+            "Age"
+        ]
+    );
     assert!(version
         .subresources
         .as_ref()
