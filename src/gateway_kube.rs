@@ -6,14 +6,13 @@ use std::time::Duration;
 
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::backend::kube::{KubeBackend, KubeSettings};
 use crate::codex::SandboxMode;
 use crate::config::KubeGatewayArgs;
 use crate::gateway::auth::{AuthError, ClientAuth};
-use crate::gateway::{router, HttpConfig, Readiness};
+use crate::gateway::{serve_until_signal, HttpError, Readiness};
 use crate::metrics::Metrics;
 use crate::operator::crd::CodexAgent;
 use crate::runs::Runner;
@@ -31,10 +30,8 @@ pub enum GatewayError {
     Kubeconfig(String),
     #[error("creating the Kubernetes client failed: {0}")]
     Client(#[source] kube::Error),
-    #[error("cannot listen on {0}: {1}")]
-    Listen(std::net::SocketAddr, std::io::Error),
-    #[error("the HTTP server failed: {0}")]
-    Serve(std::io::Error),
+    #[error(transparent)]
+    Http(#[from] HttpError),
 }
 
 /// The namespace a pod runs in, from its service account mount.
@@ -146,46 +143,14 @@ pub async fn run(args: KubeGatewayArgs) -> Result<(), GatewayError> {
         Arc::new(Metrics::new()),
     ));
 
-    let shutdown = CancellationToken::new();
-    let app = router(
+    let context = format!("namespace {namespace}");
+    Ok(serve_until_signal(
+        args.gateway.listen,
         runner,
         auth,
-        HttpConfig {
-            allowed_hosts: args.gateway.allowed_hosts.clone(),
-            max_body_bytes: args.gateway.max_body_bytes,
-            shutdown: shutdown.clone(),
-        },
+        &args.gateway,
         readiness,
-    );
-    let listener = tokio::net::TcpListener::bind(args.gateway.listen)
-        .await
-        .map_err(|e| GatewayError::Listen(args.gateway.listen, e))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| GatewayError::Listen(args.gateway.listen, e))?;
-    info!(
-        %namespace,
-        "codex-mcp gateway listening on http://{addr} (streamable HTTP: /mcp, SSE: /sse, per agent: /agents/NAME/mcp)"
-    );
-    let stop = shutdown.clone();
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            info!("shutting down");
-            stop.cancel();
-        })
-        .await
-        .map_err(GatewayError::Serve)
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+        &context,
+    )
+    .await?)
 }

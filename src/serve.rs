@@ -1,11 +1,9 @@
 //! `codex-mcp serve`: the gateway with the local backend, assembled from flags.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::backend::local::LocalBackend;
@@ -14,7 +12,7 @@ use crate::codex::{ProviderConfig, SandboxMode};
 use crate::config::{CodexArgs, LimitsArgs, ServeArgs};
 use crate::credentials::{AuthMethod, CredentialProvider, CredentialSource};
 use crate::gateway::auth::{AuthError, ClientAuth};
-use crate::gateway::{router, HttpConfig, Readiness};
+use crate::gateway::{serve_until_signal, HttpError, Readiness};
 use crate::metrics::Metrics;
 use crate::runs::{RunSettings, Runner};
 
@@ -26,10 +24,8 @@ pub enum ServeError {
     Auth(#[from] AuthError),
     #[error("creating the data directory {0} failed: {1}")]
     DataDir(String, std::io::Error),
-    #[error("cannot listen on {0}: {1}")]
-    Listen(SocketAddr, std::io::Error),
-    #[error("the HTTP server failed: {0}")]
-    Serve(std::io::Error),
+    #[error(transparent)]
+    Http(#[from] HttpError),
 }
 
 /// Run settings shared by every backend, from the Codex and limit flags.
@@ -182,47 +178,14 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
         Arc::new(Metrics::new()),
     ));
 
-    let shutdown = CancellationToken::new();
-    let app = router(
+    let context = format!("data dir {}", data_dir.display());
+    Ok(serve_until_signal(
+        args.gateway.listen,
         runner,
         auth,
-        HttpConfig {
-            allowed_hosts: args.gateway.allowed_hosts.clone(),
-            max_body_bytes: args.gateway.max_body_bytes,
-            shutdown: shutdown.clone(),
-        },
+        &args.gateway,
         readiness,
-    );
-    let listener = tokio::net::TcpListener::bind(args.gateway.listen)
-        .await
-        .map_err(|e| ServeError::Listen(args.gateway.listen, e))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| ServeError::Listen(args.gateway.listen, e))?;
-    info!(
-        data_dir = %data_dir.display(),
-        "codex-mcp listening on http://{addr} (streamable HTTP: /mcp, SSE: /sse, per agent: /agents/NAME/mcp)"
-    );
-    let stop = shutdown.clone();
-    // Small JSON-RPC replies must not wait on Nagle's algorithm.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            info!("shutting down");
-            stop.cancel();
-        })
-        .await
-        .map_err(ServeError::Serve)
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+        &context,
+    )
+    .await?)
 }

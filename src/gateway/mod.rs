@@ -218,6 +218,68 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// Why the HTTP server stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("cannot listen on {0}: {1}")]
+    Listen(std::net::SocketAddr, std::io::Error),
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Serves the gateway on `listen` until SIGINT or SIGTERM, then ends open
+/// MCP sessions. `context` names the backend's home in the start-up log line.
+pub async fn serve_until_signal(
+    listen: std::net::SocketAddr,
+    runner: Arc<Runner>,
+    auth: ClientAuth,
+    gateway: &crate::config::GatewayArgs,
+    readiness: Readiness,
+    context: &str,
+) -> Result<(), HttpError> {
+    let shutdown = CancellationToken::new();
+    let app = router(
+        runner,
+        auth,
+        HttpConfig {
+            allowed_hosts: gateway.allowed_hosts.clone(),
+            max_body_bytes: gateway.max_body_bytes,
+            shutdown: shutdown.clone(),
+        },
+        readiness,
+    );
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| HttpError::Listen(listen, e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| HttpError::Listen(listen, e))?;
+    tracing::info!(
+        "codex-mcp listening on http://{addr} (streamable HTTP: /mcp, SSE: /sse, per agent: /agents/NAME/mcp; {context})"
+    );
+    // Small JSON-RPC replies must not wait on Nagle's algorithm.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            shutdown.cancel();
+        })
+        .await
+        .map_err(HttpError::Serve)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
 /// Builds the gateway's router.
 pub fn router(
     runner: Arc<Runner>,
