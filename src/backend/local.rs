@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{AgentPaths, AgentRecord, Backend, BackendError, EventSender, RunRecord};
 use crate::agent::{AgentId, AgentName, Tenant};
-use crate::codex::{CodexEvent, RunOutcome, RunRequest, RESULT_LINE_TYPE};
+use crate::codex::{AgentRunLine, RunOutcome, RunRequest};
 
 const RECORD_FILE: &str = "agent.json";
 /// How long a cancelled run gets to stop by itself before its group is killed.
@@ -199,17 +199,13 @@ impl Backend for LocalBackend {
         loop {
             tokio::select! {
                 next = lines.next_line() => match next {
-                    Ok(Some(l)) => {
-                        if l.contains(RESULT_LINE_TYPE) {
-                            if let Ok(o) = serde_json::from_str::<RunOutcome>(&l) {
-                                outcome = Some(o);
-                                continue;
-                            }
-                        }
-                        if let Some((ev, _)) = CodexEvent::parse(&l) {
+                    Ok(Some(l)) => match AgentRunLine::parse(&l) {
+                        Some(AgentRunLine::Result(o)) => outcome = Some(o),
+                        Some(AgentRunLine::Event(ev)) => {
                             let _ = events.send(ev);
                         }
-                    }
+                        None => {}
+                    },
                     _ => break,
                 },
                 _ = cancel.cancelled(), if !cancelled => {

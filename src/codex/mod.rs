@@ -9,6 +9,6 @@ pub mod request;
 
 pub use events::{CodexEvent, EventItem, RunSummary, Usage};
 pub use request::{
-    Credentials, FileChange, FileChangeKind, ProviderConfig, RunOutcome, RunRequest, SandboxMode,
-    RESULT_LINE_TYPE,
+    AgentRunLine, Credentials, FileChange, FileChangeKind, ProviderConfig, RunOutcome, RunRequest,
+    SandboxMode, RESULT_LINE_TYPE,
 };

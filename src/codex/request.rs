@@ -162,9 +162,40 @@ pub struct RunOutcome {
     pub duration_ms: u64,
 }
 
+/// One line of `agent-run`'s output, as a backend reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentRunLine {
+    Event(super::events::CodexEvent),
+    Result(RunOutcome),
+}
+
+impl AgentRunLine {
+    /// `None` for lines that are neither (noise is skipped, not fatal).
+    pub fn parse(line: &str) -> Option<Self> {
+        if line.contains(RESULT_LINE_TYPE) {
+            if let Ok(outcome) = serde_json::from_str::<RunOutcome>(line) {
+                return Some(Self::Result(outcome));
+            }
+        }
+        super::events::CodexEvent::parse(line).map(|(ev, _)| Self::Event(ev))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agent_run_lines_are_events_or_the_result() {
+        let ev = AgentRunLine::parse(r#"{"type":"turn.started"}"#);
+        assert!(matches!(ev, Some(AgentRunLine::Event(_))));
+        let res = AgentRunLine::parse(r#"{"type":"agent_run.result","ok":true,"thread_id":"t"}"#);
+        match res {
+            Some(AgentRunLine::Result(o)) => assert!(o.ok && o.thread_id.as_deref() == Some("t")),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(AgentRunLine::parse("warning: not json"), None);
+    }
 
     #[test]
     fn approval_modes_map_to_sandboxes() {

@@ -9,7 +9,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{BackendError, EventSender};
-use crate::codex::{CodexEvent, RunOutcome, RunRequest, RESULT_LINE_TYPE};
+use crate::codex::{AgentRunLine, RunOutcome, RunRequest};
 use crate::operator::desired::CONTAINER_NAME;
 
 /// The command run in the pod. Codex is found on the image's PATH; the end
@@ -124,17 +124,13 @@ pub async fn run_in_pod(
     loop {
         tokio::select! {
             next = lines.next_line() => match next {
-                Ok(Some(l)) => {
-                    if l.contains(RESULT_LINE_TYPE) {
-                        if let Ok(o) = serde_json::from_str::<RunOutcome>(&l) {
-                            outcome = Some(o);
-                            continue;
-                        }
-                    }
-                    if let Some((ev, _)) = CodexEvent::parse(&l) {
+                Ok(Some(l)) => match AgentRunLine::parse(&l) {
+                    Some(AgentRunLine::Result(o)) => outcome = Some(o),
+                    Some(AgentRunLine::Event(ev)) => {
                         let _ = events.send(ev);
                     }
-                }
+                    None => {}
+                },
                 _ => break,
             },
             _ = cancel.cancelled(), if !cancelled => {
