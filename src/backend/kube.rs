@@ -64,20 +64,6 @@ pub struct KubeBackend {
     settings: KubeSettings,
 }
 
-fn prepare_err(agent: &AgentId, e: impl std::fmt::Display) -> BackendError {
-    BackendError::Prepare {
-        agent: agent.to_string(),
-        reason: e.to_string(),
-    }
-}
-
-fn state_err(agent: &AgentId, e: impl std::fmt::Display) -> BackendError {
-    BackendError::State {
-        agent: agent.to_string(),
-        reason: e.to_string(),
-    }
-}
-
 fn is_conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409)
 }
@@ -117,13 +103,12 @@ impl KubeBackend {
 
     async fn get_cr(&self, agent: &AgentId) -> Result<Option<CodexAgent>, BackendError> {
         let name = resource_name(agent);
-        let cr = self
-            .agents
-            .get_opt(&name)
-            .await
-            .map_err(|e| state_err(agent, format!("reading CodexAgent {name}: {e}")))?;
+        let cr =
+            self.agents.get_opt(&name).await.map_err(|e| {
+                BackendError::state(agent, format!("reading CodexAgent {name}: {e}"))
+            })?;
         match cr {
-            Some(cr) if !belongs_to(&cr, agent) => Err(state_err(
+            Some(cr) if !belongs_to(&cr, agent) => Err(BackendError::state(
                 agent,
                 format!("CodexAgent {name} exists but is labelled for another agent"),
             )),
@@ -154,7 +139,7 @@ impl KubeBackend {
                 &Patch::Apply(&body),
             )
             .await
-            .map_err(|e| prepare_err(agent, format!("applying CodexAgent {name}: {e}")))
+            .map_err(|e| BackendError::prepare(agent, format!("applying CodexAgent {name}: {e}")))
     }
 
     /// Waits, watching the CodexAgent, until the operator reports it ready.
@@ -388,7 +373,7 @@ impl Backend for KubeBackend {
             let cr = self
                 .get_cr(agent)
                 .await?
-                .ok_or_else(|| state_err(agent, format!("CodexAgent {name} is gone")))?;
+                .ok_or_else(|| BackendError::state(agent, format!("CodexAgent {name} is gone")))?;
             let mut record = record_from(&cr, agent, Utc::now());
             record.apply(&run, Utc::now());
             let status = json!({
@@ -410,14 +395,19 @@ impl Backend for KubeBackend {
                     self.agents
                         .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
                         .await
-                        .map_err(|e| state_err(agent, e))?;
+                        .map_err(|e| BackendError::state(agent, e))?;
                     return Ok(record);
                 }
                 Err(e) if is_conflict(&e) => continue,
-                Err(e) => return Err(state_err(agent, format!("writing the status: {e}"))),
+                Err(e) => {
+                    return Err(BackendError::state(
+                        agent,
+                        format!("writing the status: {e}"),
+                    ))
+                }
             }
         }
-        Err(state_err(
+        Err(BackendError::state(
             agent,
             "the status kept changing under the write; giving up",
         ))
@@ -482,6 +472,6 @@ impl Backend for KubeBackend {
             .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
             .await
             .map(|_| ())
-            .map_err(|e| state_err(agent, format!("suspending CodexAgent {name}: {e}")))
+            .map_err(|e| BackendError::state(agent, format!("suspending CodexAgent {name}: {e}")))
     }
 }

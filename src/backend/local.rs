@@ -59,20 +59,6 @@ impl LocalBackend {
             .join(agent.name.as_str())
     }
 
-    fn err_prepare(agent: &AgentId, e: impl std::fmt::Display) -> BackendError {
-        BackendError::Prepare {
-            agent: agent.to_string(),
-            reason: e.to_string(),
-        }
-    }
-
-    fn err_state(agent: &AgentId, e: impl std::fmt::Display) -> BackendError {
-        BackendError::State {
-            agent: agent.to_string(),
-            reason: e.to_string(),
-        }
-    }
-
     fn read_record(path: &Path) -> std::io::Result<Option<AgentRecord>> {
         match std::fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
@@ -115,14 +101,14 @@ impl Backend for LocalBackend {
         let dir = self.agent_dir(agent);
         let _guard = self.records.lock().await;
         for sub in ["workspace", "codex-home", "tmp"] {
-            create_private_dir(&dir.join(sub)).map_err(|e| Self::err_prepare(agent, e))?;
+            create_private_dir(&dir.join(sub)).map_err(|e| BackendError::prepare(agent, e))?;
         }
         let path = dir.join(RECORD_FILE);
-        match Self::read_record(&path).map_err(|e| Self::err_state(agent, e))? {
+        match Self::read_record(&path).map_err(|e| BackendError::state(agent, e))? {
             Some(r) => Ok(r),
             None => {
                 let r = AgentRecord::new(agent, Utc::now());
-                Self::write_record(&path, &r).map_err(|e| Self::err_prepare(agent, e))?;
+                Self::write_record(&path, &r).map_err(|e| BackendError::prepare(agent, e))?;
                 Ok(r)
             }
         }
@@ -259,16 +245,16 @@ impl Backend for LocalBackend {
         let path = self.agent_dir(agent).join(RECORD_FILE);
         let _guard = self.records.lock().await;
         let mut record = Self::read_record(&path)
-            .map_err(|e| Self::err_state(agent, e))?
+            .map_err(|e| BackendError::state(agent, e))?
             .unwrap_or_else(|| AgentRecord::new(agent, Utc::now()));
         record.apply(&run, Utc::now());
-        Self::write_record(&path, &record).map_err(|e| Self::err_state(agent, e))?;
+        Self::write_record(&path, &record).map_err(|e| BackendError::state(agent, e))?;
         Ok(record)
     }
 
     async fn get_agent(&self, agent: &AgentId) -> Result<Option<AgentRecord>, BackendError> {
         Self::read_record(&self.agent_dir(agent).join(RECORD_FILE))
-            .map_err(|e| Self::err_state(agent, e))
+            .map_err(|e| BackendError::state(agent, e))
     }
 
     async fn list_agents(&self, tenant: &Tenant) -> Result<Vec<AgentRecord>, BackendError> {

@@ -145,6 +145,22 @@ pub enum BackendError {
     NoResult(String),
 }
 
+impl BackendError {
+    pub fn prepare(agent: &AgentId, e: impl std::fmt::Display) -> Self {
+        Self::Prepare {
+            agent: agent.to_string(),
+            reason: e.to_string(),
+        }
+    }
+
+    pub fn state(agent: &AgentId, e: impl std::fmt::Display) -> Self {
+        Self::State {
+            agent: agent.to_string(),
+            reason: e.to_string(),
+        }
+    }
+}
+
 /// Streams Codex's events out of a run as they happen.
 pub type EventSender = mpsc::UnboundedSender<CodexEvent>;
 
