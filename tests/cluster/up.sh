@@ -263,6 +263,9 @@ failSwapOn: false
 makeIPTablesUtilChains: false
 volumePluginDir: $H/kubelet/volume-plugins
 clusterDomain: cluster.local
+# Mounted Secrets follow their Secret within this period (the default is a
+# minute); agents' credentials Secrets are rewritten as tokens are refreshed.
+syncFrequency: 10s
 resolvConf: /etc/resolv.conf
 # Images are imported by hand and cannot be pulled again: never collect
 # them, and never evict pods because the machine's disk is fuller than a
