@@ -4,7 +4,7 @@
 CACHE ?= $(or $(CODEX_MCP_CACHE),$(HOME)/.cache/codex-mcp)
 export CODEX_MCP_CACHE := $(CACHE)
 
-.PHONY: serve test deps build lint crds
+.PHONY: serve test deps build lint crds manifests
 
 serve:
 	scripts/install-codex.sh
@@ -22,3 +22,12 @@ build:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+
+# The CRD as this build prints it, for kubectl and for the chart.
+crds:
+	cargo run --quiet -- crd > crds/codexagents.codexmcp.dev.yaml
+	cp crds/codexagents.codexmcp.dev.yaml charts/codex-mcp/crds/codexagents.codexmcp.dev.yaml
+
+# manifests/: the chart rendered with its defaults, for `kubectl apply -f manifests/`.
+manifests: crds
+	scripts/render-manifests.sh

@@ -2,7 +2,9 @@
 # Installs everything the integration tests and the benchmark need into the
 # cache, so a fresh machine of this image can run `make test`:
 #   $CACHE/bin/codex   the real Codex CLI (scripts/install-codex.sh)
-#   $CACHE/venv        a Python venv with the pinned MCP client library
+#   $CACHE/venv        a Python venv with the pinned MCP client library and
+#                      helm-python-sdk (the Helm v4 engine, for the chart tests
+#                      and scripts/render-manifests.sh)
 #   cluster binaries   tests/cluster/install.sh, when present
 #                      (CODEX_MCP_SKIP_CLUSTER=1 skips them)
 # Idempotent: every step checks before it installs.
@@ -11,6 +13,7 @@ cd "$(dirname "$0")/.."
 CACHE="${CODEX_MCP_CACHE:-$HOME/.cache/codex-mcp}"
 export CODEX_MCP_CACHE="$CACHE"
 MCP_VERSION="${CODEX_MCP_PY_MCP_VERSION:-2.3.0}"
+HELM_SDK_VERSION="${CODEX_MCP_HELM_SDK_VERSION:-0.2.2}"
 VENV="$CACHE/venv"
 
 say() { echo "install-test-deps: $*" >&2; }
@@ -39,14 +42,15 @@ scripts/install-codex.sh
 PY="$(command -v python3 || true)"
 [ -n "$PY" ] || { apt_install python3; PY=/usr/bin/python3; }
 
-venv_has_pinned_mcp() {
+venv_has() { # PACKAGE VERSION
   [ -x "$VENV/bin/python" ] &&
-    "$VENV/bin/python" - "$MCP_VERSION" <<'EOF' 2>/dev/null
+    "$VENV/bin/python" - "$1" "$2" <<'EOF' 2>/dev/null
 import sys
 from importlib.metadata import version
-sys.exit(0 if version("mcp") == sys.argv[1] else 1)
+sys.exit(0 if version(sys.argv[1]) == sys.argv[2] else 1)
 EOF
 }
+venv_has_pinned_mcp() { venv_has mcp "$MCP_VERSION"; }
 
 if venv_has_pinned_mcp; then
   say "venv at $VENV already has mcp==$MCP_VERSION"
@@ -70,6 +74,17 @@ else
   say "installing mcp==$MCP_VERSION"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check "mcp==$MCP_VERSION" >&2
   venv_has_pinned_mcp || { say "mcp==$MCP_VERSION did not install into $VENV"; exit 1; }
+fi
+
+# The Helm v4 engine as a Python library (no helm binary): chart lint,
+# render, install, upgrade and uninstall, offline except for the cluster.
+if venv_has helm-python-sdk "$HELM_SDK_VERSION"; then
+  say "venv at $VENV already has helm-python-sdk==$HELM_SDK_VERSION"
+else
+  say "installing helm-python-sdk==$HELM_SDK_VERSION"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "helm-python-sdk==$HELM_SDK_VERSION" >&2
+  venv_has helm-python-sdk "$HELM_SDK_VERSION" ||
+    { say "helm-python-sdk==$HELM_SDK_VERSION did not install into $VENV"; exit 1; }
 fi
 
 # The cluster harness (a real single-node Kubernetes built from Debian's
