@@ -43,6 +43,43 @@ pub enum AuthCommand {
     /// Say which credential is active and when its access token expires
     /// (never the token itself); exits 1 when there is no usable one.
     Status(Box<CodexArgs>),
+    /// Load a ChatGPT login (auth.json) or an API key into the Kubernetes
+    /// Secret that CodexAgents reference. With no source given, imports what
+    /// `auth status` would use: the login in CODEX_AUTH_DIR (~/.codex), else
+    /// OPENAI_API_KEY.
+    Import(ImportArgs),
+}
+
+/// `codex-mcp auth import`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// A Codex auth.json to import (a ChatGPT login with its refresh token,
+    /// or the API-key form).
+    #[arg(long, value_name = "FILE")]
+    pub auth_json: Option<PathBuf>,
+    /// Read an API key from stdin (keys on the command line end up in
+    /// shell history and process lists).
+    #[arg(long)]
+    pub api_key_stdin: bool,
+    /// The Secret to write (created if missing; other keys are kept).
+    #[arg(
+        long,
+        env = "CODEX_MCP_CREDENTIALS_SECRET",
+        default_value = "codex-credentials"
+    )]
+    pub secret: String,
+    /// Namespace of the Secret (default: the kubeconfig's).
+    #[arg(long, short = 'n', env = "CODEX_MCP_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Kubeconfig to use (default: in-cluster, else ~/.kube/config).
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Directory holding the auth.json to detect (default ~/.codex).
+    #[arg(long, env = "CODEX_AUTH_DIR")]
+    pub auth_dir: Option<PathBuf>,
+    /// Imported when nothing else is given and no login is found.
+    #[arg(long, env = "OPENAI_API_KEY", hide = true, hide_env_values = true)]
+    pub openai_api_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -135,6 +172,14 @@ pub struct CodexArgs {
     /// Directory holding Codex's auth.json (default ~/.codex).
     #[arg(long, env = "CODEX_AUTH_DIR")]
     pub auth_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub refresh: RefreshArgs,
+}
+
+/// How the one holder of a ChatGPT login's refresh token refreshes it: the
+/// gateway locally, the operator on Kubernetes.
+#[derive(Debug, Clone, Args)]
+pub struct RefreshArgs {
     /// OAuth token endpoint used to refresh a ChatGPT login.
     #[arg(long, env = "CODEX_REFRESH_TOKEN_URL_OVERRIDE", default_value = crate::credentials::chatgpt::DEFAULT_TOKEN_URL)]
     pub token_url: String,
@@ -142,6 +187,8 @@ pub struct CodexArgs {
     #[arg(long, env = "CODEX_MCP_OAUTH_CLIENT_ID", default_value = crate::credentials::chatgpt::DEFAULT_CLIENT_ID)]
     pub oauth_client_id: String,
     /// Refresh a ChatGPT access token this many seconds before it expires.
+    /// On Kubernetes agents' mounted Secrets follow within the kubelet's
+    /// sync period (about a minute), so keep it well above that.
     #[arg(long, env = "CODEX_MCP_REFRESH_MARGIN", default_value_t = 300)]
     pub refresh_margin: u64,
 }
@@ -187,6 +234,11 @@ pub struct AgentRunArgs {
     /// Treat end of stdin after the request as cancellation.
     #[arg(long)]
     pub cancel_on_stdin_eof: bool,
+    /// Directory holding this environment's own credentials (`auth.json`
+    /// and/or `OPENAI_API_KEY` files), used when a request brings none: on
+    /// Kubernetes, the agent's credentials Secret mounted by the operator.
+    #[arg(long, env = "CODEX_MCP_CREDENTIALS_DIR")]
+    pub credentials_dir: Option<PathBuf>,
 }
 
 /// `codex-mcp gateway`: the gateway with the Kubernetes backend. Agent pods
@@ -215,6 +267,17 @@ pub struct KubeGatewayArgs {
     /// This replica's identity in run Leases (default: host name plus a random suffix).
     #[arg(long, env = "CODEX_MCP_GATEWAY_IDENTITY")]
     pub identity: Option<String>,
+    /// The Secret (in the agents' namespace) with the Codex credentials:
+    /// `OPENAI_API_KEY` and/or `auth.json`. Every CodexAgent the gateway
+    /// creates references it; the operator gives each agent its own copy
+    /// (a ChatGPT login without its refresh token) and the gateway itself
+    /// never reads it. Load it with `codex-mcp auth import`.
+    #[arg(
+        long,
+        env = "CODEX_MCP_CREDENTIALS_SECRET",
+        default_value = "codex-credentials"
+    )]
+    pub credentials_secret: String,
 }
 
 /// The operator: where it watches, how it elects a leader, and the defaults
@@ -287,6 +350,14 @@ pub struct OperatorArgs {
     /// Storage class for specs that name none (default: the cluster's default class).
     #[arg(long, env = "CODEX_MCP_STORAGE_CLASS")]
     pub storage_class: Option<String>,
+    /// Which credential of a referenced Secret agents get: auto, api_key or oauth.
+    #[arg(long, env = "CODEX_AUTH_METHOD", default_value = "auto")]
+    pub auth_method: String,
+    /// With auto: prefer the Secret's ChatGPT login (auth.json) over its API key.
+    #[arg(long, env = "CODEX_PREFER_OAUTH", default_value_t = false, action = clap::ArgAction::Set)]
+    pub prefer_oauth: bool,
+    #[command(flatten)]
+    pub refresh: RefreshArgs,
     /// Log level or filter.
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,

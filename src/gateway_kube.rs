@@ -11,12 +11,13 @@ use tracing::{error, info, warn};
 use crate::backend::kube::{KubeBackend, KubeSettings};
 use crate::codex::SandboxMode;
 use crate::config::KubeGatewayArgs;
+use crate::credentials::CredentialProvider;
 use crate::gateway::auth::{AuthError, ClientAuth};
 use crate::gateway::{serve_until_signal, HttpError, Readiness};
 use crate::metrics::Metrics;
 use crate::operator::crd::CodexAgent;
 use crate::runs::Runner;
-use crate::serve::{credential_provider, run_settings, ServeError};
+use crate::serve::{run_settings, ServeError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -88,7 +89,7 @@ pub async fn run(args: KubeGatewayArgs) -> Result<(), GatewayError> {
             "agent pods are the sandbox: Codex's own sandbox generally cannot start in an unprivileged pod; set CODEX_APPROVAL_MODE=external"
         );
     }
-    let credentials = credential_provider(&args.codex)?;
+    let credentials = CredentialProvider::agent_secret(args.credentials_secret.clone());
     let auth = client_auth(&args)?;
     let config = kube_config(&args).await?;
     let namespace = args
@@ -133,6 +134,7 @@ pub async fn run(args: KubeGatewayArgs) -> Result<(), GatewayError> {
         ready_timeout: Duration::from_secs(args.ready_timeout.max(1)),
         lease_duration: Duration::from_secs(args.run_lease_duration.max(3)),
         identity: identity(&args),
+        credentials_secret: args.credentials_secret.clone(),
     };
     info!(identity = %kube_settings.identity, "gateway replica");
     let backend = Arc::new(KubeBackend::new(client, kube_settings));

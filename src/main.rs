@@ -17,10 +17,17 @@ fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
+        Command::Auth {
+            command: AuthCommand::Import(args),
+        } => println!(
+            "{}",
+            runtime.block_on(codex_mcp::credentials::import::run(&args))?
+        ),
         Command::AgentRun(args) => {
             let code = runtime.block_on(agent_run::main(AgentRunOptions {
                 codex_bin: args.codex_bin,
                 cancel_on_stdin_eof: args.cancel_on_stdin_eof,
+                credentials_dir: args.credentials_dir,
             }));
             std::process::exit(code);
         }

@@ -81,9 +81,9 @@ pub fn credential_source(codex: &CodexArgs) -> Result<CredentialSource, ServeErr
 pub fn credential_provider(codex: &CodexArgs) -> Result<CredentialProvider, ServeError> {
     Ok(CredentialProvider::new(
         credential_source(codex)?,
-        codex.token_url.clone(),
-        codex.oauth_client_id.clone(),
-        Duration::from_secs(codex.refresh_margin),
+        codex.refresh.token_url.clone(),
+        codex.refresh.oauth_client_id.clone(),
+        Duration::from_secs(codex.refresh.refresh_margin),
     ))
 }
 

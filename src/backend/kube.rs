@@ -34,8 +34,8 @@ use crate::codex::{RunOutcome, RunRequest};
 use crate::operator::crd::{CodexAgent, Phase};
 use crate::operator::desired::{owner_reference, CODEX_HOME_DIR, WORKSPACE_DIR};
 use naming::{
-    belongs_to, describe, failure, ready, record_from, resource_name, LABEL_AGENT_NAME,
-    LABEL_TENANT,
+    belongs_to, credentials_failure, describe, failure, ready, record_from, resource_name,
+    LABEL_AGENT_NAME, LABEL_TENANT,
 };
 
 /// The field manager of everything the gateway writes.
@@ -55,6 +55,8 @@ pub struct KubeSettings {
     pub lease_duration: Duration,
     /// This replica's name in the Leases it holds.
     pub identity: String,
+    /// The credentials Secret every CodexAgent references.
+    pub credentials_secret: String,
 }
 
 pub struct KubeBackend {
@@ -130,7 +132,11 @@ impl KubeBackend {
                     LABEL_TENANT: agent.tenant.as_str(),
                 },
             },
-            "spec": { "tenant": agent.tenant.as_str(), "suspended": false },
+            "spec": {
+                "tenant": agent.tenant.as_str(),
+                "suspended": false,
+                "credentials": {"secretRef": {"name": self.settings.credentials_secret}},
+            },
         });
         self.agents
             .patch(
@@ -181,7 +187,7 @@ impl KubeBackend {
                 if ready(&cr) && self.pod_ready(&cr).await {
                     return Ok(cr);
                 }
-                if let Some(why) = failure(&cr) {
+                if let Some(why) = failure(&cr).or_else(|| credentials_failure(&cr)) {
                     return Err(why);
                 }
                 let now = describe(&cr);
@@ -254,6 +260,12 @@ impl Backend for KubeBackend {
         progress: &(dyn Fn(String) + Send + Sync),
     ) -> Result<AgentRecord, BackendError> {
         let current = self.get_cr(agent).await?;
+        if let Some(why) = current.as_ref().and_then(credentials_failure) {
+            return Err(BackendError::NotReady {
+                agent: agent.to_string(),
+                reason: why,
+            });
+        }
         let usable = match &current {
             Some(cr) => ready(cr) && self.pod_ready(cr).await,
             None => false,

@@ -19,7 +19,8 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use super::argv::exec_argv;
 use super::events::{truncate, CodexEvent, RunSummary};
-use super::request::{RunOutcome, RunRequest, RESULT_LINE_TYPE};
+use super::request::{Credentials, RunOutcome, RunRequest, RESULT_LINE_TYPE};
+use crate::operator::desired::{API_KEY_FILE, AUTH_JSON_FILE};
 use crate::workspace::{Snapshot, SnapshotLimits};
 
 /// Largest request line accepted on stdin.
@@ -33,6 +34,8 @@ pub struct AgentRunOptions {
     /// Treat the end of stdin after the request as cancellation: the caller
     /// holds stdin open for the run and closes it (or dies) to stop it.
     pub cancel_on_stdin_eof: bool,
+    /// This environment's own credentials, for requests that bring none.
+    pub credentials_dir: Option<PathBuf>,
 }
 
 /// Why a run could not start.
@@ -117,6 +120,61 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// Reads this environment's credentials into a request that brings none.
+/// The files are re-read for every run: the operator rewrites them (through
+/// the mounted Secret) as it refreshes a ChatGPT login.
+fn adopt_environment_credentials(req: &mut RunRequest, dir: &Path) -> Result<(), AgentRunError> {
+    if req.credentials != Credentials::default() {
+        return Ok(());
+    }
+    let read = |name: &str| -> Result<Option<String>, AgentRunError> {
+        match std::fs::read_to_string(dir.join(name)) {
+            Ok(s) if s.trim().is_empty() => Ok(None),
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(AgentRunError::Prepare(
+                dir.join(name).display().to_string(),
+                e,
+            )),
+        }
+    };
+    let auth_json = match read(AUTH_JSON_FILE)? {
+        Some(s) => Some(serde_json::from_str::<serde_json::Value>(&s).map_err(|e| {
+            AgentRunError::Prepare(
+                dir.join(AUTH_JSON_FILE).display().to_string(),
+                std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+            )
+        })?),
+        None => None,
+    };
+    let api_key = read(API_KEY_FILE)?.map(|k| k.trim().to_owned());
+    req.credentials = environment_credentials(auth_json, api_key);
+    if let Some(p) = req.provider.as_mut() {
+        p.requires_openai_auth = req.credentials.auth_json.is_some();
+    }
+    Ok(())
+}
+
+/// Which of the environment's credentials a run uses: its ChatGPT login when
+/// there is one (the operator copies only the credential it chose), else the
+/// API key.
+fn environment_credentials(
+    auth_json: Option<serde_json::Value>,
+    api_key: Option<String>,
+) -> Credentials {
+    let is_login = |a: &serde_json::Value| a.get("tokens").is_some_and(|t| t.is_object());
+    match auth_json {
+        Some(a) if is_login(&a) || api_key.is_none() => Credentials {
+            api_key: None,
+            auth_json: Some(a),
+        },
+        _ => Credentials {
+            api_key,
+            auth_json: None,
+        },
+    }
+}
+
 /// Puts the run's credentials where Codex looks for them; returns the
 /// environment to add and whether an auth.json was written (it is removed
 /// after the run: credentials do not persist in the agent's Codex home).
@@ -147,9 +205,12 @@ fn install_credentials(req: &RunRequest) -> Result<(Vec<(String, String)>, bool)
 
 async fn run<R: tokio::io::AsyncRead + Unpin>(
     opts: &AgentRunOptions,
-    req: RunRequest,
+    mut req: RunRequest,
     mut stdin: R,
 ) -> Result<RunOutcome, AgentRunError> {
+    if let Some(dir) = opts.credentials_dir.as_deref() {
+        adopt_environment_credentials(&mut req, dir)?;
+    }
     prepare_dir(&req.workspace, false)?;
     prepare_dir(&req.codex_home, true)?;
     let (cred_env, per_run_auth) = install_credentials(&req)?;
@@ -355,6 +416,59 @@ mod tests {
             failure_reason(&RunSummary::default(), None, &[]),
             "codex was killed by a signal"
         );
+    }
+
+    fn request(credentials: Credentials) -> RunRequest {
+        serde_json::from_value(json!({
+            "prompt": "p", "model": "m", "sandbox": "external",
+            "provider": {"id": "fake", "base_url": "http://127.0.0.1:1/v1"},
+            "workspace": "/w", "codex_home": "/h", "credentials": credentials,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn environment_credentials_fill_requests_that_bring_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let login =
+            json!({"auth_mode": "chatgpt", "tokens": {"access_token": "a", "refresh_token": ""}});
+        std::fs::write(dir.path().join(AUTH_JSON_FILE), login.to_string()).unwrap();
+        std::fs::write(dir.path().join(API_KEY_FILE), "sk-env\n").unwrap();
+
+        let mut req = request(Credentials::default());
+        adopt_environment_credentials(&mut req, dir.path()).unwrap();
+        assert_eq!(req.credentials.auth_json, Some(login), "the login wins");
+        assert!(req.provider.as_ref().unwrap().requires_openai_auth);
+
+        std::fs::remove_file(dir.path().join(AUTH_JSON_FILE)).unwrap();
+        let mut req = request(Credentials::default());
+        adopt_environment_credentials(&mut req, dir.path()).unwrap();
+        assert_eq!(req.credentials.api_key.as_deref(), Some("sk-env"));
+        assert!(!req.provider.as_ref().unwrap().requires_openai_auth);
+
+        // A request's own credentials are never replaced.
+        let own = Credentials {
+            api_key: Some("sk-request".into()),
+            auth_json: None,
+        };
+        let mut req = request(own.clone());
+        adopt_environment_credentials(&mut req, dir.path()).unwrap();
+        assert_eq!(req.credentials, own);
+
+        // An empty directory (a Secret with no credentials) leaves none.
+        let empty = tempfile::tempdir().unwrap();
+        let mut req = request(Credentials::default());
+        adopt_environment_credentials(&mut req, empty.path()).unwrap();
+        assert_eq!(req.credentials, Credentials::default());
+    }
+
+    #[test]
+    fn an_unreadable_login_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(AUTH_JSON_FILE), "{not json").unwrap();
+        let err = adopt_environment_credentials(&mut request(Credentials::default()), dir.path())
+            .unwrap_err();
+        assert!(err.to_string().contains("auth.json"), "{err}");
     }
 
     #[tokio::test]

@@ -57,13 +57,58 @@ pub fn needs_refresh(auth: &Value, now: DateTime<Utc>, margin: Duration) -> bool
     }
 }
 
-/// The auth.json a run gets: the same login without its refresh token, and
-/// marked as just refreshed so Codex does not try to refresh it itself.
-pub fn run_auth(auth: &Value, now: DateTime<Utc>) -> Value {
+/// Codex refreshes a login by itself once its `last_refresh` is about eight
+/// days old; a holder without the refresh token must never get there.
+pub const MAX_LOGIN_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Whether a login kept for others (who cannot refresh it) must be
+/// refreshed now: its access token is about to expire, or it is old enough
+/// that Codex would try to refresh it.
+pub fn due_for_refresh(auth: &Value, now: DateTime<Utc>, margin: Duration) -> bool {
+    let refreshed = auth
+        .get("last_refresh")
+        .and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok());
+    let too_old = match refreshed {
+        Some(t) => {
+            now - t.with_timezone(&Utc)
+                >= chrono::Duration::from_std(MAX_LOGIN_AGE).unwrap_or_default()
+        }
+        None => true,
+    };
+    needs_refresh(auth, now, margin) || too_old
+}
+
+/// When a login's access token expires, if it says.
+pub fn access_expiry(auth: &Value) -> Option<DateTime<Utc>> {
+    token(auth, "access_token").and_then(jwt_expiry)
+}
+
+/// Whether the login can be refreshed by its holder.
+pub fn has_refresh_token(auth: &Value) -> bool {
+    token(auth, "refresh_token").is_some()
+}
+
+/// Whether an auth.json holds a ChatGPT login with an access token.
+pub fn has_access_token(auth: &Value) -> bool {
+    token(auth, "access_token").is_some()
+}
+
+/// The auth.json an agent's environment keeps between refreshes: the login
+/// without its refresh token, otherwise unchanged (so the same login always
+/// gives the same bytes, and a Secret holding it changes only on refresh).
+pub fn without_refresh_token(auth: &Value) -> Value {
     let mut out = auth.clone();
     if let Some(tokens) = out.get_mut("tokens").and_then(Value::as_object_mut) {
         tokens.insert("refresh_token".into(), json!(""));
     }
+    out
+}
+
+/// The auth.json a run gets: the same login without its refresh token, and
+/// marked as just refreshed so Codex does not try to refresh it itself.
+pub fn run_auth(auth: &Value, now: DateTime<Utc>) -> Value {
+    let mut out = without_refresh_token(auth);
     out["last_refresh"] = json!(now.to_rfc3339());
     out
 }
@@ -223,10 +268,11 @@ impl ChatGptLogin {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn jwt(exp: i64) -> String {
+    /// An unsigned JWT expiring at `exp`.
+    pub(crate) fn jwt(exp: i64) -> String {
         let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
         format!(
             "{}.{}.sig",
@@ -235,7 +281,8 @@ mod tests {
         )
     }
 
-    fn login(exp: i64) -> Value {
+    /// A ChatGPT login (refresh token `rt-1`) whose tokens expire at `exp`.
+    pub(crate) fn login(exp: i64) -> Value {
         json!({"auth_mode": "chatgpt", "OPENAI_API_KEY": null,
                "tokens": {"id_token": jwt(exp), "access_token": jwt(exp), "refresh_token": "rt-1", "account_id": "acct"},
                "last_refresh": "2026-01-01T00:00:00Z"})
@@ -255,6 +302,30 @@ mod tests {
         assert_eq!(
             jwt_expiry(&jwt(1_800_000_000)).unwrap().timestamp(),
             1_800_000_000
+        );
+    }
+
+    #[test]
+    fn logins_kept_for_others_are_refreshed_before_codex_would() {
+        let now = Utc::now();
+        let margin = Duration::from_secs(300);
+        let mut fresh = login(now.timestamp() + 3600);
+        fresh["last_refresh"] = json!((now - chrono::Duration::days(1)).to_rfc3339());
+        assert!(!due_for_refresh(&fresh, now, margin));
+        let mut old = fresh.clone();
+        old["last_refresh"] = json!((now - chrono::Duration::days(7)).to_rfc3339());
+        assert!(
+            due_for_refresh(&old, now, margin),
+            "Codex would refresh it itself"
+        );
+        assert!(due_for_refresh(&login(now.timestamp() + 10), now, margin));
+        let kept = without_refresh_token(&fresh);
+        assert_eq!(kept["tokens"]["refresh_token"], "");
+        assert_eq!(kept["last_refresh"], fresh["last_refresh"], "deterministic");
+        assert!(has_refresh_token(&fresh) && !has_refresh_token(&kept));
+        assert_eq!(
+            access_expiry(&fresh).unwrap().timestamp(),
+            now.timestamp() + 3600
         );
     }
 

@@ -4,6 +4,7 @@
 //! ChatGPT login is shared safely between agents ([`chatgpt`]).
 
 pub mod chatgpt;
+pub mod import;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -127,11 +128,22 @@ fn is_chatgpt_login(auth: &Value) -> bool {
 }
 
 /// Hands each run its credentials: the API key, or a ChatGPT login whose
-/// refresh token only the gateway holds and uses.
+/// refresh token only the gateway holds and uses. On Kubernetes runs bring
+/// none: each agent's pod has its own Secret, kept by the operator.
 pub struct CredentialProvider {
-    source: CredentialSource,
-    login: ChatGptLogin,
+    from: Origin,
     last_error: std::sync::Mutex<Option<String>>,
+}
+
+enum Origin {
+    /// The gateway's own credentials, passed to each run.
+    Gateway {
+        source: CredentialSource,
+        login: ChatGptLogin,
+    },
+    /// Each agent's environment has its own, copied by the operator from
+    /// this Secret.
+    AgentSecret(String),
 }
 
 impl CredentialProvider {
@@ -143,24 +155,32 @@ impl CredentialProvider {
     ) -> Self {
         let login = ChatGptLogin::new(source.auth_file.clone(), token_url, client_id, margin);
         Self {
-            source,
-            login,
+            from: Origin::Gateway { source, login },
             last_error: Default::default(),
         }
     }
 
-    pub fn source(&self) -> &CredentialSource {
-        &self.source
+    /// Runs bring no credentials: every agent uses its own Secret, which the
+    /// operator fills from the Secret `source_secret`.
+    pub fn agent_secret(source_secret: String) -> Self {
+        Self {
+            from: Origin::AgentSecret(source_secret),
+            last_error: Default::default(),
+        }
     }
 
     /// Credentials for one run; refreshes a ChatGPT login that is about to expire.
     pub async fn for_run(&self) -> Result<Credentials, CredentialError> {
+        let (source, login) = match &self.from {
+            Origin::Gateway { source, login } => (source, login),
+            Origin::AgentSecret(_) => return Ok(Credentials::default()),
+        };
         let result: Result<Credentials, CredentialError> = async {
-            let creds = self.source.resolve()?;
+            let creds = source.resolve()?;
             match &creds.auth_json {
                 Some(auth) if is_chatgpt_login(auth) => Ok(Credentials {
                     api_key: None,
-                    auth_json: Some(self.login.for_run().await?),
+                    auth_json: Some(login.for_run().await?),
                 }),
                 _ => Ok(creds),
             }
@@ -172,10 +192,18 @@ impl CredentialProvider {
 
     /// Which credential is in use and until when, never its value.
     pub fn describe(&self) -> String {
+        let source = match &self.from {
+            Origin::Gateway { source, .. } => source,
+            Origin::AgentSecret(name) => {
+                return format!(
+                    "each agent's own Secret, kept by the operator from Secret {name} (see CredentialsReady on each CodexAgent)"
+                )
+            }
+        };
         if let Some(e) = self.last_error.lock().expect("last_error").clone() {
             return format!("unusable: {e}");
         }
-        match self.source.resolve() {
+        match source.resolve() {
             Ok(c) => match &c.auth_json {
                 Some(auth) if is_chatgpt_login(auth) => {
                     let expiry = auth
@@ -184,12 +212,9 @@ impl CredentialProvider {
                         .and_then(chatgpt::jwt_expiry)
                         .map(|t| format!(", access token expires {}", t.to_rfc3339()))
                         .unwrap_or_default();
-                    format!(
-                        "chatgpt login ({}){expiry}",
-                        self.source.auth_file.display()
-                    )
+                    format!("chatgpt login ({}){expiry}", source.auth_file.display())
                 }
-                _ => self.source.describe(),
+                _ => source.describe(),
             },
             Err(e) => format!("unusable: {e}"),
         }

@@ -11,9 +11,11 @@ use serde::Serialize;
 use std::fmt::Debug;
 
 use super::crd::{condition, reason, Phase};
-use super::desired::{self, credentials_data, CredentialsProblem};
-use super::reconcile::{Pass, ReconcileError, FIELD_MANAGER};
+use super::desired;
+use super::reconcile::{event, Pass, ReconcileError, FIELD_MANAGER};
 use super::settings::Resolved;
+use super::status::get_condition;
+use kube::runtime::events::EventType;
 
 /// The namespaced APIs a reconcile of one agent works with.
 pub struct Children {
@@ -102,7 +104,8 @@ pub fn controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
         .any(|o| o.controller == Some(true) && o.uid == uid)
 }
 
-/// Copies the referenced credentials into the agent's own Secret. False
+/// Gives the agent its own Secret with the credential chosen from the
+/// referenced one (a ChatGPT login refreshed first when due). False
 /// when the reference cannot be used (the status says why).
 pub(super) async fn sync_credentials(
     pass: &mut Pass<'_>,
@@ -137,35 +140,44 @@ pub(super) async fn sync_credentials(
             (Default::default(), true)
         }
         Some(c) => {
-            let source_name = &c.secret_ref.name;
             let source = get(
                 &children.secrets,
-                source_name,
+                &c.secret_ref.name,
                 ReconcileError::GetSourceSecret,
             )
             .await?;
-            match credentials_data(&c.secret_ref, source.as_ref()) {
-                Ok(data) => {
-                    let keys: Vec<_> = data.keys().cloned().collect();
+            let logins = &pass.ctx.logins;
+            match logins
+                .agent_credentials(&children.secrets, &c.secret_ref, source)
+                .await
+            {
+                Ok(creds) => {
                     pass.condition(
                         condition::CREDENTIALS_READY,
                         true,
-                        reason::SECRET_COPIED,
-                        format!("{} copied from Secret {source_name}", keys.join(" and ")),
+                        creds.reason,
+                        creds.message,
                     );
-                    (data, true)
+                    pass.refresh_at = creds.refresh_at;
+                    (creds.data, true)
                 }
                 Err(problem) => {
-                    let why = match problem {
-                        CredentialsProblem::SecretNotFound(_) => reason::SECRET_NOT_FOUND,
-                        CredentialsProblem::KeysMissing { .. } => reason::KEYS_MISSING,
+                    let Some(why) = problem.reason() else {
+                        return Err(ReconcileError::Credentials(problem));
                     };
-                    pass.condition(
-                        condition::CREDENTIALS_READY,
-                        false,
-                        why,
-                        problem.to_string(),
-                    );
+                    let message = problem.to_string();
+                    let old = get_condition(&pass.old, condition::CREDENTIALS_READY);
+                    if old.is_none_or(|c| c.status != "False" || c.reason != why) {
+                        pass.event(
+                            EventType::Warning,
+                            event::CREDENTIALS_FAILED,
+                            message.clone(),
+                        );
+                    }
+                    pass.condition(condition::CREDENTIALS_READY, false, why, message);
+                    if why == reason::REFRESH_UNREACHABLE {
+                        pass.refresh_at = Some(pass.now + chrono::Duration::seconds(30));
+                    }
                     // Keep what an existing Secret holds: a running agent
                     // keeps working while its source is fixed.
                     if existing.is_some() {

@@ -463,6 +463,15 @@ pub mod reason {
     pub const NOT_CONFIGURED: &str = "NotConfigured";
     pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
     pub const KEYS_MISSING: &str = "KeysMissing";
+    /// The ChatGPT login in the source Secret is not valid JSON or has no tokens.
+    pub const LOGIN_UNREADABLE: &str = "LoginUnreadable";
+    /// The token endpoint refused to refresh the ChatGPT login (revoked,
+    /// reused or expired refresh token): someone must log in again.
+    pub const REFRESH_FAILED: &str = "RefreshFailed";
+    /// The token endpoint could not be reached; retried.
+    pub const REFRESH_UNREACHABLE: &str = "RefreshUnreachable";
+    /// The agent's Secret holds a fresh ChatGPT login (without its refresh token).
+    pub const LOGIN_COPIED: &str = "LoginCopied";
     pub const REQUESTED: &str = "Requested";
     pub const IDLE_TIMEOUT: &str = "IdleTimeout";
     pub const RESUMED: &str = "Resumed";

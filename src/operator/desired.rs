@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use k8s_openapi::ByteString;
 use kube::{Resource, ResourceExt};
 
-use super::crd::{CodexAgent, SecretRef, VolumePolicy};
+use super::crd::{CodexAgent, VolumePolicy};
 use super::settings::Resolved;
 
 /// Where the workspace volume is mounted in the agent's pod.
@@ -105,53 +105,6 @@ fn child_meta(agent: &CodexAgent, name: String, tenant: &str, owned: bool) -> Ob
         owner_references: owned.then(|| vec![owner_reference(agent)]),
         ..ObjectMeta::default()
     }
-}
-
-/// Why the referenced credentials cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CredentialsProblem {
-    #[error("the Secret {0:?} does not exist")]
-    SecretNotFound(String),
-    #[error("the Secret {name:?} has neither key {api_key_key:?} nor {auth_json_key:?}")]
-    KeysMissing {
-        name: String,
-        api_key_key: String,
-        auth_json_key: String,
-    },
-}
-
-/// The agent Secret's data, copied from the referenced Secret under fixed
-/// keys. `None` for `source` means the referenced Secret is missing.
-pub fn credentials_data(
-    reference: &SecretRef,
-    source: Option<&Secret>,
-) -> Result<BTreeMap<String, ByteString>, CredentialsProblem> {
-    let source =
-        source.ok_or_else(|| CredentialsProblem::SecretNotFound(reference.name.clone()))?;
-    let mut data = BTreeMap::new();
-    let mut take = |key: &str, file: &str| {
-        let value = source
-            .data
-            .as_ref()
-            .and_then(|d| d.get(key).cloned())
-            .or_else(|| {
-                let s = source.string_data.as_ref()?.get(key)?;
-                Some(ByteString(s.clone().into_bytes()))
-            });
-        if let Some(v) = value.filter(|v| !v.0.is_empty()) {
-            data.insert(file.to_string(), v);
-        }
-    };
-    take(&reference.api_key_key, API_KEY_FILE);
-    take(&reference.auth_json_key, AUTH_JSON_FILE);
-    if data.is_empty() {
-        return Err(CredentialsProblem::KeysMissing {
-            name: reference.name.clone(),
-            api_key_key: reference.api_key_key.clone(),
-            auth_json_key: reference.auth_json_key.clone(),
-        });
-    }
-    Ok(data)
 }
 
 /// The agent's own Secret. It exists even without credentials (empty), so

@@ -249,33 +249,8 @@ fn pvc_is_owned_unless_retained_and_keeps_an_existing_spec() {
 }
 
 #[test]
-fn credentials_are_copied_under_fixed_keys() {
-    let reference = SecretRef {
-        name: "openai".into(),
-        api_key_key: "key".into(),
-        auth_json_key: "auth".into(),
-    };
-    assert_eq!(
-        credentials_data(&reference, None),
-        Err(CredentialsProblem::SecretNotFound("openai".into()))
-    );
-    let source = Secret {
-        data: Some(BTreeMap::from([
-            ("key".to_string(), ByteString(b"sk-1".to_vec())),
-            ("other".to_string(), ByteString(b"x".to_vec())),
-        ])),
-        ..Secret::default()
-    };
-    let data = credentials_data(&reference, Some(&source)).unwrap();
-    assert_eq!(data.keys().collect::<Vec<_>>(), [API_KEY_FILE]);
-    assert_eq!(data[API_KEY_FILE].0, b"sk-1");
-
-    let empty = Secret::default();
-    assert!(matches!(
-        credentials_data(&reference, Some(&empty)),
-        Err(CredentialsProblem::KeysMissing { .. })
-    ));
-
+fn the_agents_secret_is_owned_by_it() {
+    let data = BTreeMap::from([(API_KEY_FILE.to_string(), ByteString(b"sk-1".to_vec()))]);
     let a = agent(CodexAgentSpec::default());
     let settings = resolve(&a.spec, &Defaults::default()).unwrap();
     let secret = desired_secret(&a, &settings, data);

@@ -9,6 +9,7 @@ pub mod children;
 pub mod crd;
 pub mod desired;
 pub mod leader;
+pub mod login;
 pub mod metrics;
 pub mod pod;
 pub mod reconcile;
@@ -30,15 +31,17 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{watcher, Controller};
-use kube::Client;
+use kube::{Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::config::OperatorArgs;
+use crate::credentials::AuthMethod;
 use crd::{CodexAgent, PullPolicy};
 use leader::{LeaderElector, LeaseConfig};
+use login::{LoginKeeper, LoginSettings};
 use metrics::OperatorMetrics;
 use reconcile::{error_policy, reconcile, Context, FIELD_MANAGER};
 use settings::{memory_setting_to_quantity, Defaults};
@@ -63,6 +66,8 @@ pub enum OperatorError {
     Leader(#[from] leader::LeaderError),
     #[error("the lease renewal task failed: {0}")]
     LeaseTask(#[source] tokio::task::JoinError),
+    #[error(transparent)]
+    AuthMethod(#[from] crate::credentials::CredentialError),
 }
 
 /// What the HTTP endpoints report.
@@ -116,6 +121,13 @@ async fn client(args: &OperatorArgs) -> Result<Client, OperatorError> {
 pub async fn run(args: OperatorArgs) -> Result<(), OperatorError> {
     crate::telemetry::init(&args.log_level, args.log_format);
     let defaults = defaults_from(&args)?;
+    let logins = LoginKeeper::new(LoginSettings {
+        method: AuthMethod::parse(&args.auth_method)?,
+        prefer_oauth: args.prefer_oauth,
+        token_url: args.refresh.token_url.clone(),
+        client_id: args.refresh.oauth_client_id.clone(),
+        margin: Duration::from_secs(args.refresh.refresh_margin),
+    });
     let client = client(&args).await?;
     let identity = args
         .identity
@@ -168,6 +180,7 @@ pub async fn run(args: OperatorArgs) -> Result<(), OperatorError> {
         defaults,
         recorder,
         metrics.clone(),
+        logins,
     ));
 
     if !args.leader_elect {
@@ -254,10 +267,23 @@ async fn run_controller(
     }
     let ns = args.namespace.as_deref();
     let managed = watcher::Config::default().labels(desired::MANAGED_SELECTOR);
-    let controller = Controller::new(api::<CodexAgent>(&client, ns), watcher::Config::default())
+    // Credentials Secrets people (or `codex-mcp auth import`) write, and the
+    // operator itself rewrites on refresh: a change reaches every agent that
+    // references the Secret at once.
+    let unmanaged = watcher::Config::default().labels(&format!(
+        "{}!={}",
+        desired::LABEL_MANAGED_BY,
+        desired::MANAGED_BY
+    ));
+    let controller = Controller::new(api::<CodexAgent>(&client, ns), watcher::Config::default());
+    let agents = controller.store();
+    let controller = controller
         .owns(api::<Pod>(&client, ns), managed.clone())
         .owns(api::<PersistentVolumeClaim>(&client, ns), managed.clone())
         .owns(api::<Secret>(&client, ns), managed)
+        .watches(api::<Secret>(&client, ns), unmanaged, move |secret| {
+            referencing(&agents, &secret)
+        })
         .graceful_shutdown_on(async move { shutdown.cancelled_owned().await });
     if let Ok(mut store) = shared.store.write() {
         *store = Some(controller.store());
@@ -275,6 +301,24 @@ async fn run_controller(
         })
         .await;
     info!("controller stopped");
+}
+
+/// The agents whose credentials come from `secret`.
+fn referencing(agents: &Store<CodexAgent>, secret: &Secret) -> Vec<ObjectRef<CodexAgent>> {
+    let namespace = secret.namespace();
+    let name = secret.name_any();
+    agents
+        .state()
+        .iter()
+        .filter(|a| a.namespace() == namespace)
+        .filter(|a| {
+            a.spec
+                .credentials
+                .as_ref()
+                .is_some_and(|c| c.secret_ref.name == name)
+        })
+        .map(|a| ObjectRef::from_obj(a.as_ref()))
+        .collect()
 }
 
 async fn serve_http(listen: SocketAddr, shared: Arc<Shared>) -> Result<(), OperatorError> {

@@ -18,6 +18,7 @@ use tracing::{info, warn};
 use super::children::{self, controlled_by, foreign_controller, Children};
 use super::crd::{condition, reason, CodexAgent, CodexAgentStatus, Condition, Phase};
 use super::desired;
+use super::login::{LoginKeeper, LoginProblem};
 use super::metrics::{OperatorMetrics, ReconcileOutcome};
 use super::pod;
 use super::settings::{resolve, Defaults, SpecError};
@@ -34,6 +35,7 @@ pub mod event {
     pub const FAILED: &str = "Failed";
     pub const POD_REPLACED: &str = "PodReplaced";
     pub const POD_RECREATED: &str = "PodRecreated";
+    pub const CREDENTIALS_FAILED: &str = "CredentialsFailed";
 }
 
 /// How soon to look again, by phase, when nothing else triggers a reconcile.
@@ -48,6 +50,8 @@ pub struct Context {
     pub defaults: Defaults,
     pub recorder: Recorder,
     pub metrics: Arc<OperatorMetrics>,
+    /// The one refresher of shared ChatGPT logins.
+    pub logins: LoginKeeper,
     /// The resourceVersion of this operator's last write to each agent (by
     /// uid). See [`Context::is_stale`].
     pub written: Mutex<HashMap<String, u64>>,
@@ -59,12 +63,14 @@ impl Context {
         defaults: Defaults,
         recorder: Recorder,
         metrics: Arc<OperatorMetrics>,
+        logins: LoginKeeper,
     ) -> Self {
         Self {
             client,
             defaults,
             recorder,
             metrics,
+            logins,
             written: Mutex::default(),
         }
     }
@@ -131,6 +137,8 @@ pub enum ReconcileError {
     MarkSuspended(String, #[source] kube::Error),
     #[error("writing the status of CodexAgent {0} failed: {1}")]
     ApplyStatus(String, #[source] kube::Error),
+    #[error(transparent)]
+    Credentials(#[from] LoginProblem),
 }
 
 /// The status fields the operator owns; the gateway's are never written here.
@@ -173,6 +181,8 @@ pub(super) struct Pass<'a> {
     pub(super) old: CodexAgentStatus,
     pub(super) new: OwnedStatus,
     pub(super) events: Vec<(EventType, &'static str, String)>,
+    /// When the agent's ChatGPT login must be refreshed next.
+    pub(super) refresh_at: Option<DateTime<Utc>>,
 }
 
 impl Pass<'_> {
@@ -268,10 +278,15 @@ async fn reconcile_agent(agent: &CodexAgent, ctx: &Context) -> Result<Action, Re
         new: OwnedStatus::of(&old),
         old,
         events: Vec::new(),
+        refresh_at: None,
     };
     pass.new.observed_generation = agent.metadata.generation;
     let children = Children::new(&ctx.client, &namespace);
-    let requeue = converge(&mut pass, &children).await?;
+    let mut requeue = converge(&mut pass, &children).await?;
+    if let Some(at) = pass.refresh_at {
+        let until = (at - Utc::now()).to_std().unwrap_or_default();
+        requeue = requeue.min(until.max(Duration::from_secs(1)));
+    }
     write_status(&mut pass).await?;
     publish_events(&pass).await;
     Ok(Action::requeue(requeue))

@@ -57,6 +57,29 @@ pub fn kubectl_ok(args: &[&str]) -> String {
     kubectl(args, None)
 }
 
+/// `kubectl apply -f -` of a manifest in `namespace`.
+pub fn kubectl_apply(namespace: &str, manifest: &str) -> String {
+    kubectl(&["apply", "-n", namespace, "-f", "-"], Some(manifest))
+}
+
+/// The name of the credentials Secret the gateway references by default.
+pub const CREDENTIALS_SECRET: &str = "codex-credentials";
+
+/// Stores `entries` (key, value) in the namespace's credentials Secret, as
+/// `codex-mcp auth import` or a person would.
+pub fn put_credentials(namespace: &str, entries: &[(&str, &str)]) {
+    let data: serde_json::Map<String, serde_json::Value> = entries
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+        .collect();
+    let secret = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": CREDENTIALS_SECRET},
+        "stringData": data,
+    });
+    kubectl_apply(namespace, &secret.to_string());
+}
+
 /// Installs the CRD this build prints (`codex-mcp crd`), once per process.
 pub async fn install_crd() {
     static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
@@ -302,6 +325,11 @@ impl KubeGateway {
     }
 
     fn start_with(namespace: &str, model_url: String, extra: Vec<String>) -> KubeGateway {
+        // The agents' credentials (an API key the fake model accepts), unless
+        // the test brings its own Secret.
+        if !extra.iter().any(|a| a == "--credentials-secret") {
+            put_credentials(namespace, &[("OPENAI_API_KEY", TEST_API_KEY)]);
+        }
         let mut cmd = Command::new(super::codex_mcp_bin());
         cmd.arg("gateway");
         // `extra` may bring its own (e.g. a service account's).
@@ -319,7 +347,6 @@ impl KubeGateway {
             .env("CODEX_PROVIDER", "fake")
             .env("CODEX_PROVIDER_BASE_URL", &model_url)
             .env("CODEX_PROVIDER_ENV_KEY", API_KEY_ENV)
-            .env("OPENAI_API_KEY", TEST_API_KEY)
             .env("LOG_LEVEL", "codex_mcp=debug,info");
         let (process, url) = Process::spawn("the gateway", cmd, "listening on http://");
         KubeGateway {

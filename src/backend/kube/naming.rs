@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use crate::agent::AgentId;
 use crate::backend::AgentRecord;
 use crate::codex::Usage;
-use crate::operator::crd::{CodexAgent, Phase};
+use crate::operator::crd::{condition, reason, CodexAgent, Phase};
 
 /// The agent's name as the client gave it (the CodexAgent's own name is
 /// encoded and may be truncated).
@@ -130,6 +130,28 @@ pub fn failure(cr: &CodexAgent) -> Option<String> {
                 .clone()
                 .unwrap_or_else(|| "no reason given".into())
         })
+}
+
+/// The operator's word on credentials that cannot work until someone acts
+/// (a login the token endpoint refused, a missing Secret or key), once it
+/// has seen the current spec. A run would only fail later, less clearly.
+pub fn credentials_failure(cr: &CodexAgent) -> Option<String> {
+    let status = cr.status.as_ref()?;
+    let c = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == condition::CREDENTIALS_READY)?;
+    let blocking = [
+        reason::REFRESH_FAILED,
+        reason::SECRET_NOT_FOUND,
+        reason::KEYS_MISSING,
+        reason::LOGIN_UNREADABLE,
+    ];
+    (c.status == "False"
+        && blocking.contains(&c.reason.as_str())
+        && c.observed_generation
+            .is_none_or(|g| Some(g) == cr.metadata.generation))
+    .then(|| format!("its credentials are not usable: {}", c.message))
 }
 
 pub fn describe(cr: &CodexAgent) -> String {
