@@ -1,7 +1,6 @@
 use super::*;
 use crate::credentials::chatgpt::tests::{jwt, login};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use serde_json::json;
 
 fn secret(entries: &[(&str, &[u8])]) -> Secret {
     Secret {
