@@ -5,6 +5,8 @@
 #   $CACHE/venv        a Python venv with the pinned MCP client library and
 #                      helm-python-sdk (the Helm v4 engine, for the chart tests
 #                      and scripts/render-manifests.sh)
+#   $CACHE/prometheus  promtool and prometheus from Debian's package, unpacked
+#                      (no service installed or started)
 #   cluster binaries   tests/cluster/install.sh, when present
 #                      (CODEX_MCP_SKIP_CLUSTER=1 skips them)
 # Idempotent: every step checks before it installs.
@@ -85,6 +87,38 @@ else
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check "helm-python-sdk==$HELM_SDK_VERSION" >&2
   venv_has helm-python-sdk "$HELM_SDK_VERSION" ||
     { say "helm-python-sdk==$HELM_SDK_VERSION did not install into $VENV"; exit 1; }
+fi
+
+# Prometheus and promtool for tests/metrics_prometheus.rs. The .deb is only
+# unpacked into the cache, so no daemon, user or unit file is installed; the
+# two binaries are Go programs that need nothing but libc. The version is
+# pinned to Debian 12's; CODEX_MCP_PROMETHEUS_VERSION overrides it.
+PROM_VERSION="${CODEX_MCP_PROMETHEUS_VERSION:-2.42.0+ds-5+deb12u1}"
+PROM_DIR="$CACHE/prometheus"
+if [ -x "$PROM_DIR/bin/prometheus" ] && [ -x "$PROM_DIR/bin/promtool" ] &&
+  [ "$(cat "$PROM_DIR/VERSION" 2>/dev/null)" = "$PROM_VERSION" ]; then
+  say "prometheus $PROM_VERSION already in $PROM_DIR"
+else
+  say "unpacking prometheus $PROM_VERSION into $PROM_DIR"
+  tmp="$(mktemp -d)"
+  # The download runs as the caller, into a directory _apt could not write.
+  download() { (cd "$tmp" && apt-get download -q -o APT::Sandbox::User="$(id -un)" "prometheus=$PROM_VERSION" >&2); }
+  if ! download; then
+    # Stale package lists: refresh them once (as root) and retry.
+    [ "$(id -u)" = 0 ] || { say "apt-get download failed and not root to run apt-get update"; exit 1; }
+    say "apt-get update"
+    apt-get update -qq >&2
+    apt_updated=1
+    download
+  fi
+  dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/root"
+  mkdir -p "$PROM_DIR/bin"
+  install -m 0755 "$tmp/root/usr/bin/prometheus" "$tmp/root/usr/bin/promtool" "$PROM_DIR/bin/"
+  rm -rf "$tmp"
+  for bin in prometheus promtool; do
+    "$PROM_DIR/bin/$bin" --version >/dev/null 2>&1 || { say "$PROM_DIR/bin/$bin does not run"; exit 1; }
+  done
+  echo "$PROM_VERSION" >"$PROM_DIR/VERSION"
 fi
 
 # The cluster harness (a real single-node Kubernetes built from Debian's

@@ -277,7 +277,10 @@ impl Drop for TestNamespace {
         if self.cleaned_up {
             return;
         }
-        let (client, name) = (self.client.clone(), self.name.clone());
+        // A client of its own: the shared one's pooled connections may be
+        // driven by the test's runtime, which is blocked in this drop, and a
+        // request over them would hang until the timeout below.
+        let (client, name) = (client_for(config()), self.name.clone());
         // Best effort: the test may be unwinding inside its runtime, so do the
         // request on the shared runtime from a plain thread.
         let _ = std::thread::spawn(move || {

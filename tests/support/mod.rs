@@ -8,10 +8,12 @@ pub mod fake_model;
 pub mod gateway;
 pub mod kube_gateway;
 pub mod mcp_client;
+pub mod prometheus;
 
 use std::path::PathBuf;
 
-/// The cache that `scripts/install-test-deps.sh` fills (Codex CLI, Python venv, cluster binaries).
+/// The cache that `scripts/install-test-deps.sh` fills (Codex CLI, Python venv, Prometheus,
+/// cluster binaries).
 pub fn cache_dir() -> PathBuf {
     std::env::var_os("CODEX_MCP_CACHE")
         .map(PathBuf::from)
