@@ -158,6 +158,19 @@ impl FakeAuth {
     pub fn revoke(&self) {
         self.state.lock().unwrap().revoked = true;
     }
+
+    /// A person logs in again: a new refresh token (the old ones stay
+    /// refused) and the login as `codex login` would write it.
+    pub fn log_in_again(&self) -> Value {
+        {
+            let mut s = self.state.lock().unwrap();
+            s.revoked = false;
+            s.refresh_token = format!("rt-login-{}", uuid::Uuid::new_v4().simple());
+            let rt = s.refresh_token.clone();
+            s.issued.push(rt);
+        }
+        self.expired_login()
+    }
 }
 
 impl Drop for FakeAuth {

@@ -59,7 +59,20 @@ pub fn kubectl_ok(args: &[&str]) -> String {
 
 /// `kubectl apply -f -` of a manifest in `namespace`.
 pub fn kubectl_apply(namespace: &str, manifest: &str) -> String {
-    kubectl(&["apply", "-n", namespace, "-f", "-"], Some(manifest))
+    // Server-side: client-side apply would keep a copy of the manifest
+    // (a Secret's values included) in an annotation.
+    kubectl(
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-n",
+            namespace,
+            "-f",
+            "-",
+        ],
+        Some(manifest),
+    )
 }
 
 /// The name of the credentials Secret the gateway references by default.
@@ -127,23 +140,52 @@ fn fnv(bytes: &[u8], mut hash: u64) -> u64 {
     hash
 }
 
-/// The agent image with the real Codex CLI, built and imported only when
-/// containerd does not have this exact build yet (the import of ~300 MB is
-/// the slow part). Tagged by the stripped `codex-mcp`'s content and the
-/// Codex binary's size and modification time.
+/// An image holding this build's `codex-mcp` (stripped: the debug binary is
+/// mostly symbols) at /usr/local/bin, plus whatever `args` (see
+/// `tests/cluster/build-image.sh`) add. Tagged `repo:<hash>` by the stripped
+/// binary's content and `stamp` (what `args` bring), and built and imported
+/// only when containerd does not have that tag yet.
+pub fn image_of_this_build(repo: &str, stamp: &str, args: &[&str]) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stripped = dir.path().join("codex-mcp");
+    let status = Command::new("strip")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(super::codex_mcp_bin())
+        .status()
+        .expect("running strip");
+    assert!(status.success(), "strip failed");
+    let hash = fnv(
+        stamp.as_bytes(),
+        fnv(&std::fs::read(&stripped).unwrap(), 0xcbf2_9ce4_8422_2325),
+    );
+    let image = format!("{repo}:{hash:016x}");
+    let have = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            ". {}/tests/cluster/lib.sh && ctr -n k8s.io --address \"$SOCKET\" images ls -q",
+            cluster::repo_root().display()
+        ))
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if !have.lines().any(|l| l == format!("docker.io/{image}")) {
+        let bin = stripped.to_string_lossy().into_owned();
+        let mut all = vec!["--bin", bin.as_str()];
+        all.extend_from_slice(args);
+        cluster::build_image(&image, &all);
+    }
+    image
+}
+
+/// The agent image with the real Codex CLI and busybox, running as uid
+/// 1000, built and imported only when containerd does not have this exact
+/// build yet (the import of ~300 MB is the slow part). The Codex binary is
+/// told apart by its size and modification time.
 pub fn agent_image() -> String {
     static IMAGE: OnceLock<String> = OnceLock::new();
     IMAGE
         .get_or_init(|| {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let stripped = dir.path().join("codex-mcp");
-            let status = Command::new("strip")
-                .arg("-o")
-                .arg(&stripped)
-                .arg(super::codex_mcp_bin())
-                .status()
-                .expect("running strip");
-            assert!(status.success(), "strip failed");
             let codex = std::fs::canonicalize(super::codex_bin()).expect("the Codex CLI");
             let meta = std::fs::metadata(&codex).expect("the Codex CLI");
             let stamp = format!(
@@ -154,37 +196,12 @@ pub fn agent_image() -> String {
                     .unwrap_or_default()
                     .as_secs())
             );
-            let hash = fnv(
-                stamp.as_bytes(),
-                fnv(&std::fs::read(&stripped).unwrap(), 0xcbf2_9ce4_8422_2325),
-            );
-            let image = format!("codex-mcp-test/agent-codex:{hash:016x}");
-            let have = Command::new("bash")
-                .arg("-c")
-                .arg(format!(
-                    ". {}/tests/cluster/lib.sh && ctr -n k8s.io --address \"$SOCKET\" images ls -q",
-                    cluster::repo_root().display()
-                ))
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default();
-            if !have.lines().any(|l| l == format!("docker.io/{image}")) {
-                let bin = stripped.to_string_lossy().into_owned();
-                let codex = codex.to_string_lossy().into_owned();
-                cluster::build_image(
-                    &image,
-                    &[
-                        "--busybox",
-                        "--user",
-                        "1000",
-                        "--bin",
-                        &bin,
-                        "--bin",
-                        &codex,
-                    ],
-                );
-            }
-            image
+            let codex = codex.to_string_lossy().into_owned();
+            image_of_this_build(
+                "codex-mcp-test/agent-codex",
+                &stamp,
+                &["--busybox", "--user", "1000", "--bin", &codex],
+            )
         })
         .clone()
 }
@@ -283,6 +300,11 @@ impl Drop for Process {
 
 /// `codex-mcp operator` for one namespace, with the Codex agent image.
 pub fn start_operator(namespace: &str) -> Process {
+    start_operator_with(namespace, &[])
+}
+
+/// [`start_operator`] with extra flags.
+pub fn start_operator_with(namespace: &str, extra: &[&str]) -> Process {
     let mut cmd = Command::new(super::codex_mcp_bin());
     cmd.arg("operator")
         .arg("--kubeconfig")
@@ -300,6 +322,7 @@ pub fn start_operator(namespace: &str) -> Process {
         .args(["--cpu-request", "10m", "--memory-request", "32Mi"])
         .args(["--storage-size", "64Mi", "--session-timeout", "3600"])
         .args(["--log-level", "codex_mcp=debug,info"])
+        .args(extra)
         .env_remove("KUBECONFIG");
     Process::spawn("the operator", cmd, "operator listening on ").0
 }
@@ -336,8 +359,12 @@ impl KubeGateway {
         if !extra.iter().any(|a| a == "--kubeconfig") {
             cmd.arg("--kubeconfig").arg(cluster::kubeconfig_path());
         }
+        // Open on loopback unless the test hands out client tokens.
+        if !extra.iter().any(|a| a == "--auth-tokens") {
+            cmd.arg("--no-auth");
+        }
         cmd.args(["--namespace", namespace, "--listen", "127.0.0.1:0"])
-            .args(["--no-auth", "--approval-mode", "external"])
+            .args(["--approval-mode", "external"])
             .args(["--ready-timeout", "180", "--log-format", "json"])
             .args(&extra)
             .env_clear()
