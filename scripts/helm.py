@@ -43,46 +43,57 @@ MANIFESTS_NAMESPACE = "codex-mcp"
 MANIFESTS_VALUES = {"clientTokens": {"existingSecret": "codex-mcp-client-tokens"}}
 
 
-def split_objects(rendered):
-    """The rendered templates as objects, in Helm's install order."""
+def parse_docs(source, text):
+    """The objects of one YAML stream (comment-only documents skipped)."""
     objects = []
-    for source in sorted(rendered):
-        if not source.endswith((".yaml", ".yml")):
-            continue  # NOTES.txt
-        for text in re.split(r"(?m)^---\s*$", rendered[source]):
-            body = "\n".join(
-                line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
-            )
-            if not body:
-                continue
-            obj = helm.values_from_yaml(text)
-            meta = obj.get("metadata", {})
-            objects.append({
-                "source": source,
-                "kind": obj.get("kind", ""),
-                "name": meta.get("name", ""),
-                "namespace": meta.get("namespace", ""),
-                "object": obj,
-                "text": text.strip("\n") + "\n",
-            })
-    rank = {kind: i for i, kind in enumerate(KIND_ORDER)}
-    objects.sort(key=lambda o: (rank.get(o["kind"], len(KIND_ORDER)), o["kind"], o["name"]))
+    for doc in re.split(r"(?m)^---\s*$", text):
+        found = re.search(r"(?m)^# Source: (.*)$", doc)
+        body = [l for l in doc.splitlines() if l.strip() and not l.lstrip().startswith("#")]
+        if not body:
+            continue
+        obj = helm.values_from_yaml(doc)
+        meta = obj.get("metadata", {})
+        objects.append({
+            "source": found.group(1).strip() if found else source,
+            "kind": obj.get("kind", ""),
+            "name": meta.get("name", ""),
+            "namespace": meta.get("namespace", ""),
+            "object": obj,
+            "text": re.sub(r"(?m)^# Source: .*\n", "", doc).strip("\n") + "\n",
+        })
     return objects
 
 
+def in_install_order(objects):
+    rank = {kind: i for i, kind in enumerate(KIND_ORDER)}
+    return sorted(objects, key=lambda o: (rank.get(o["kind"], len(KIND_ORDER)), o["kind"], o["name"]))
+
+
 def render(chart_path, name, namespace, values, kubeconfig=None):
+    """(objects in install order, NOTES.txt, CRDs, Chart.yaml). Offline unless
+    a kubeconfig is given: then Helm asks that cluster for its version and
+    API groups (a server-side dry-run install, which creates nothing), as a
+    real install would, and `lookup` sees live objects."""
     with helm.Chart.load(chart_path) as chart:
+        rendered = chart.render(values, name=name, namespace=namespace, is_install=True)
+        notes = next((t for s, t in rendered.items() if s.endswith("NOTES.txt")), "")
+        objects = []
+        for source in sorted(rendered):
+            if source.endswith((".yaml", ".yml")):
+                objects += parse_docs(source, rendered[source])
         if kubeconfig:
+            # A dry-run release holds everything but hooks; those come from
+            # the offline render.
+            hooks = [o for o in objects if "helm.sh/hook" in o["object"].get("metadata", {}).get("annotations", {})]
             with helm.Config(kubeconfig_path=kubeconfig, namespace=namespace) as cfg:
-                rendered = cfg.render(chart, values, name=name, namespace=namespace, is_install=True)
-        else:
-            rendered = chart.render(values, name=name, namespace=namespace, is_install=True)
-        return rendered, [crd["data"] for crd in chart.crds], chart.metadata
+                rel = cfg.install(chart, name, values, namespace=namespace, dry_run="server")
+            objects = parse_docs("", rel["manifest"]) + hooks
+            notes = rel.get("notes", notes)
+        return in_install_order(objects), notes, [crd["data"] for crd in chart.crds], chart.metadata
 
 
 def write_manifests(chart_path, outdir):
-    rendered, crds, meta = render(chart_path, MANIFESTS_RELEASE, MANIFESTS_NAMESPACE, MANIFESTS_VALUES)
-    objects = split_objects(rendered)
+    objects, _, crds, meta = render(chart_path, MANIFESTS_RELEASE, MANIFESTS_NAMESPACE, MANIFESTS_VALUES)
     ns, rel = MANIFESTS_NAMESPACE, MANIFESTS_RELEASE
     notice = (
         f"# codex-mcp {meta['appVersion']}: the chart charts/codex-mcp rendered with its defaults\n"
@@ -125,9 +136,8 @@ def main():
     if a.command == "lint":
         out = helm.lint(a.paths[0], values, strict=True, namespace=a.namespace or "default")
     elif a.command == "template":
-        rendered, _, _ = render(a.paths[0], a.name, a.namespace, values, a.kubeconfig)
-        out = {"objects": split_objects(rendered), "notes": rendered.get(next(
-            (k for k in rendered if k.endswith("NOTES.txt")), ""), "")}
+        objects, notes, _, _ = render(a.paths[0], a.name, a.namespace, values, a.kubeconfig)
+        out = {"objects": objects, "notes": notes}
     elif a.command == "manifests":
         out = {"files": write_manifests(a.paths[0], a.paths[1])}
     else:

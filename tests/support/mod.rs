@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod fake_auth;
 pub mod fake_model;
 pub mod gateway;
+pub mod helm;
 pub mod kube_gateway;
 pub mod mcp_client;
 pub mod prometheus;
