@@ -177,13 +177,21 @@ impl Runner {
         self.active_agents();
     }
 
-    /// Agents with a call within the session timeout, across tenants.
+    /// Agents with a call within the session timeout, across tenants (for
+    /// the metric; callers only ever see their own tenant's count).
     pub fn active_agents(&self) -> usize {
         let mut act = self.activity.lock().expect("activity");
         let horizon = self.settings.session_timeout;
         act.retain(|_, t| t.elapsed() < horizon);
         self.metrics.active_agents.set(act.len() as i64);
         act.len()
+    }
+
+    /// [`Runner::active_agents`] of one tenant.
+    pub fn active_agents_of(&self, tenant: &Tenant) -> usize {
+        self.active_agents();
+        let act = self.activity.lock().expect("activity");
+        act.keys().filter(|a| &a.tenant == tenant).count()
     }
 
     /// Runs one turn for `agent`, waiting for its previous call and a free run slot.

@@ -77,8 +77,21 @@ impl AgentRecord {
         }
         self.input_tokens += run.usage.input_tokens;
         self.output_tokens += run.usage.output_tokens;
+        // Codex reports a thread's cumulative usage, and nothing at all for
+        // a turn that failed before completing: on the same thread the count
+        // only grows, or the next run would count the whole thread again.
+        let grown = |prev: Usage| Usage {
+            input_tokens: prev.input_tokens.max(run.thread_usage.input_tokens),
+            cached_input_tokens: prev
+                .cached_input_tokens
+                .max(run.thread_usage.cached_input_tokens),
+            output_tokens: prev.output_tokens.max(run.thread_usage.output_tokens),
+        };
         match &run.thread {
-            ThreadUpdate::Keep => {}
+            ThreadUpdate::Keep => self.thread_usage = grown(self.thread_usage),
+            ThreadUpdate::Set(id) if self.thread_id.as_deref() == Some(id) => {
+                self.thread_usage = grown(self.thread_usage);
+            }
             ThreadUpdate::Set(id) => {
                 self.thread_id = Some(id.clone());
                 self.thread_usage = run.thread_usage;
@@ -267,5 +280,19 @@ mod tests {
             usage(40, 4),
             "a new thread counts in full"
         );
+
+        // A turn that fails before completing reports no usage; the thread's
+        // count stays, so the next turn counts only its own tokens.
+        r.apply(
+            &RunRecord {
+                ok: false,
+                usage: r.run_usage(Usage::default(), Some("t")),
+                thread_usage: Usage::default(),
+                thread: ThreadUpdate::Set("t".into()),
+            },
+            now,
+        );
+        assert_eq!(r.thread_usage, usage(250, 25));
+        assert_eq!(r.run_usage(usage(400, 40), Some("t")), usage(150, 15));
     }
 }

@@ -181,7 +181,7 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
 }
 
 async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let report = crate::tools::session::health(&state.runner);
+    let report = crate::tools::session::health(&state.runner, None);
     Json(json!({
         "status": report.status,
         "version": report.version,

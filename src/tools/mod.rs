@@ -428,8 +428,12 @@ impl CodexTools {
         description = "Check the gateway's health: version, uptime, backend, Codex credentials in use (never their values), active agents and runs in progress.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
-    async fn health_check(&self) -> Result<Json<HealthReport>, ToolError> {
-        Ok(Json(session::health(&self.runner)))
+    async fn health_check(
+        &self,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<HealthReport>, ToolError> {
+        let caller = Caller::from_context(&ctx)?;
+        Ok(Json(session::health(&self.runner, Some(&caller.tenant))))
     }
 
     /// Release idle agents.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::caller::Caller;
 use super::ToolError;
-use crate::agent::{AgentId, AgentName};
+use crate::agent::{AgentId, AgentName, Tenant};
 use crate::backend::{AgentRecord, EnvironmentStatus};
 use crate::runs::Runner;
 
@@ -62,6 +62,7 @@ pub struct HealthReport {
     pub backend: String,
     /// Which Codex credential is in use (never its value).
     pub credentials: String,
+    /// Your tenant's agents with a call within the session timeout.
     pub active_agents: usize,
     pub max_concurrent_sessions: usize,
     pub problems: Vec<String>,
@@ -178,7 +179,10 @@ pub async fn agent_status(
     })
 }
 
-pub fn health(runner: &Runner) -> HealthReport {
+/// The gateway's health. Given a tenant, counts cover only its agents, so a
+/// caller learns nothing about other tenants' agents; the `/health` probe
+/// counts all.
+pub fn health(runner: &Runner, tenant: Option<&Tenant>) -> HealthReport {
     let credentials = runner.credentials().describe();
     let mut problems = Vec::new();
     if credentials.starts_with("unusable") {
@@ -195,7 +199,10 @@ pub fn health(runner: &Runner) -> HealthReport {
         uptime_seconds: runner.uptime().as_secs(),
         backend: runner.backend().kind().to_owned(),
         credentials,
-        active_agents: runner.active_agents(),
+        active_agents: match tenant {
+            Some(t) => runner.active_agents_of(t),
+            None => runner.active_agents(),
+        },
         max_concurrent_sessions: runner.settings().max_concurrent_runs,
         problems,
     }
