@@ -178,3 +178,28 @@ fn existing_secrets_host_network_and_optional_parts_off() {
         .get("annotations")
         .is_none());
 }
+
+#[test]
+fn misspelt_or_invalid_values_are_refused_by_the_schema() {
+    for (values, named) in [
+        (json!({"gatway": {"replicas": 2}}), "gatway"),
+        (json!({"gateway": {"replica": 2}}), "replica"),
+        (
+            json!({"config": {"CODEX_APPROVAL_MODE": "yolo"}}),
+            "CODEX_APPROVAL_MODE",
+        ),
+        (
+            json!({"config": {"SESSION_TIMEOUT": -1}}),
+            "SESSION_TIMEOUT",
+        ),
+        (json!({"logFormat": "xml"}), "logFormat"),
+    ] {
+        let refused = helm::try_render(RELEASE, NS, &values, None)
+            .err()
+            .unwrap_or_else(|| panic!("{values} was accepted"));
+        assert!(
+            refused.contains(named),
+            "the error names {named}: {refused}"
+        );
+    }
+}

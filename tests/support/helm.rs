@@ -77,9 +77,8 @@ fn script() -> PathBuf {
     cluster::repo_root().join("scripts/helm.py")
 }
 
-/// Runs `scripts/helm.py ARGS` and returns its JSON answer; fails the test
-/// with its error output.
-pub fn helm_py(args: &[&str]) -> Value {
+/// Runs `scripts/helm.py ARGS`: its JSON answer, or its error output.
+pub fn try_helm_py(args: &[&str]) -> Result<Value, String> {
     let out = Command::new(super::mcp_client::python())
         .arg(script())
         .args(args)
@@ -88,14 +87,17 @@ pub fn helm_py(args: &[&str]) -> Value {
         .unwrap_or_else(|e| {
             panic!("running scripts/helm.py (scripts/install-test-deps.sh sets up its venv): {e}")
         });
-    assert!(
-        out.status.success(),
-        "scripts/helm.py {}: {}\n{}",
-        args.first().unwrap_or(&""),
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("scripts/helm.py prints JSON")
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(serde_json::from_slice(&out.stdout).expect("scripts/helm.py prints JSON"))
+}
+
+/// Runs `scripts/helm.py ARGS` and returns its JSON answer; fails the test
+/// with its error output.
+pub fn helm_py(args: &[&str]) -> Value {
+    try_helm_py(args)
+        .unwrap_or_else(|e| panic!("scripts/helm.py {}: {e}", args.first().unwrap_or(&"")))
 }
 
 /// `helm lint --strict` with these values: the messages of severity
@@ -142,6 +144,17 @@ pub fn template_for_cluster(release: &str, namespace: &str, values: &Value) -> R
 }
 
 fn render(release: &str, namespace: &str, values: &Value, kubeconfig: Option<PathBuf>) -> Rendered {
+    try_render(release, namespace, values, kubeconfig)
+        .unwrap_or_else(|e| panic!("helm template: {e}"))
+}
+
+/// `helm template`, or why Helm refused the values.
+pub fn try_render(
+    release: &str,
+    namespace: &str,
+    values: &Value,
+    kubeconfig: Option<PathBuf>,
+) -> Result<Rendered, String> {
     let values = values.to_string();
     let mut args = vec![
         "template",
@@ -157,7 +170,7 @@ fn render(release: &str, namespace: &str, values: &Value, kubeconfig: Option<Pat
     if let Some(k) = &kubeconfig {
         args.extend(["--kubeconfig", k.as_str()]);
     }
-    parse(helm_py(&args))
+    try_helm_py(&args).map(parse)
 }
 
 /// `helm install|upgrade|uninstall` on the test cluster, waiting (up to
