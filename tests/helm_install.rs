@@ -221,6 +221,28 @@ async fn install_call_upgrade_and_uninstall_the_chart() {
 
     // An upgrade with another log level rolls the gateway out; the token and
     // the agent's conversation stay.
+    // An upgrade that changes nothing rolls nothing: the generated token,
+    // found again, gives the same checksum.
+    let serving = |sets: Vec<ReplicaSet>| -> Vec<String> {
+        sets.iter()
+            .filter(|rs| {
+                rs.status
+                    .as_ref()
+                    .and_then(|s| s.ready_replicas)
+                    .unwrap_or(0)
+                    > 0
+            })
+            .map(|rs| rs.name_any())
+            .collect()
+    };
+    let first = serving(gateway_replica_sets(&ns).await);
+    helm_release("upgrade", &ns, &values).await;
+    assert_eq!(
+        serving(gateway_replica_sets(&ns).await),
+        first,
+        "the gateway was not rolled"
+    );
+
     let before: Vec<String> = gateway_replica_sets(&ns)
         .await
         .iter()

@@ -157,3 +157,24 @@ readinessProbe:
 {{- define "codex-mcp.pdbApiVersion" -}}
 {{- if semverCompare ">=1.21-0" .Capabilities.KubeVersion.Version -}}policy/v1{{- else -}}policy/v1beta1{{- end -}}
 {{- end -}}
+
+{{/* The client token file, base64: the lines from values, else the token
+     generated at install (found again by `lookup` on upgrades, so clients
+     keep working), else a new one. Computed once per render, so that the
+     gateway's checksum annotation sees the same file as the Secret. */}}
+{{- define "codex-mcp.clientTokensFile" -}}
+{{- if not (hasKey .Values.clientTokens "_file") -}}
+{{- $file := "" -}}
+{{- if .Values.clientTokens.tokens -}}
+{{- $file = printf "%s\n" (join "\n" .Values.clientTokens.tokens) | b64enc -}}
+{{- else -}}
+{{- $current := lookup "v1" "Secret" .Release.Namespace (include "codex-mcp.clientTokensSecret" .) -}}
+{{- $file = dig "data" .Values.clientTokens.secretKey "" $current -}}
+{{- if not $file -}}
+{{- $file = printf "%s default\n" (randAlphaNum 48) | b64enc -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set .Values.clientTokens "_file" $file -}}
+{{- end -}}
+{{- index .Values.clientTokens "_file" -}}
+{{- end -}}
