@@ -26,6 +26,7 @@ use tracing::{info, warn};
 
 use super::crd::{reason, SecretRef};
 use super::desired::{API_KEY_FILE, AUTH_JSON_FILE};
+use super::metrics::{OperatorMetrics, RefreshOutcome};
 use crate::credentials::chatgpt::{
     self, access_expiry, apply_refresh, due_for_refresh, has_access_token, has_refresh_token,
     refresh_request, rejection_reason, without_refresh_token,
@@ -214,6 +215,7 @@ pub fn agent_login(
 /// Refreshes shared ChatGPT logins, one at a time per Secret.
 pub struct LoginKeeper {
     settings: LoginSettings,
+    metrics: Arc<OperatorMetrics>,
     http: reqwest::Client,
     /// One refresh per source Secret at a time in this process; the
     /// resourceVersion guard covers other processes.
@@ -226,13 +228,14 @@ pub struct LoginKeeper {
 }
 
 impl LoginKeeper {
-    pub fn new(settings: LoginSettings) -> Self {
+    pub fn new(settings: LoginSettings, metrics: Arc<OperatorMetrics>) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
             .expect("http client");
         Self {
             settings,
+            metrics,
             http,
             locks: Mutex::default(),
             refused: Mutex::default(),
@@ -287,6 +290,7 @@ impl LoginKeeper {
         let refreshed = match self.refresh(&login, &name).await {
             Ok(r) => r,
             Err(LoginProblem::Refused { secret, why }) => {
+                self.metrics.login_refreshed(RefreshOutcome::Refused);
                 warn!(secret = %secret, reason = %why, "the token endpoint refused the ChatGPT login");
                 self.refused
                     .lock()
@@ -294,7 +298,10 @@ impl LoginKeeper {
                     .insert(key, (version, why.clone()));
                 return Err(LoginProblem::Refused { secret, why });
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                self.metrics.login_refreshed(RefreshOutcome::Failed);
+                return Err(e);
+            }
         };
         let mut updated = source.clone();
         let bytes = serde_json::to_vec_pretty(&refreshed).expect("json");
@@ -307,10 +314,14 @@ impl LoginKeeper {
         }
         // `replace` carries the resourceVersion read above: if anyone wrote
         // the Secret since, this fails (409) rather than overwriting them.
-        secrets
+        if let Err(e) = secrets
             .replace(&name, &PostParams::default(), &updated)
             .await
-            .map_err(|e| LoginProblem::Write(name.clone(), e))?;
+        {
+            self.metrics.login_refreshed(RefreshOutcome::Failed);
+            return Err(LoginProblem::Write(name.clone(), e));
+        }
+        self.metrics.login_refreshed(RefreshOutcome::Ok);
         info!(secret = %name, namespace = ?source.namespace(), "refreshed the ChatGPT login");
         Ok(agent_login(
             &refreshed,

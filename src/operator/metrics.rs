@@ -35,7 +35,28 @@ pub struct OperatorMetrics {
     time_to_ready: HistogramVec,
     suspends: IntCounterVec,
     resumes: IntCounter,
+    login_refreshes: IntCounterVec,
     pub leader: IntGauge,
+}
+
+/// How a refresh of a shared ChatGPT login ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    Ok,
+    /// The token endpoint refused it: someone must log in again.
+    Refused,
+    /// The endpoint could not be reached, or the rotated login not stored.
+    Failed,
+}
+
+impl RefreshOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Refused => "refused",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 impl OperatorMetrics {
@@ -74,6 +95,14 @@ impl OperatorMetrics {
         )
         .expect("metric");
         let resumes = IntCounter::new("resumes_total", "Agents resumed").expect("metric");
+        let login_refreshes = IntCounterVec::new(
+            Opts::new(
+                "login_refreshes_total",
+                "Refreshes of shared ChatGPT logins, by result",
+            ),
+            &["result"],
+        )
+        .expect("metric");
         let leader = IntGauge::new(
             "leader",
             "1 while this replica holds the lease and reconciles",
@@ -86,6 +115,7 @@ impl OperatorMetrics {
             Box::new(time_to_ready.clone()),
             Box::new(suspends.clone()),
             Box::new(resumes.clone()),
+            Box::new(login_refreshes.clone()),
             Box::new(leader.clone()),
         ] {
             registry.register(c).expect("unique metric");
@@ -93,6 +123,13 @@ impl OperatorMetrics {
         // Present from the start, so dashboards see zeros rather than gaps.
         for phase in Phase::ALL {
             agents.with_label_values(&[phase.as_str()]).set(0);
+        }
+        for outcome in [
+            RefreshOutcome::Ok,
+            RefreshOutcome::Refused,
+            RefreshOutcome::Failed,
+        ] {
+            login_refreshes.with_label_values(&[outcome.as_str()]);
         }
         Self {
             registry,
@@ -102,8 +139,15 @@ impl OperatorMetrics {
             time_to_ready,
             suspends,
             resumes,
+            login_refreshes,
             leader,
         }
+    }
+
+    pub fn login_refreshed(&self, outcome: RefreshOutcome) {
+        self.login_refreshes
+            .with_label_values(&[outcome.as_str()])
+            .inc();
     }
 
     pub fn reconciled(&self, outcome: ReconcileOutcome, seconds: f64) {
@@ -165,6 +209,7 @@ mod tests {
         m.suspended("IdleTimeout");
         m.resumed();
         m.set_agents([Some(Phase::Ready), Some(Phase::Ready), None]);
+        m.login_refreshed(RefreshOutcome::Ok);
         let text = m.render();
         for needle in [
             r#"codex_mcp_operator_reconciles_total{outcome="ok"} 1"#,
@@ -176,6 +221,8 @@ mod tests {
             r#"codex_mcp_operator_suspends_total{reason="IdleTimeout"} 1"#,
             "codex_mcp_operator_resumes_total 1",
             "codex_mcp_operator_leader 0",
+            r#"codex_mcp_operator_login_refreshes_total{result="ok"} 1"#,
+            r#"codex_mcp_operator_login_refreshes_total{result="refused"} 0"#,
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

@@ -121,13 +121,6 @@ async fn client(args: &OperatorArgs) -> Result<Client, OperatorError> {
 pub async fn run(args: OperatorArgs) -> Result<(), OperatorError> {
     crate::telemetry::init(&args.log_level, args.log_format);
     let defaults = defaults_from(&args)?;
-    let logins = LoginKeeper::new(LoginSettings {
-        method: AuthMethod::parse(&args.auth_method)?,
-        prefer_oauth: args.prefer_oauth,
-        token_url: args.refresh.token_url.clone(),
-        client_id: args.refresh.oauth_client_id.clone(),
-        margin: Duration::from_secs(args.refresh.refresh_margin),
-    });
     let client = client(&args).await?;
     let identity = args
         .identity
@@ -135,6 +128,16 @@ pub async fn run(args: OperatorArgs) -> Result<(), OperatorError> {
         .filter(|i| !i.is_empty())
         .unwrap_or_else(leader::default_identity);
     let metrics = Arc::new(OperatorMetrics::new());
+    let logins = LoginKeeper::new(
+        LoginSettings {
+            method: AuthMethod::parse(&args.auth_method)?,
+            prefer_oauth: args.prefer_oauth,
+            token_url: args.refresh.token_url.clone(),
+            client_id: args.refresh.oauth_client_id.clone(),
+            margin: Duration::from_secs(args.refresh.refresh_margin),
+        },
+        metrics.clone(),
+    );
     let shared = Arc::new(Shared {
         metrics: metrics.clone(),
         store: RwLock::new(None),
