@@ -130,9 +130,21 @@ where
     ns.api::<K>().get_opt(name).await.unwrap().is_some()
 }
 
-async fn gateway_replica_sets(ns: &TestNamespace) -> Vec<ReplicaSet> {
+/// The gateway's ReplicaSets; with `serving`, only those with a ready pod.
+async fn gateway_replica_sets(ns: &TestNamespace, serving: bool) -> Vec<ReplicaSet> {
     let lp = ListParams::default().labels("app.kubernetes.io/component=gateway");
-    ns.api::<ReplicaSet>().list(&lp).await.unwrap().items
+    let sets = ns.api::<ReplicaSet>().list(&lp).await.unwrap().items;
+    sets.into_iter()
+        .filter(|rs| {
+            !serving
+                || rs
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.ready_replicas)
+                    .unwrap_or(0)
+                    > 0
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -219,56 +231,31 @@ async fn install_call_upgrade_and_uninstall_the_chart() {
     .await;
     assert!(sse.tool("chat").is_some(), "the SSE transport: {sse}");
 
-    // An upgrade with another log level rolls the gateway out; the token and
-    // the agent's conversation stay.
     // An upgrade that changes nothing rolls nothing: the generated token,
     // found again, gives the same checksum.
-    let serving = |sets: Vec<ReplicaSet>| -> Vec<String> {
-        sets.iter()
-            .filter(|rs| {
-                rs.status
-                    .as_ref()
-                    .and_then(|s| s.ready_replicas)
-                    .unwrap_or(0)
-                    > 0
-            })
-            .map(|rs| rs.name_any())
-            .collect()
-    };
-    let first = serving(gateway_replica_sets(&ns).await);
+    let names = |sets: &[ReplicaSet]| sets.iter().map(|rs| rs.name_any()).collect::<Vec<_>>();
+    let first = names(&gateway_replica_sets(&ns, true).await);
     helm_release("upgrade", &ns, &values).await;
     assert_eq!(
-        serving(gateway_replica_sets(&ns).await),
+        names(&gateway_replica_sets(&ns, true).await),
         first,
         "the gateway was not rolled"
     );
 
-    let before: Vec<String> = gateway_replica_sets(&ns)
-        .await
-        .iter()
-        .map(|rs| rs.name_any())
-        .collect();
+    // An upgrade with another log level rolls the gateway out; the token and
+    // the agent's conversation stay.
+    let before = names(&gateway_replica_sets(&ns, false).await);
     values["config"]["LOG_LEVEL"] = json!("debug");
     helm_release("upgrade", &ns, &values).await;
     let gateway = serde_json::to_value(deployments.get(GATEWAY).await.unwrap()).unwrap();
     assert_eq!(container_env(&gateway)["LOG_LEVEL"], "debug");
-    let sets = gateway_replica_sets(&ns).await;
-    let current: Vec<&ReplicaSet> = sets
-        .iter()
-        .filter(|rs| {
-            rs.status
-                .as_ref()
-                .and_then(|s| s.ready_replicas)
-                .unwrap_or(0)
-                > 0
-        })
-        .collect();
+    let current = gateway_replica_sets(&ns, true).await;
     assert_eq!(current.len(), 1, "one gateway ReplicaSet serves");
     assert!(
         !before.contains(&current[0].name_any()),
         "a new ReplicaSet after {before:?}"
     );
-    let rs_env = container_env(&serde_json::to_value(current[0]).unwrap());
+    let rs_env = container_env(&serde_json::to_value(&current[0]).unwrap());
     assert_eq!(rs_env["LOG_LEVEL"], "debug");
     assert_eq!(
         client_token(&ns).await,
