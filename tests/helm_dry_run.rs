@@ -54,32 +54,56 @@ spec:
                     interval: {type: string, pattern: '^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$'}
 "#;
 
+/// The stand-in CRD, created only when the cluster has none and then
+/// removed again, even when the test fails: the cluster is shared.
+struct ServiceMonitorCrd {
+    created: bool,
+}
+
+impl ServiceMonitorCrd {
+    const NAME: &'static str = "crd/servicemonitors.monitoring.coreos.com";
+
+    fn ensure() -> Self {
+        let present = std::process::Command::new("kubectl")
+            .args(["get", Self::NAME])
+            .env("KUBECONFIG", cluster::kubeconfig_path())
+            .output()
+            .unwrap()
+            .status
+            .success();
+        if !present {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("servicemonitor-crd.yaml");
+            std::fs::write(&file, SERVICE_MONITOR_CRD).unwrap();
+            kube_gateway::kubectl_ok(&["apply", "-f", &file.to_string_lossy()]);
+            kube_gateway::kubectl_ok(&[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                Self::NAME,
+            ]);
+        }
+        ServiceMonitorCrd { created: !present }
+    }
+}
+
+impl Drop for ServiceMonitorCrd {
+    fn drop(&mut self) {
+        if self.created {
+            let _ = std::process::Command::new("kubectl")
+                .args(["delete", Self::NAME, "--wait=true"])
+                .env("KUBECONFIG", cluster::kubeconfig_path())
+                .output();
+        }
+    }
+}
+
 #[tokio::test]
 async fn every_rendered_object_passes_a_server_side_dry_run() {
     kube_gateway::install_crd().await;
     let ns = TestNamespace::create("helm-dry").await;
-    // Created only when absent, and then removed again: the cluster is shared.
-    let had_crd = std::process::Command::new("kubectl")
-        .args(["get", "crd", "servicemonitors.monitoring.coreos.com"])
-        .env("KUBECONFIG", cluster::kubeconfig_path())
-        .output()
-        .unwrap()
-        .status
-        .success();
+    let _service_monitors = ServiceMonitorCrd::ensure();
     let dir = tempfile::tempdir().unwrap();
-    let crd_file = dir.path().join("servicemonitor-crd.yaml");
-    std::fs::write(&crd_file, SERVICE_MONITOR_CRD).unwrap();
-    let crd_path = crd_file.to_string_lossy().into_owned();
-    if !had_crd {
-        kube_gateway::kubectl_ok(&["apply", "-f", &crd_path]);
-        kube_gateway::kubectl_ok(&[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/servicemonitors.monitoring.coreos.com",
-        ]);
-    }
-
     for (what, values) in [
         ("defaults", json!({})),
         ("exposed", exposed()),
@@ -126,9 +150,5 @@ async fn every_rendered_object_passes_a_server_side_dry_run() {
     // The CRD the chart installs from crds/ is accepted too.
     let crd = cluster::repo_root().join("charts/codex-mcp/crds/codexagents.codexmcp.dev.yaml");
     kube_gateway::kubectl_ok(&["apply", "--dry-run=server", "-f", &crd.to_string_lossy()]);
-
-    if !had_crd {
-        kube_gateway::kubectl_ok(&["delete", "-f", &crd_path, "--wait=true"]);
-    }
     ns.cleanup().await;
 }
