@@ -4,34 +4,12 @@
 
 mod support;
 
-use std::time::Duration;
-
 use codex_mcp::operator::crd::CodexAgent;
 use kube::api::{Api, ListParams};
 use kube::ResourceExt;
-use serde_json::{json, Value};
 use support::cluster::TestNamespace;
-use support::fake_model::Reply;
 use support::kube_gateway::{self, KubeGateway};
-use support::mcp_client::{McpClient, StepResult, Transport};
-
-const CALL_TIMEOUT: Duration = Duration::from_secs(300);
-const ALPHA: &str = "tok-alpha-0123456789abcdef";
-const BETA: &str = "tok-beta-0123456789abcdef";
-/// Only in alpha's conversation.
-const ALPHA_SECRET: &str = "alpha-private-marker";
-
-fn client(gateway: &KubeGateway, token: &str, agent: &str) -> McpClient {
-    McpClient::new(gateway.mcp_url(), Transport::Http)
-        .bearer(token)
-        .header("X-Codex-Agent", agent)
-        .request_timeout(CALL_TIMEOUT)
-}
-
-fn structured(r: &StepResult) -> Value {
-    assert!(r.ok() && !r.is_error(), "{r}");
-    r.structured().cloned().unwrap_or_else(|| json!({}))
-}
+use support::tenants;
 
 #[tokio::test]
 async fn tenants_never_see_each_others_agents() {
@@ -42,145 +20,26 @@ async fn tenants_never_see_each_others_agents() {
     let _operator = kube_gateway::start_operator(ns.name());
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");
-    std::fs::write(&tokens, format!("{ALPHA} alpha\n{BETA} beta\n")).unwrap();
+    std::fs::write(&tokens, tenants::token_file()).unwrap();
     let gateway = KubeGateway::start(
         ns.name(),
         &model,
         &["--auth-tokens", tokens.to_str().unwrap()],
     );
-
-    // alpha works with its agent "shared".
-    model.when_contains(ALPHA_SECRET, Reply::text("noted"));
-    let alpha = client(&gateway, ALPHA, "shared");
-    structured(
-        &alpha
-            .clone()
-            .call_tool(
-                "chat",
-                json!({"message": format!("remember {ALPHA_SECRET}")}),
-            )
-            .await,
-    );
-    let alpha_info = structured(
-        &alpha
-            .clone()
-            .call_tool("get_my_session_info", json!({}))
-            .await,
-    );
-    let alpha_thread = alpha_info.to_string();
-
-    // beta asks about "shared" every way there is.
-    let beta = client(&gateway, BETA, "shared");
-    let list = structured(&beta.clone().call_tool("list_sessions", json!({})).await);
-    assert_eq!(list["total"], 0, "{list}");
-    let filtered = structured(
-        &beta
-            .clone()
-            .call_tool("list_sessions", json!({"agent_id": "shared"}))
-            .await,
-    );
-    assert_eq!(filtered["total"], 0, "{filtered}");
-    let status = structured(
-        &beta
-            .clone()
-            .call_tool("get_agent_status", json!({"agent_id": "shared"}))
-            .await,
-    );
-    assert!(status["agent"].is_null(), "{status}");
-    assert!(status["environment"].is_null(), "{status}");
-    assert!(!status.to_string().contains("alpha"), "{status}");
-    let health = structured(&beta.clone().call_tool("health_check", json!({})).await);
-    assert_eq!(
-        health["active_agents"], 0,
-        "alpha's agent is not counted: {health}"
-    );
-    let cleanup = structured(
-        &beta
-            .clone()
-            .call_tool("cleanup_inactive_agents", json!({}))
-            .await,
-    );
-    assert_eq!(cleanup["released"], json!([]), "{cleanup}");
-
-    // beta's runs on "shared" are beta's own agent: a separate CodexAgent
-    // and conversation that never contain alpha's.
-    let before = model.requests().len();
-    // Replies in call order: a resumed conversation repeats earlier
-    // prompts, so matching on prompt text would pick the wrong one.
-    let replies = [
-        Reply::Json(json!({
-            "summary": "s", "steps": [{"order": 1, "title": "t", "description": "d", "files": [], "complexity": "low"}],
-            "risks": [], "dependencies": [], "testing_strategy": "none", "estimated_effort": "1h"
-        })),
-        Reply::Json(json!({
-            "summary": "nothing", "changes": [], "dependencies_added": [], "tests_needed": [],
-            "integration_notes": "none", "next_steps": [], "warnings": []
-        })),
-        Reply::Json(json!({
-            "overall_rating": "good", "comments": [], "security_score": 9, "performance_score": 9,
-            "maintainability_score": 9, "summary": "fine", "recommendations": []
-        })),
-        Reply::Json(json!({
-            "summary": "nothing to fix", "fixes": [], "diagnostic_steps": [], "quick_fix_available": false,
-            "tests_to_run": [], "warnings": []
-        })),
-        Reply::text("hello beta"),
-    ];
-    let calls = [
-        ("plan", json!({"task": "beta plan"})),
-        (
-            "implement",
-            json!({"task": "beta implement", "target_files": ["b.txt"]}),
-        ),
-        ("review", json!({"content": "beta review"})),
-        ("fix", json!({"error_output": "beta fix"})),
-        ("chat", json!({"message": "beta chat"})),
-    ];
-    for ((tool, args), reply) in calls.into_iter().zip(replies) {
-        model.push(reply);
-        let r = beta.clone().call_tool(tool, args).await;
-        structured(&r);
-        assert!(
-            !r.to_string().contains(ALPHA_SECRET),
-            "{tool} answered from alpha's conversation: {r}"
-        );
-    }
-    let beta_requests: Vec<String> = model.requests()[before..]
-        .iter()
-        .map(Value::to_string)
-        .collect();
-    assert_eq!(beta_requests.len(), 5);
-    assert!(
-        beta_requests.iter().all(|r| !r.contains(ALPHA_SECRET)),
-        "a beta run saw alpha's conversation"
-    );
-    let beta_info = structured(
-        &beta
-            .clone()
-            .call_tool("get_my_session_info", json!({}))
-            .await,
-    );
-    let beta_thread = beta_info["agent"]["thread_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    assert!(!beta_thread.is_empty() && !alpha_thread.contains(&beta_thread));
+    tenants::tenants_never_see_each_other(&gateway.mcp_url(), &model).await;
 
     // Two CodexAgents, one per tenant, each labelled with its tenant.
     let agents: Api<CodexAgent> = ns.api();
     let crs = agents.list(&ListParams::default()).await.unwrap();
-    let mut tenants: Vec<String> = crs
+    let mut labelled: Vec<String> = crs
         .iter()
         .map(|a| a.labels()["codexmcp.dev/tenant"].clone())
         .collect();
-    tenants.sort();
-    assert_eq!(tenants, ["alpha", "beta"]);
+    labelled.sort();
+    assert_eq!(labelled, ["alpha", "beta"]);
     assert!(crs
         .iter()
         .all(|a| a.labels()["codexmcp.dev/agent-name"] == "shared"));
 
-    // And alpha still sees only its own.
-    let list = structured(&alpha.call_tool("list_sessions", json!({})).await);
-    assert_eq!(list["total"], 1, "{list}");
     ns.cleanup().await;
 }

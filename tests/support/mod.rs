@@ -10,6 +10,7 @@ pub mod helm;
 pub mod kube_gateway;
 pub mod mcp_client;
 pub mod prometheus;
+pub mod tenants;
 
 use std::path::PathBuf;
 
