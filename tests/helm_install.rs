@@ -315,3 +315,43 @@ async fn install_call_upgrade_and_uninstall_the_chart() {
     kube_gateway::kubectl_ok(&["get", "crd", "codexagents.codexmcp.dev"]);
     ns.cleanup().await;
 }
+
+/// A ChatGPT login from values is written once: the operator rotates it in
+/// the Secret, and neither an upgrade nor a reinstall may put the original
+/// (spent) refresh token back. Only the Secret is installed here.
+#[tokio::test]
+async fn a_login_from_values_is_never_rewritten_by_helm() {
+    let ns = TestNamespace::create("helm-login").await;
+    let original = r#"{"auth_mode":"chatgpt","tokens":{"refresh_token":"rt-original"}}"#;
+    let rotated = r#"{"auth_mode":"chatgpt","tokens":{"refresh_token":"rt-rotated"}}"#;
+    let values = json!({
+        "gateway": {"enabled": false}, "operator": {"enabled": false},
+        "credentials": {"authJson": original},
+    });
+    let secrets: Api<Secret> = ns.api();
+    let login = |s: Secret| String::from_utf8(s.data.unwrap()["auth.json"].0.clone()).unwrap();
+
+    helm_release("install", &ns, &values).await;
+    assert_eq!(
+        login(secrets.get("codex-mcp-credentials").await.unwrap()),
+        original
+    );
+    // What the operator does after a refresh.
+    let patch = json!({"stringData": {"auth.json": rotated}});
+    secrets
+        .patch(
+            "codex-mcp-credentials",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+
+    for step in ["upgrade", "uninstall", "install"] {
+        helm_release(step, &ns, &values).await;
+        let now = login(secrets.get("codex-mcp-credentials").await.unwrap());
+        assert_eq!(now, rotated, "the rotated login after helm {step}");
+    }
+    helm_release("uninstall", &ns, &values).await;
+    ns.cleanup().await;
+}
