@@ -32,9 +32,10 @@ RUN npm install -g --no-audit --no-fund "@openai/codex@${CODEX_VERSION}" \
  && codex --version
 COPY --from=build /src/target/release/codex-mcp /usr/local/bin/codex-mcp
 # The image's `node` user; pods run as uid/gid 1000 with a read-only root
-# filesystem, their volume at /agent and an emptyDir at /tmp.
+# filesystem, their volume at /agent and an emptyDir at /tmp. No WORKDIR
+# under /agent: the volume mounted there would hide it before agent-init
+# creates the workspace.
 USER 1000:1000
-WORKDIR /agent/workspace
 CMD ["codex-mcp", "agent-init"]
 
 # The gateway and the operator (the default target): glibc, libgcc and CA
