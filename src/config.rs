@@ -323,7 +323,7 @@ pub struct OperatorArgs {
     #[arg(long, env = "CODEX_MCP_OPERATOR_IDENTITY")]
     pub identity: Option<String>,
     /// Agent image (holding `codex` and `codex-mcp`) for specs that name none.
-    #[arg(long, env = "CODEX_MCP_AGENT_IMAGE", default_value = concat!("codex-mcp:", env!("CARGO_PKG_VERSION")))]
+    #[arg(long, env = "CODEX_MCP_AGENT_IMAGE", default_value = concat!("codex-mcp-agent:", env!("CARGO_PKG_VERSION")))]
     pub agent_image: String,
     /// Image pull policy for specs that name none.
     #[arg(long, env = "CODEX_MCP_IMAGE_PULL_POLICY", default_value = "IfNotPresent",

@@ -22,7 +22,7 @@ pub struct Defaults {
 impl Default for Defaults {
     fn default() -> Self {
         Self {
-            image: format!("codex-mcp:{}", env!("CARGO_PKG_VERSION")),
+            image: format!("codex-mcp-agent:{}", env!("CARGO_PKG_VERSION")),
             pull_policy: PullPolicy::IfNotPresent,
             cpu_limit: "4".into(),
             memory_limit: "2048Mi".into(),
