@@ -14,7 +14,7 @@ use tracing::{info, warn, Instrument};
 
 use crate::agent::{AgentId, Tenant};
 use crate::backend::{AgentRecord, Backend, BackendError, RunRecord, ThreadUpdate};
-use crate::codex::{ProviderConfig, RunOutcome, RunRequest, SandboxMode};
+use crate::codex::{ProviderConfig, RunOutcome, RunRequest, SandboxMode, Usage};
 use crate::credentials::{CredentialError, CredentialProvider};
 use crate::metrics::{Metrics, Outcome, ToolKind};
 use crate::progress::Progress;
@@ -177,6 +177,21 @@ impl Runner {
         self.active_agents();
     }
 
+    /// Counts a run that ended without a result (its environment died or
+    /// stopped answering) as a failed run of the agent; best effort, as the
+    /// call is failing anyway.
+    async fn record_lost_run(&self, agent: &AgentId) {
+        let lost = RunRecord {
+            ok: false,
+            usage: Usage::default(),
+            thread_usage: Usage::default(),
+            thread: ThreadUpdate::Keep,
+        };
+        if let Err(e) = self.backend.record_run(agent, lost).await {
+            warn!(agent = %agent, "recording a failed run failed: {e}");
+        }
+    }
+
     /// Agents with a call within the session timeout, across tenants (for
     /// the metric; callers only ever see their own tenant's count).
     pub fn active_agents(&self) -> usize {
@@ -333,12 +348,19 @@ impl Runner {
                 run_cancel.cancel();
                 let _ = run.await;
                 self.metrics.runs_in_progress.dec();
+                self.record_lost_run(agent).await;
                 return Err(RunError::TimedOut(self.settings.run_timeout.as_secs()));
             }
         };
         self.metrics.runs_in_progress.dec();
         let _ = forward.await;
-        let outcome = result?;
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                self.record_lost_run(agent).await;
+                return Err(e.into());
+            }
+        };
 
         let usage = record.run_usage(outcome.usage, request.thread_id.as_deref());
         self.metrics.tokens(usage.input_tokens, usage.output_tokens);

@@ -510,8 +510,9 @@ async fn two_gateways_take_turns_and_a_pod_killed_mid_call_gives_a_clear_error()
     assert!(after.ok() && !after.is_error(), "{after}");
     let status = codex_agent(&ns, "dave").await.status.unwrap();
     assert_eq!(status.active_runs, Some(0), "{status:?}");
-    // A run that ends without a result is an error, not a recorded run.
-    assert_eq!(status.runs, Some(4), "{status:?}");
+    // The run lost with its pod counts, as a failed one.
+    assert_eq!(status.runs, Some(5), "{status:?}");
+    assert_eq!(status.failed_runs, Some(1), "{status:?}");
     drop(second);
     drop(gateway);
     ns.cleanup().await;
