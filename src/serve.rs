@@ -59,12 +59,31 @@ pub fn run_settings(codex: &CodexArgs, limits: &LimitsArgs) -> Result<RunSetting
         model: codex.model.clone(),
         provider,
         write_sandbox,
-        config_overrides: codex.codex_config.clone(),
+        config_overrides: codex_overrides(&codex.codex_config),
         run_timeout: Duration::from_secs(limits.run_timeout),
         queue_limit: limits.queue_limit,
         session_timeout: Duration::from_secs(limits.session_timeout),
         max_concurrent_runs: limits.max_concurrent_sessions,
     })
+}
+
+/// Codex config every run gets unless the user sets the same key. App
+/// connectors (on with a ChatGPT login) reach out to ChatGPT's servers: not
+/// what a coding tool needs, and agents' environments on Kubernetes may
+/// reach only the model API.
+const DEFAULT_OVERRIDES: &[(&str, &str)] = &[("features.apps", "false")];
+
+/// The user's overrides (`CODEX_MCP_CODEX_CONFIG`) after the defaults they
+/// do not replace.
+pub fn codex_overrides(user: &[String]) -> Vec<String> {
+    let key = |o: &str| o.split('=').next().unwrap_or_default().trim().to_owned();
+    let user_keys: Vec<String> = user.iter().map(|o| key(o)).collect();
+    DEFAULT_OVERRIDES
+        .iter()
+        .filter(|(k, _)| !user_keys.iter().any(|u| u == k))
+        .map(|(k, v)| format!("{k}={v}"))
+        .chain(user.iter().cloned())
+        .collect()
 }
 
 pub fn credential_source(codex: &CodexArgs) -> Result<CredentialSource, ServeError> {
@@ -188,4 +207,21 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
         &context,
     )
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_codex_config_yields_to_the_users() {
+        assert_eq!(codex_overrides(&[]), ["features.apps=false"]);
+        let user = vec!["model_reasoning_effort=\"high\"".to_owned()];
+        assert_eq!(
+            codex_overrides(&user),
+            ["features.apps=false", "model_reasoning_effort=\"high\""]
+        );
+        let user = vec![" features.apps = true".to_owned()];
+        assert_eq!(codex_overrides(&user), [" features.apps = true"]);
+    }
 }

@@ -56,12 +56,10 @@ async fn start(prefix: &str) -> Env {
         ns.name(),
         &model,
         &[
+            // The gateway's default keeps Codex's app connectors (on with
+            // a ChatGPT login) off: nothing reaches beyond the fake model.
             "--credentials-secret",
             CREDENTIALS_SECRET,
-            // A ChatGPT login turns on Codex's app connectors, which would
-            // reach out to the internet.
-            "--codex-config",
-            "features.apps=false",
         ],
     );
     Env {

@@ -26,10 +26,7 @@ fn oauth_gateway(dir: &Path, model: &FakeModel, auth: &FakeAuth) -> Gateway {
             .env("CODEX_AUTH_METHOD", "oauth")
             .env("CODEX_AUTH_DIR", auth_dir.to_str().unwrap())
             .env("CODEX_REFRESH_TOKEN_URL_OVERRIDE", &auth.token_url())
-            .env("CODEX_MCP_REFRESH_MARGIN", "1")
-            // ChatGPT logins enable Codex's app connectors, which would reach out
-            // to the internet; runs here stay on loopback.
-            .env("CODEX_MCP_CODEX_CONFIG", "features.apps=false"),
+            .env("CODEX_MCP_REFRESH_MARGIN", "1"),
     )
 }
 
