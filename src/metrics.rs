@@ -7,6 +7,29 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
+/// Registers a new collector and hands it back, so a metrics struct builds
+/// each field in one expression. Names are fixed in code, so a clash or a
+/// bad name is a bug and panics at startup.
+pub(crate) fn register<C>(registry: &Registry, collector: Result<C, prometheus::Error>) -> C
+where
+    C: prometheus::core::Collector + Clone + 'static,
+{
+    let collector = collector.expect("a valid metric");
+    registry
+        .register(Box::new(collector.clone()))
+        .expect("a unique metric");
+    collector
+}
+
+/// The registry's series in Prometheus' text format.
+pub(crate) fn render_registry(registry: &Registry) -> String {
+    let mut buf = Vec::new();
+    TextEncoder::new()
+        .encode(&registry.gather(), &mut buf)
+        .expect("text encoding");
+    String::from_utf8(buf).expect("utf-8 exposition")
+}
+
 /// The tools that run Codex.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ToolKind {
@@ -68,56 +91,59 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new_custom(Some("codex_mcp".into()), None).expect("registry");
-        let runs = IntCounterVec::new(
-            Opts::new("runs_total", "Codex runs by tool and outcome"),
-            &["tool", "outcome"],
-        )
-        .expect("metric");
-        let run_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "run_duration_seconds",
-                "Duration of Codex runs, queueing included",
-            )
-            .buckets(vec![
-                0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0,
-            ]),
-            &["tool"],
-        )
-        .expect("metric");
-        let tokens = IntCounterVec::new(
-            Opts::new("tokens_total", "Model tokens reported by Codex"),
-            &["direction"],
-        )
-        .expect("metric");
-        let active_agents =
-            IntGauge::new("active_agents", "Agents active within the session timeout")
-                .expect("metric");
-        let runs_in_progress =
-            IntGauge::new("runs_in_progress", "Codex runs executing now").expect("metric");
-        let queue_depth = IntGauge::new(
-            "queue_depth",
-            "Tool calls waiting for their agent or a run slot",
-        )
-        .expect("metric");
-        let sse_sessions =
-            IntGauge::new("sse_sessions", "Open legacy SSE connections").expect("metric");
-        let http_requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests by route and status"),
-            &["route", "status"],
-        )
-        .expect("metric");
-        for c in [
-            Box::new(runs.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(run_seconds.clone()),
-            Box::new(tokens.clone()),
-            Box::new(active_agents.clone()),
-            Box::new(runs_in_progress.clone()),
-            Box::new(queue_depth.clone()),
-            Box::new(sse_sessions.clone()),
-            Box::new(http_requests.clone()),
-        ] {
-            registry.register(c).expect("unique metric");
-        }
+        let runs = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new("runs_total", "Codex runs by tool and outcome"),
+                &["tool", "outcome"],
+            ),
+        );
+        let run_seconds = register(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "run_duration_seconds",
+                    "Duration of Codex runs, queueing included",
+                )
+                .buckets(vec![
+                    0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0,
+                ]),
+                &["tool"],
+            ),
+        );
+        let tokens = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new("tokens_total", "Model tokens reported by Codex"),
+                &["direction"],
+            ),
+        );
+        let active_agents = register(
+            &registry,
+            IntGauge::new("active_agents", "Agents active within the session timeout"),
+        );
+        let runs_in_progress = register(
+            &registry,
+            IntGauge::new("runs_in_progress", "Codex runs executing now"),
+        );
+        let queue_depth = register(
+            &registry,
+            IntGauge::new(
+                "queue_depth",
+                "Tool calls waiting for their agent or a run slot",
+            ),
+        );
+        let sse_sessions = register(
+            &registry,
+            IntGauge::new("sse_sessions", "Open legacy SSE connections"),
+        );
+        let http_requests = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new("http_requests_total", "HTTP requests by route and status"),
+                &["route", "status"],
+            ),
+        );
         Self {
             registry,
             runs,
@@ -161,11 +187,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        let mut buf = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .expect("text encoding");
-        String::from_utf8(buf).expect("utf-8 exposition")
+        render_registry(&self.registry)
     }
 }
 

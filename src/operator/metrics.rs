@@ -5,11 +5,12 @@
 use std::collections::HashMap;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 use super::crd::Phase;
+use crate::metrics::{register, render_registry};
 
 /// How a reconcile ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,63 +64,67 @@ impl OperatorMetrics {
     pub fn new() -> Self {
         let registry = Registry::new_custom(Some("codex_mcp_operator".into()), None)
             .expect("a valid metric prefix");
-        let reconciles = IntCounterVec::new(
-            Opts::new("reconciles_total", "Reconciles of CodexAgents by outcome"),
-            &["outcome"],
-        )
-        .expect("metric");
-        let reconcile_seconds = Histogram::with_opts(
-            HistogramOpts::new("reconcile_duration_seconds", "Duration of one reconcile").buckets(
-                vec![
-                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-                ],
+        let reconciles = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new("reconciles_total", "Reconciles of CodexAgents by outcome"),
+                &["outcome"],
             ),
-        )
-        .expect("metric");
-        let agents = IntGaugeVec::new(Opts::new("agents", "CodexAgents by phase"), &["phase"])
-            .expect("metric");
-        let time_to_ready = HistogramVec::new(
-            HistogramOpts::new(
-                "time_to_ready_seconds",
-                "Time from an agent's creation or resume until its pod is ready",
-            )
-            .buckets(vec![
-                1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0,
-            ]),
-            &["trigger"],
-        )
-        .expect("metric");
-        let suspends = IntCounterVec::new(
-            Opts::new("suspends_total", "Agents suspended, by reason"),
-            &["reason"],
-        )
-        .expect("metric");
-        let resumes = IntCounter::new("resumes_total", "Agents resumed").expect("metric");
-        let login_refreshes = IntCounterVec::new(
-            Opts::new(
-                "login_refreshes_total",
-                "Refreshes of shared ChatGPT logins, by result",
+        );
+        let reconcile_seconds = register(
+            &registry,
+            Histogram::with_opts(
+                HistogramOpts::new("reconcile_duration_seconds", "Duration of one reconcile")
+                    .buckets(vec![
+                        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    ]),
             ),
-            &["result"],
-        )
-        .expect("metric");
-        let leader = IntGauge::new(
-            "leader",
-            "1 while this replica holds the lease and reconciles",
-        )
-        .expect("metric");
-        for c in [
-            Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(reconcile_seconds.clone()),
-            Box::new(agents.clone()),
-            Box::new(time_to_ready.clone()),
-            Box::new(suspends.clone()),
-            Box::new(resumes.clone()),
-            Box::new(login_refreshes.clone()),
-            Box::new(leader.clone()),
-        ] {
-            registry.register(c).expect("unique metric");
-        }
+        );
+        let agents = register(
+            &registry,
+            IntGaugeVec::new(Opts::new("agents", "CodexAgents by phase"), &["phase"]),
+        );
+        let time_to_ready = register(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "time_to_ready_seconds",
+                    "Time from an agent's creation or resume until its pod is ready",
+                )
+                .buckets(vec![
+                    1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+                ]),
+                &["trigger"],
+            ),
+        );
+        let suspends = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new("suspends_total", "Agents suspended, by reason"),
+                &["reason"],
+            ),
+        );
+        let resumes = register(
+            &registry,
+            IntCounter::new("resumes_total", "Agents resumed"),
+        );
+        let login_refreshes = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "login_refreshes_total",
+                    "Refreshes of shared ChatGPT logins, by result",
+                ),
+                &["result"],
+            ),
+        );
+        let leader = register(
+            &registry,
+            IntGauge::new(
+                "leader",
+                "1 while this replica holds the lease and reconciles",
+            ),
+        );
         // Present from the start, so dashboards see zeros rather than gaps.
         for phase in Phase::ALL {
             agents.with_label_values(&[phase.as_str()]).set(0);
@@ -183,11 +188,7 @@ impl OperatorMetrics {
     }
 
     pub fn render(&self) -> String {
-        let mut buf = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .expect("text encoding");
-        String::from_utf8(buf).expect("utf-8 exposition")
+        render_registry(&self.registry)
     }
 }
 
