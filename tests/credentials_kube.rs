@@ -40,7 +40,7 @@ struct Env {
 /// ChatGPT login of `auth` (expired, so the operator refreshes it first).
 async fn start(prefix: &str) -> Env {
     let _ = tokio::task::spawn_blocking(kube_gateway::agent_image).await;
-    kube_gateway::install_crd().await;
+    support::kubectl::install_crd().await;
     let ns = TestNamespace::create(prefix).await;
     let model = kube_gateway::pod_reachable_model().await;
     let auth = FakeAuth::start(TTL).await;

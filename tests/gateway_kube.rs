@@ -33,7 +33,7 @@ struct Env {
 async fn start(prefix: &str) -> Env {
     // The image build and the CRD come first: both are shared and cached.
     let _ = tokio::task::spawn_blocking(kube_gateway::agent_image).await;
-    kube_gateway::install_crd().await;
+    support::kubectl::install_crd().await;
     let ns = TestNamespace::create(prefix).await;
     let model = kube_gateway::pod_reachable_model().await;
     let operator = kube_gateway::start_operator(ns.name());
@@ -377,7 +377,7 @@ subjects:
 #[tokio::test]
 async fn the_gateway_needs_only_its_role_and_nothing_on_secrets() {
     let _ = tokio::task::spawn_blocking(kube_gateway::agent_image).await;
-    kube_gateway::install_crd().await;
+    support::kubectl::install_crd().await;
     let ns = TestNamespace::create("gwk-rbac").await;
     let model = kube_gateway::pod_reachable_model().await;
     let _operator = kube_gateway::start_operator(ns.name());

@@ -35,7 +35,7 @@ fn summary(name: &str, mut ms: Vec<f64>) {
 #[ignore = "a benchmark: run with --ignored --nocapture"]
 async fn cold_and_warm_calls_and_exec_overhead() {
     let _ = tokio::task::spawn_blocking(kube_gateway::agent_image).await;
-    kube_gateway::install_crd().await;
+    support::kubectl::install_crd().await;
     let ns = TestNamespace::create("gwk-bench").await;
     let model = kube_gateway::pod_reachable_model().await;
     let _operator = kube_gateway::start_operator(ns.name());

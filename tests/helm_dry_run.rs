@@ -100,7 +100,7 @@ impl Drop for ServiceMonitorCrd {
 
 #[tokio::test]
 async fn every_rendered_object_passes_a_server_side_dry_run() {
-    kube_gateway::install_crd().await;
+    support::kubectl::install_crd().await;
     let ns = TestNamespace::create("helm-dry").await;
     let _service_monitors = ServiceMonitorCrd::ensure();
     let dir = tempfile::tempdir().unwrap();

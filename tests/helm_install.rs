@@ -151,7 +151,7 @@ async fn gateway_replica_sets(ns: &TestNamespace, serving: bool) -> Vec<ReplicaS
 async fn install_call_upgrade_and_uninstall_the_chart() {
     let _ =
         tokio::task::spawn_blocking(|| (kube_gateway::agent_image(), helm::runtime_image())).await;
-    kube_gateway::install_crd().await;
+    support::kubectl::install_crd().await;
     let ns = TestNamespace::create("helm-install").await;
     let model = kube_gateway::pod_reachable_model().await;
     let (gateway_port, operator_port) = (free_port(), free_port());

@@ -141,7 +141,7 @@ fn promql_examples(markdown: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn prometheus_scrapes_both_components_and_the_dashboard_queries_work() {
-    harness::install_crd().await;
+    support::kubectl::install_crd().await;
     let ns = TestNamespace::create("metrics-prom").await;
     let mut operator = Operator::start(ns.name(), OperatorOptions::named("op-metrics")).await;
 

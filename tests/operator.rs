@@ -11,15 +11,16 @@ use std::time::{Duration, Instant};
 
 use codex_mcp::operator::crd::CodexAgent;
 use harness::{
-    agent, agent_pods, condition, condition_is, create, events, install_crd, kubectl, metric,
-    patch_spec, phase_is, secret_text, status, wait_event, wait_phase, wait_ready, Operator,
-    OperatorOptions, READY_TIMEOUT,
+    agent, agent_pods, condition, condition_is, create, events, metric, patch_spec, phase_is,
+    secret_text, status, wait_event, wait_phase, wait_ready, Operator, OperatorOptions,
+    READY_TIMEOUT,
 };
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, PostParams};
 use serde_json::json;
 use support::cluster::{self, TestNamespace};
+use support::kubectl::{install_crd, kubectl};
 
 const WORKSPACE_FILE: &str = "/agent/workspace/kept.txt";
 
@@ -44,13 +45,13 @@ fn committed_crd_matches_the_generated_one() {
         .expect("running codex-mcp crd");
     assert!(out.status.success());
     let generated = String::from_utf8(out.stdout).expect("utf-8");
-    let path = cluster::repo_root().join(harness::CRD_FILE);
+    let path = cluster::repo_root().join(support::kubectl::CRD_FILE);
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         generated == committed,
         "{} is stale: regenerate it with `cargo run -- crd > {}`",
         path.display(),
-        harness::CRD_FILE
+        support::kubectl::CRD_FILE
     );
 }
 

@@ -14,7 +14,7 @@ use support::tenants;
 #[tokio::test]
 async fn tenants_never_see_each_others_agents() {
     let _ = tokio::task::spawn_blocking(kube_gateway::agent_image).await;
-    kube_gateway::install_crd().await;
+    support::kubectl::install_crd().await;
     let ns = TestNamespace::create("tenants").await;
     let model = kube_gateway::pod_reachable_model().await;
     let _operator = kube_gateway::start_operator(ns.name());

@@ -11,88 +11,26 @@ use std::time::{Duration, Instant};
 
 use codex_mcp::operator::crd::{CodexAgent, CodexAgentStatus, Condition};
 use k8s_openapi::api::core::v1::{Event, Pod};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::ResourceExt;
 use serde_json::Value;
 
 use crate::support::cluster;
 
-pub const CRD_FILE: &str = "crds/codexagents.codexmcp.dev.yaml";
-
 /// How long an agent may take to become ready on a busy two-core machine.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(150);
 
-/// Applies the committed CRD (server-side) and waits until it is served.
-pub async fn install_crd() {
-    static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-    DONE.get_or_init(|| async {
-        // Applied as a person would, which also checks that the file parses.
-        let path = cluster::repo_root().join(CRD_FILE);
-        kubectl(&[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "-f",
-            &path.to_string_lossy(),
-        ]);
-        let crds: Api<CustomResourceDefinition> = Api::all(cluster::client());
-        let name = "codexagents.codexmcp.dev";
-        cluster::wait_for(
-            &crds,
-            name,
-            Duration::from_secs(60),
-            "the CRD to be established",
-            |c| {
-                c.status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|cs| {
-                        cs.iter()
-                            .any(|c| c.type_ == "Established" && c.status == "True")
-                    })
-            },
-        )
-        .await;
-        // Discovery may lag behind Established for a moment.
-        let agents: Api<CodexAgent> = Api::namespaced(cluster::client(), "default");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while agents.list(&ListParams::default().limit(1)).await.is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the CodexAgent API is not served"
-            );
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    })
-    .await;
-}
-
-/// The agent image: busybox plus this build's `codex-mcp` (stripped, so the
-/// import stays quick), tagged by the binary's content.
+/// The agent image: busybox plus this build's `codex-mcp`, built and
+/// imported only when containerd does not have this build yet.
 pub fn agent_image() -> String {
     static IMAGE: OnceLock<String> = OnceLock::new();
     IMAGE
         .get_or_init(|| {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let stripped = dir.path().join("codex-mcp");
-            let status = Command::new("strip")
-                .arg("-o")
-                .arg(&stripped)
-                .arg(crate::support::codex_mcp_bin())
-                .status()
-                .expect("running strip");
-            assert!(status.success(), "strip failed");
-            let bytes = std::fs::read(&stripped).expect("reading the stripped binary");
-            let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-            for b in &bytes {
-                hash ^= u64::from(*b);
-                hash = hash.wrapping_mul(0x0100_0000_01b3);
-            }
-            let image = format!("codex-mcp-test/agent:{hash:016x}");
-            let bin = stripped.to_string_lossy().into_owned();
-            cluster::build_image(&image, &["--busybox", "--user", "1000", "--bin", &bin]);
-            image
+            crate::support::kube_gateway::image_of_this_build(
+                "codex-mcp-test/agent",
+                "busybox uid 1000",
+                &["--busybox", "--user", "1000"],
+            )
         })
         .clone()
 }
@@ -379,29 +317,6 @@ pub async fn agent_pods(pods: &Api<Pod>, name: &str) -> Vec<Pod> {
         .await
         .expect("listing the agent's pods")
         .items
-}
-
-/// Runs kubectl against the test cluster; the harness's own build if
-/// present, else the one on PATH.
-pub fn kubectl(args: &[&str]) -> String {
-    let harness = crate::support::cache_dir().join("kubernetes/bin/kubectl");
-    let bin = if harness.exists() {
-        harness
-    } else {
-        PathBuf::from("kubectl")
-    };
-    let out = Command::new(&bin)
-        .arg("--kubeconfig")
-        .arg(cluster::kubeconfig_path())
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// String data of a Secret.

@@ -15,6 +15,7 @@ use kube::api::{Api, ListParams};
 use super::cluster::{self, TestNamespace};
 use super::fake_model::{FakeModel, API_KEY_ENV, MODEL};
 use super::gateway::TEST_API_KEY;
+use super::kubectl::kubectl_with;
 
 /// The host's address on the pods' bridge: where pods reach a fake model.
 pub const HOST_ON_POD_NETWORK: [u8; 4] = [10, 87, 0, 1];
@@ -26,42 +27,16 @@ pub async fn pod_reachable_model() -> FakeModel {
         .expect("binding the fake model on the pod bridge (is the test cluster up?)")
 }
 
-fn kubectl(args: &[&str], stdin: Option<&str>) -> String {
-    let mut cmd = Command::new("kubectl");
-    cmd.args(args)
-        .env("KUBECONFIG", cluster::kubeconfig_path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("running kubectl");
-    if let Some(input) = stdin {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().expect("kubectl");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// `kubectl` with the test cluster's kubeconfig; panics on failure.
 pub fn kubectl_ok(args: &[&str]) -> String {
-    kubectl(args, None)
+    kubectl_with(args, None)
 }
 
 /// `kubectl apply -f -` of a manifest in `namespace`.
 pub fn kubectl_apply(namespace: &str, manifest: &str) -> String {
     // Server-side: client-side apply would keep a copy of the manifest
     // (a Secret's values included) in an annotation.
-    kubectl(
+    kubectl_with(
         &[
             "apply",
             "--server-side",
@@ -91,45 +66,6 @@ pub fn put_credentials(namespace: &str, entries: &[(&str, &str)]) {
         "stringData": data,
     });
     kubectl_apply(namespace, &secret.to_string());
-}
-
-/// Installs the CRD this build prints (`codex-mcp crd`), once per process.
-pub async fn install_crd() {
-    static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-    DONE.get_or_init(|| async {
-        let out = Command::new(super::codex_mcp_bin())
-            .arg("crd")
-            .output()
-            .expect("codex-mcp crd");
-        assert!(out.status.success());
-        let yaml = String::from_utf8(out.stdout).unwrap();
-        kubectl(
-            &["apply", "--server-side", "--force-conflicts", "-f", "-"],
-            Some(&yaml),
-        );
-        kubectl(
-            &[
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                "crd/codexagents.codexmcp.dev",
-            ],
-            None,
-        );
-        // Discovery may lag behind Established for a moment.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Command::new("kubectl")
-            .args(["get", "codexagents", "-A"])
-            .env("KUBECONFIG", cluster::kubeconfig_path())
-            .output()
-            .map(|o| !o.status.success())
-            .unwrap_or(true)
-        {
-            assert!(Instant::now() < deadline, "CodexAgents are not served");
-            std::thread::sleep(Duration::from_millis(300));
-        }
-    })
-    .await;
 }
 
 fn fnv(bytes: &[u8], mut hash: u64) -> u64 {

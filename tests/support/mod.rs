@@ -8,6 +8,7 @@ pub mod fake_model;
 pub mod gateway;
 pub mod helm;
 pub mod kube_gateway;
+pub mod kubectl;
 pub mod mcp_client;
 pub mod prometheus;
 pub mod tenants;
