@@ -82,7 +82,7 @@ pub fn codex_overrides(user: &[String]) -> Vec<String> {
         .iter()
         .filter(|(k, _)| !user_keys.iter().any(|u| u == k))
         .map(|(k, v)| format!("{k}={v}"))
-        .chain(user.iter().cloned())
+        .chain(user.iter().filter(|o| !o.trim().is_empty()).cloned())
         .collect()
 }
 
@@ -221,6 +221,7 @@ mod tests {
             codex_overrides(&user),
             ["features.apps=false", "model_reasoning_effort=\"high\""]
         );
+        assert_eq!(codex_overrides(&["".to_owned()]), ["features.apps=false"]);
         let user = vec![" features.apps = true".to_owned()];
         assert_eq!(codex_overrides(&user), [" features.apps = true"]);
     }
