@@ -90,6 +90,24 @@ pub async fn install_crd() {
             );
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
+        // kubectl caches discovery (the `apply` above filled it before the
+        // CRD existed) and resolves short names like `cxa` from that cache;
+        // a lookup by the full name that misses refreshes it.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !Command::new(binary())
+            .arg("--kubeconfig")
+            .arg(cluster::kubeconfig_path())
+            .args(["get", "codexagents", "-A"])
+            .env_remove("KUBECONFIG")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "kubectl does not see CodexAgents"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
     })
     .await;
 }
