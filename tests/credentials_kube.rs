@@ -95,16 +95,6 @@ async fn round(env: &Env, n: usize) {
     }
 }
 
-fn bearer_tokens(model: &FakeModel) -> Vec<String> {
-    model
-        .request_log()
-        .into_iter()
-        .filter(|r| r.method == "POST" && r.path.ends_with("/responses"))
-        .filter_map(|r| r.headers.get("authorization").cloned())
-        .map(|h| h.trim_start_matches("Bearer ").to_owned())
-        .collect()
-}
-
 /// Everything a person (or a log shipper) could read: the processes' logs,
 /// the CodexAgents (status included) and the namespace's events.
 async fn readable_text(env: &Env) -> String {
@@ -164,7 +154,7 @@ async fn five_agents_share_one_login_while_the_operator_refreshes_it() {
     // The model only ever saw access tokens the endpoint issued (never the
     // imported, expired one), one request per run.
     let issued = env.auth.issued();
-    let seen = bearer_tokens(&env.model);
+    let seen = env.model.bearer_tokens();
     assert_eq!(seen.len(), 5 * n, "one model request per run");
     assert!(
         seen.iter().all(|t| issued.contains(t)),

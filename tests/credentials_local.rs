@@ -30,16 +30,6 @@ fn oauth_gateway(dir: &Path, model: &FakeModel, auth: &FakeAuth) -> Gateway {
     )
 }
 
-fn bearer_tokens(model: &FakeModel) -> Vec<String> {
-    model
-        .request_log()
-        .into_iter()
-        .filter(|r| r.method == "POST" && r.path.ends_with("/responses"))
-        .filter_map(|r| r.headers.get("authorization").cloned())
-        .map(|h| h.trim_start_matches("Bearer ").to_owned())
-        .collect()
-}
-
 async fn round(gateway: &Gateway, model: &FakeModel, n: usize) -> Vec<Value> {
     let calls = AGENTS.iter().map(|agent| {
         model.when_contains(
@@ -106,7 +96,7 @@ async fn five_agents_share_one_login_across_three_refreshes() {
 
     // The model only ever saw access tokens the endpoint issued.
     let issued = auth.issued();
-    let seen = bearer_tokens(&model);
+    let seen = model.bearer_tokens();
     assert_eq!(seen.len(), 15, "one model request per run");
     assert!(
         seen.iter().all(|t| issued.contains(t)),

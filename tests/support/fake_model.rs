@@ -237,6 +237,16 @@ impl FakeModel {
             .collect()
     }
 
+    /// The bearer token of every POST /responses, in arrival order.
+    pub fn bearer_tokens(&self) -> Vec<String> {
+        self.request_log()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/responses"))
+            .filter_map(|r| r.headers.get("authorization").cloned())
+            .map(|h| h.trim_start_matches("Bearer ").to_owned())
+            .collect()
+    }
+
     /// Every HTTP request received, whatever its path.
     pub fn request_log(&self) -> Vec<RecordedRequest> {
         self.shared.log.lock().unwrap().clone()
