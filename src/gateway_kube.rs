@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::{Api, ListParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use tracing::{error, info, warn};
 
 use crate::backend::kube::{KubeBackend, KubeSettings};
@@ -65,21 +64,6 @@ fn identity(args: &KubeGatewayArgs) -> String {
     })
 }
 
-async fn kube_config(args: &KubeGatewayArgs) -> Result<kube::Config, GatewayError> {
-    match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .map_err(|e| GatewayError::Kubeconfig(format!("{}: {e}", path.display())))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .map_err(|e| GatewayError::Kubeconfig(format!("{}: {e}", path.display())))
-        }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| GatewayError::Kubeconfig(e.to_string())),
-    }
-}
-
 pub async fn run(args: KubeGatewayArgs) -> Result<(), GatewayError> {
     crate::telemetry::init(&args.gateway.log_level, args.gateway.log_format);
     let settings = run_settings(&args.codex, &args.limits)?;
@@ -91,7 +75,9 @@ pub async fn run(args: KubeGatewayArgs) -> Result<(), GatewayError> {
     }
     let credentials = CredentialProvider::agent_secret(args.credentials_secret.clone());
     let auth = client_auth(&args)?;
-    let config = kube_config(&args).await?;
+    let config = crate::kubeconfig::load(args.kubeconfig.as_deref())
+        .await
+        .map_err(GatewayError::Kubeconfig)?;
     let namespace = args
         .namespace
         .clone()

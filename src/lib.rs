@@ -9,6 +9,7 @@ pub mod config;
 pub mod credentials;
 pub mod gateway;
 pub mod gateway_kube;
+pub mod kubeconfig;
 pub mod metrics;
 pub mod operator;
 pub mod progress;

@@ -162,9 +162,8 @@ fn environment_credentials(
     auth_json: Option<serde_json::Value>,
     api_key: Option<String>,
 ) -> Credentials {
-    let is_login = |a: &serde_json::Value| a.get("tokens").is_some_and(|t| t.is_object());
     match auth_json {
-        Some(a) if is_login(&a) || api_key.is_none() => Credentials {
+        Some(a) if crate::credentials::chatgpt::is_login(&a) || api_key.is_none() => Credentials {
             api_key: None,
             auth_json: Some(a),
         },

@@ -89,6 +89,11 @@ pub fn has_refresh_token(auth: &Value) -> bool {
     token(auth, "refresh_token").is_some()
 }
 
+/// Whether an auth.json is a ChatGPT login (rather than Codex's API-key form).
+pub fn is_login(auth: &Value) -> bool {
+    auth.get("tokens").is_some_and(Value::is_object)
+}
+
 /// Whether an auth.json holds a ChatGPT login with an access token.
 pub fn has_access_token(auth: &Value) -> bool {
     token(auth, "access_token").is_some()
@@ -148,6 +153,46 @@ pub fn rejection_reason(status: u16, body: &str) -> String {
         Some(c) => format!("HTTP {status}, {c}"),
         None => format!("HTTP {status}"),
     }
+}
+
+/// Why a refresh produced no new login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshError {
+    /// The endpoint could not be reached or failed (5xx): worth retrying.
+    Unreachable(String),
+    /// The endpoint refused the login (revoked, reused or expired refresh
+    /// token): only a new login helps.
+    Refused(String),
+}
+
+/// Refreshes `login` at the token endpoint; the login with its rotated
+/// tokens. Reasons never echo a token.
+pub async fn refresh(
+    http: &reqwest::Client,
+    token_url: &str,
+    client_id: &str,
+    login: &Value,
+) -> Result<Value, RefreshError> {
+    let unreachable = |e: reqwest::Error| RefreshError::Unreachable(e.without_url().to_string());
+    let refresh_token = token(login, "refresh_token")
+        .ok_or_else(|| RefreshError::Refused("the login has no refresh token".into()))?;
+    let resp = http
+        .post(token_url)
+        .json(&refresh_request(client_id, refresh_token))
+        .send()
+        .await
+        .map_err(unreachable)?;
+    let status = resp.status().as_u16();
+    let body = resp.text().await.map_err(unreachable)?;
+    if status >= 500 {
+        return Err(RefreshError::Unreachable(rejection_reason(status, &body)));
+    }
+    if !(200..300).contains(&status) {
+        return Err(RefreshError::Refused(rejection_reason(status, &body)));
+    }
+    let answer: Value = serde_json::from_str(&body)
+        .map_err(|_| RefreshError::Refused(format!("HTTP {status}, unreadable answer")))?;
+    Ok(apply_refresh(login, &answer, Utc::now()))
 }
 
 /// The gateway's handle on a ChatGPT login file: the one writer of its
@@ -241,26 +286,12 @@ impl ChatGptLogin {
         if !needs_refresh(&auth, Utc::now(), self.margin) {
             return Ok(run_auth(&auth, Utc::now()));
         }
-        let refresh_token = token(&auth, "refresh_token")
-            .ok_or_else(|| LoginError::Rejected("the login has no refresh token".into()))?;
-        let resp = self
-            .http
-            .post(&self.token_url)
-            .json(&refresh_request(&self.client_id, refresh_token))
-            .send()
+        let refreshed = refresh(&self.http, &self.token_url, &self.client_id, &auth)
             .await
-            .map_err(|e| LoginError::Unreachable(e.without_url().to_string()))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .text()
-            .await
-            .map_err(|e| LoginError::Unreachable(e.without_url().to_string()))?;
-        if !(200..300).contains(&status) {
-            return Err(LoginError::Rejected(rejection_reason(status, &body)));
-        }
-        let answer: Value = serde_json::from_str(&body)
-            .map_err(|_| LoginError::Rejected(format!("HTTP {status}, unreadable answer")))?;
-        let refreshed = apply_refresh(&auth, &answer, Utc::now());
+            .map_err(|e| match e {
+                RefreshError::Unreachable(why) => LoginError::Unreachable(why),
+                RefreshError::Refused(why) => LoginError::Rejected(why),
+            })?;
         self.write(&refreshed)?;
         tracing::info!(auth_file = %self.auth_file.display(), "refreshed the ChatGPT login");
         Ok(run_auth(&refreshed, Utc::now()))

@@ -14,7 +14,7 @@ use k8s_openapi::ByteString;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::Value;
 
-use super::chatgpt::{access_expiry, has_access_token, has_refresh_token};
+use super::chatgpt::{access_expiry, has_access_token, has_refresh_token, is_login};
 use crate::config::ImportArgs;
 use crate::operator::desired::{API_KEY_FILE, AUTH_JSON_FILE};
 
@@ -57,7 +57,7 @@ pub fn check_auth_json(origin: &str, text: &str) -> Result<Value, ImportError> {
     if !v.is_object() {
         return Err(bad("not a JSON object"));
     }
-    if v.get("tokens").is_some_and(Value::is_object) {
+    if is_login(&v) {
         if !has_access_token(&v) {
             return Err(bad(
                 "its ChatGPT login has no access token; run `codex login`",
@@ -109,7 +109,7 @@ pub fn desired_secret(name: &str, import: &Import) -> Secret {
 pub fn summary(import: &Import, namespace: &str, name: &str) -> String {
     let mut lines = Vec::new();
     if let Some((origin, auth)) = &import.auth_json {
-        if auth.get("tokens").is_some_and(Value::is_object) {
+        if is_login(auth) {
             let expiry = access_expiry(auth)
                 .map(|t| format!(" (access token valid until {})", t.to_rfc3339()))
                 .unwrap_or_default();
@@ -192,18 +192,9 @@ pub async fn run(args: &ImportArgs) -> Result<String, ImportError> {
         env_api_key: args.openai_api_key.clone(),
     };
     let import = read(&sources, || std::io::read_to_string(std::io::stdin()))?;
-    let config = match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| ImportError::Kubeconfig(format!("{}: {e}", path.display())))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-                .await
-                .map_err(|e| ImportError::Kubeconfig(format!("{}: {e}", path.display())))?
-        }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| ImportError::Kubeconfig(e.to_string()))?,
-    };
+    let config = crate::kubeconfig::load(args.kubeconfig.as_deref())
+        .await
+        .map_err(ImportError::Kubeconfig)?;
     let namespace = args
         .namespace
         .clone()

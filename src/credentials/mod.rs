@@ -123,10 +123,6 @@ impl CredentialSource {
     }
 }
 
-fn is_chatgpt_login(auth: &Value) -> bool {
-    auth.get("tokens").is_some_and(|t| t.is_object())
-}
-
 /// Hands each run its credentials: the API key, or a ChatGPT login whose
 /// refresh token only the gateway holds and uses. On Kubernetes runs bring
 /// none: each agent's pod has its own Secret, kept by the operator.
@@ -178,7 +174,7 @@ impl CredentialProvider {
         let result: Result<Credentials, CredentialError> = async {
             let creds = source.resolve()?;
             match &creds.auth_json {
-                Some(auth) if is_chatgpt_login(auth) => Ok(Credentials {
+                Some(auth) if chatgpt::is_login(auth) => Ok(Credentials {
                     api_key: None,
                     auth_json: Some(login.for_run().await?),
                 }),
@@ -205,7 +201,7 @@ impl CredentialProvider {
         }
         match source.resolve() {
             Ok(c) => match &c.auth_json {
-                Some(auth) if is_chatgpt_login(auth) => {
+                Some(auth) if chatgpt::is_login(auth) => {
                     let expiry = auth
                         .pointer("/tokens/access_token")
                         .and_then(Value::as_str)

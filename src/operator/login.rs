@@ -28,8 +28,8 @@ use super::crd::{reason, SecretRef};
 use super::desired::{API_KEY_FILE, AUTH_JSON_FILE};
 use super::metrics::{OperatorMetrics, RefreshOutcome};
 use crate::credentials::chatgpt::{
-    self, access_expiry, apply_refresh, due_for_refresh, has_access_token, has_refresh_token,
-    refresh_request, rejection_reason, without_refresh_token,
+    self, access_expiry, due_for_refresh, has_access_token, is_login, without_refresh_token,
+    RefreshError,
 };
 use crate::credentials::AuthMethod;
 
@@ -175,7 +175,7 @@ pub fn choose(
     };
     let parsed: Value =
         serde_json::from_slice(&bytes.0).map_err(|e| unreadable(format!("not JSON ({e})")))?;
-    if !parsed.get("tokens").is_some_and(Value::is_object) {
+    if !is_login(&parsed) {
         return Ok(Chosen::AuthFile(bytes));
     }
     if !has_access_token(&parsed) {
@@ -346,41 +346,19 @@ impl LoginKeeper {
     }
 
     async fn refresh(&self, login: &Value, secret: &str) -> Result<Value, LoginProblem> {
-        let refused = |why: String| LoginProblem::Refused {
-            secret: secret.to_owned(),
-            why,
-        };
-        let unreachable = |e: reqwest::Error| LoginProblem::Unreachable {
-            secret: secret.to_owned(),
-            why: e.without_url().to_string(),
-        };
-        if !has_refresh_token(login) {
-            return Err(refused("the login has no refresh token".into()));
-        }
-        let refresh_token = login["tokens"]["refresh_token"]
-            .as_str()
-            .unwrap_or_default();
-        let resp = self
-            .http
-            .post(&self.settings.token_url)
-            .json(&refresh_request(&self.settings.client_id, refresh_token))
-            .send()
+        let s = &self.settings;
+        chatgpt::refresh(&self.http, &s.token_url, &s.client_id, login)
             .await
-            .map_err(unreachable)?;
-        let status = resp.status().as_u16();
-        let body = resp.text().await.map_err(unreachable)?;
-        if status >= 500 {
-            return Err(LoginProblem::Unreachable {
-                secret: secret.to_owned(),
-                why: rejection_reason(status, &body),
-            });
-        }
-        if !(200..300).contains(&status) {
-            return Err(refused(rejection_reason(status, &body)));
-        }
-        let answer: Value = serde_json::from_str(&body)
-            .map_err(|_| refused(format!("HTTP {status}, unreadable answer")))?;
-        Ok(apply_refresh(login, &answer, Utc::now()))
+            .map_err(|e| match e {
+                RefreshError::Unreachable(why) => LoginProblem::Unreachable {
+                    secret: secret.to_owned(),
+                    why,
+                },
+                RefreshError::Refused(why) => LoginProblem::Refused {
+                    secret: secret.to_owned(),
+                    why,
+                },
+            })
     }
 }
 

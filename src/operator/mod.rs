@@ -29,7 +29,6 @@ use axum::{Json, Router};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
 use kube::api::{Api, ListParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{watcher, Controller};
@@ -101,18 +100,9 @@ pub fn defaults_from(args: &OperatorArgs) -> Result<Defaults, settings::Settings
 }
 
 async fn client(args: &OperatorArgs) -> Result<Client, OperatorError> {
-    let config = match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .map_err(|e| OperatorError::Kubeconfig(format!("{}: {e}", path.display())))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .map_err(|e| OperatorError::Kubeconfig(format!("{}: {e}", path.display())))?
-        }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| OperatorError::Kubeconfig(e.to_string()))?,
-    };
+    let config = crate::kubeconfig::load(args.kubeconfig.as_deref())
+        .await
+        .map_err(OperatorError::Kubeconfig)?;
     Client::try_from(config).map_err(OperatorError::Client)
 }
 
@@ -121,6 +111,7 @@ async fn client(args: &OperatorArgs) -> Result<Client, OperatorError> {
 pub async fn run(args: OperatorArgs) -> Result<(), OperatorError> {
     crate::telemetry::init(&args.log_level, args.log_format);
     let defaults = defaults_from(&args)?;
+    let auth_method = AuthMethod::parse(&args.auth_method)?;
     let client = client(&args).await?;
     let identity = args
         .identity
@@ -130,7 +121,7 @@ pub async fn run(args: OperatorArgs) -> Result<(), OperatorError> {
     let metrics = Arc::new(OperatorMetrics::new());
     let logins = LoginKeeper::new(
         LoginSettings {
-            method: AuthMethod::parse(&args.auth_method)?,
+            method: auth_method,
             prefer_oauth: args.prefer_oauth,
             token_url: args.refresh.token_url.clone(),
             client_id: args.refresh.oauth_client_id.clone(),
