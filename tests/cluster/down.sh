@@ -95,7 +95,7 @@ stop_process etcd 20
 for pid in $(pgrep -f -- "$H/" || true) $(pgrep -f -- "bind=$SERVICE_IP," || true); do
   exe="$(basename "$(readlink "/proc/$pid/exe" 2>/dev/null)")"
   case "$exe" in
-    etcd | kube-apiserver | kube-controller-manager | kube-scheduler | kubelet | containerd | socat)
+    etcd | kube-apiserver | kube-controller-manager | kube-scheduler | kubelet | containerd | socat | python3*)
       log "stopping $exe (pid $pid), which has no pid file"
       kill -KILL "$pid" 2>/dev/null || true
       ;;

@@ -30,6 +30,8 @@ SCHEDULER_PORT=11259
 # sends can leave the machine.
 POD_SUBNET=10.87.0.0/24
 BRIDGE=codexmcp0
+# The bridge's own address: pods reach the machine (and its DNS stub) here.
+POD_GATEWAY=10.87.0.1
 # There is no kube-proxy. The one service that matters, `kubernetes` at
 # SERVICE_IP:443, is made real by putting SERVICE_IP on the loopback device
 # and forwarding it to the apiserver; the rest of the range is unreachable
@@ -48,7 +50,7 @@ BUSYBOX_REF=docker.io/codex-mcp-test/busybox:1
 HOST_PATHS=(/var/lib/kubelet /var/lib/cni /var/log/pods /var/log/containers /run/containerd /run/netns /usr/libexec/kubernetes)
 
 # Everything up.sh starts, in start order (down.sh stops them in reverse).
-PROCESSES=(etcd kube-apiserver service-proxy containerd kube-controller-manager kube-scheduler kubelet)
+PROCESSES=(etcd kube-apiserver service-proxy dns-stub containerd kube-controller-manager kube-scheduler kubelet)
 
 k() { "$KUBECTL" --kubeconfig "$ADMIN_KUBECONFIG" --request-timeout 30s "$@"; }
 

@@ -65,7 +65,7 @@ wait_for() { # WHAT SECONDS LOG-NAME COMMAND...
 # The running cluster is reused only if it was started by this very
 # configuration (these scripts and these binaries).
 config_hash() {
-  cat "$HERE/up.sh" "$HERE/lib.sh" | sha256sum | cut -c1-16
+  cat "$HERE/up.sh" "$HERE/lib.sh" "$HERE/dns-stub.py" | sha256sum | cut -c1-16
   readlink -f "$CACHE/kubernetes"
 }
 
@@ -76,6 +76,13 @@ apiserver_ready() {
 
 node_ready() {
   [ "$(k get node localhost -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
+}
+
+pod_dns_answers() {
+  local out
+  # nslookup fails (as it should) for a name that does not exist.
+  out="$(k -n kube-system exec harness-probe -- nslookup codex-mcp-probe.invalid 2>&1 || true)"
+  [[ $out == *NXDOMAIN* ]]
 }
 
 probe_answers() {
@@ -266,7 +273,8 @@ clusterDomain: cluster.local
 # Mounted Secrets follow their Secret within this period (the default is a
 # minute); agents' credentials Secrets are rewritten as tokens are refreshed.
 syncFrequency: 10s
-resolvConf: /etc/resolv.conf
+# Pods ask the DNS stub, which answers at once (see dns-stub.py).
+resolvConf: $H/kubelet/resolv.conf
 # Images are imported by hand and cannot be pulled again: never collect
 # them, and never evict pods because the machine's disk is fuller than a
 # production node's would be.
@@ -347,6 +355,13 @@ start_service_proxy() {
   wait_for "the service proxy on $SERVICE_IP:443" 20 service-proxy \
     curl -fsS --max-time 2 --cacert "$H/pki/ca.crt" -H "Authorization: Bearer $(cat "$H/pki/admin.token")" \
     "https://$SERVICE_IP/readyz"
+}
+
+start_dns_stub() {
+  cp "$HERE/dns-stub.py" "$H/bin/dns-stub.py"
+  echo "nameserver $POD_GATEWAY" >"$H/kubelet/resolv.conf"
+  launch dns-stub -- python3 "$H/bin/dns-stub.py" "$POD_GATEWAY"
+  wait_for "the DNS stub" 20 dns-stub grep -q answering "$H/logs/dns-stub.log"
 }
 
 start_containerd() {
@@ -444,6 +459,7 @@ EOF
   wait_for "the probe pod to run" 120 kubelet \
     sh -c "[ \"\$('$KUBECTL' --kubeconfig '$ADMIN_KUBECONFIG' -n kube-system get pod harness-probe -o jsonpath='{.status.phase}')\" = Running ]"
   wait_for "the probe pod to answer exec" 60 kubelet probe_answers
+  pod_dns_answers || die "the probe pod got no answer from the DNS stub on $POD_GATEWAY"
 }
 
 start_cluster() {
@@ -459,6 +475,7 @@ start_cluster() {
   start_etcd
   start_apiserver
   start_service_proxy
+  start_dns_stub
   start_containerd
   start_controllers
   start_kubelet
