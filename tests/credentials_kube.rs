@@ -2,8 +2,9 @@
 //! writer of a ChatGPT login's refresh token (agents get only short-lived
 //! tokens through their own Secrets), a refused login turns into
 //! CredentialsReady=False and clear tool errors until `codex-mcp auth import`
-//! brings a new one, and tenants cannot see each other's agents. No token
-//! ever reaches a log line, a CodexAgent's status or an event.
+//! brings a new one, and a turn longer than an access token's life goes on
+//! with the refreshed one. No token ever reaches a log line, a CodexAgent's
+//! status or an event.
 
 mod support;
 
@@ -23,10 +24,11 @@ use support::mcp_client::{McpClient, Transport};
 const AGENTS: [&str; 5] = ["a1", "a2", "a3", "a4", "a5"];
 const CALL_TIMEOUT: Duration = Duration::from_secs(300);
 /// Access tokens live this long; the operator refreshes them when
-/// `MARGIN` is left, which must outlast the kubelet's Secret sync (10 s on
-/// the test cluster) so pods always hold a valid token.
-const TTL: Duration = Duration::from_secs(40);
-const MARGIN: &str = "25";
+/// `MARGIN` is left (every 15 s), which must outlast the kubelet's Secret
+/// sync (10 s on the test cluster) so pods always hold a valid token. The
+/// fake model refuses expired tokens, as the real API does.
+const TTL: Duration = Duration::from_secs(60);
+const MARGIN: &str = "45";
 
 struct Env {
     ns: TestNamespace,
@@ -43,6 +45,7 @@ async fn start(prefix: &str) -> Env {
     support::kubectl::install_crd().await;
     let ns = TestNamespace::create(prefix).await;
     let model = kube_gateway::pod_reachable_model().await;
+    model.reject_expired_tokens();
     let auth = FakeAuth::start(TTL).await;
     kube_gateway::put_credentials(
         ns.name(),
@@ -201,6 +204,36 @@ async fn five_agents_share_one_login_while_the_operator_refreshes_it() {
         );
     }
     assert!(text.contains("refreshed the ChatGPT login"));
+    env.ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_turn_outlives_its_access_token() {
+    let env = start("cred-long").await;
+    // One turn of commands that together outlast a token: Codex asks the
+    // model again after each, with whatever token it holds by then.
+    let steps = (0..12)
+        .map(|_| Reply::exec("sleep 6"))
+        .chain([Reply::text("done")])
+        .collect();
+    env.model
+        .when_contains("the long turn", Reply::Sequence(steps));
+    let before = env.model.bearer_tokens().len();
+    let started = Instant::now();
+    let r = client(&env.gateway, "long")
+        .call_tool("chat", json!({ "message": "the long turn" }))
+        .await;
+    assert!(r.ok() && !r.is_error(), "{r}");
+    // The first call also starts the pod; the commands alone take 72 s.
+    assert!(started.elapsed() > TTL, "the turn outlived a token");
+    let mut used = env.model.bearer_tokens().split_off(before);
+    assert_eq!(used.len(), 13, "one request per step");
+    used.dedup();
+    assert!(
+        used.len() >= 2,
+        "the turn went on with the refreshed token ({} tokens)",
+        used.len()
+    );
     env.ns.cleanup().await;
 }
 

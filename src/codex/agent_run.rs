@@ -19,6 +19,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use super::argv::exec_argv;
 use super::events::{truncate, CodexEvent, RunSummary};
+use super::login_follow::{write_private, LoginFollower, FOLLOW_PERIOD};
 use super::request::{Credentials, RunOutcome, RunRequest, RESULT_LINE_TYPE};
 use crate::operator::desired::{API_KEY_FILE, AUTH_JSON_FILE};
 use crate::workspace::{Snapshot, SnapshotLimits};
@@ -104,28 +105,14 @@ fn prepare_dir(path: &Path, private: bool) -> Result<(), AgentRunError> {
     Ok(())
 }
 
-/// Writes a file readable only by its owner, atomically (write, then rename).
-fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(contents)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
-/// Reads this environment's credentials into a request that brings none.
-/// The files are re-read for every run: the operator rewrites them (through
-/// the mounted Secret) as it refreshes a ChatGPT login.
-fn adopt_environment_credentials(req: &mut RunRequest, dir: &Path) -> Result<(), AgentRunError> {
+/// Reads this environment's credentials into a request that brings none;
+/// returns whether the run got the environment's ChatGPT login (which it
+/// then follows, see [`LoginFollower`]). The files are re-read for every
+/// run: the operator rewrites them (through the mounted Secret) as it
+/// refreshes a ChatGPT login.
+fn adopt_environment_credentials(req: &mut RunRequest, dir: &Path) -> Result<bool, AgentRunError> {
     if req.credentials != Credentials::default() {
-        return Ok(());
+        return Ok(false);
     }
     let read = |name: &str| -> Result<Option<String>, AgentRunError> {
         match std::fs::read_to_string(dir.join(name)) {
@@ -152,7 +139,7 @@ fn adopt_environment_credentials(req: &mut RunRequest, dir: &Path) -> Result<(),
     if let Some(p) = req.provider.as_mut() {
         p.requires_openai_auth = req.credentials.auth_json.is_some();
     }
-    Ok(())
+    Ok(req.credentials.auth_json.is_some())
 }
 
 /// Which of the environment's credentials a run uses: its ChatGPT login when
@@ -207,12 +194,24 @@ async fn run<R: tokio::io::AsyncRead + Unpin>(
     mut req: RunRequest,
     mut stdin: R,
 ) -> Result<RunOutcome, AgentRunError> {
-    if let Some(dir) = opts.credentials_dir.as_deref() {
-        adopt_environment_credentials(&mut req, dir)?;
-    }
+    let follow_from = match opts.credentials_dir.as_deref() {
+        Some(dir) => {
+            adopt_environment_credentials(&mut req, dir)?.then(|| dir.join(AUTH_JSON_FILE))
+        }
+        None => None,
+    };
     prepare_dir(&req.workspace, false)?;
     prepare_dir(&req.codex_home, true)?;
     let (cred_env, per_run_auth) = install_credentials(&req)?;
+    let mut follower = follow_from.map(|source| {
+        LoginFollower::new(
+            source,
+            req.codex_home.join("auth.json"),
+            req.credentials.auth_json.clone(),
+        )
+    });
+    let mut follow_tick = tokio::time::interval(FOLLOW_PERIOD);
+    follow_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let limits = SnapshotLimits::default();
     let before = if req.track_changes {
         let ws = req.workspace.clone();
@@ -318,6 +317,13 @@ async fn run<R: tokio::io::AsyncRead + Unpin>(
             _ = term.recv() => { stopped = Some("run cancelled (SIGTERM)".into()); break; }
             _ = int.recv() => { stopped = Some("run cancelled (SIGINT)".into()); break; }
             _ = hup.recv() => { stopped = Some("run cancelled (SIGHUP)".into()); break; }
+            _ = follow_tick.tick(), if follower.is_some() => {
+                // A login that cannot be copied now is tried again next
+                // tick; Codex reports its own error if the token runs out.
+                if let Some(f) = follower.as_mut() {
+                    let _ = f.sync();
+                }
+            }
             _ = &mut stdin_closed, if watch_stdin => {
                 stopped = Some("run cancelled: the caller went away".into());
                 break;
@@ -435,13 +441,13 @@ mod tests {
         std::fs::write(dir.path().join(API_KEY_FILE), "sk-env\n").unwrap();
 
         let mut req = request(Credentials::default());
-        adopt_environment_credentials(&mut req, dir.path()).unwrap();
+        assert!(adopt_environment_credentials(&mut req, dir.path()).unwrap());
         assert_eq!(req.credentials.auth_json, Some(login), "the login wins");
         assert!(req.provider.as_ref().unwrap().requires_openai_auth);
 
         std::fs::remove_file(dir.path().join(AUTH_JSON_FILE)).unwrap();
         let mut req = request(Credentials::default());
-        adopt_environment_credentials(&mut req, dir.path()).unwrap();
+        assert!(!adopt_environment_credentials(&mut req, dir.path()).unwrap());
         assert_eq!(req.credentials.api_key.as_deref(), Some("sk-env"));
         assert!(!req.provider.as_ref().unwrap().requires_openai_auth);
 

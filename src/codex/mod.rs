@@ -5,6 +5,7 @@
 pub mod agent_run;
 pub mod argv;
 pub mod events;
+pub mod login_follow;
 pub mod request;
 
 pub use events::{CodexEvent, EventItem, RunSummary, Usage};

@@ -41,11 +41,31 @@ pub fn jwt(claims: Value) -> String {
     )
 }
 
+/// Whether `token` is a JWT whose `exp` has passed (what the real API
+/// refuses with 401). Anything else is not judged here.
+pub fn jwt_expired(token: &str) -> bool {
+    let claims = token
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .ok()
+        })
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+    claims
+        .and_then(|c| c["exp"].as_i64())
+        .is_some_and(|exp| exp <= chrono::Utc::now().timestamp())
+}
+
 fn claims(exp: i64, generation: u32) -> Value {
     json!({
         "exp": exp, "iat": chrono::Utc::now().timestamp(), "jti": format!("gen-{generation}-{}", uuid::Uuid::new_v4()),
         "email": "agent@example.com",
-        "https://api.openai.com/auth": {"chatgpt_account_id": "acct-test", "chatgpt_plan_type": "plus"}
+        // Codex takes a login with the same user and account for the same
+        // owner: a refreshed token then continues a turn instead of ending it.
+        "https://api.openai.com/auth": {"chatgpt_account_id": "acct-test", "chatgpt_plan_type": "plus",
+                                        "chatgpt_user_id": "user-test", "user_id": "user-test"}
     })
 }
 

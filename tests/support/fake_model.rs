@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -125,6 +125,7 @@ struct Shared {
     log: Mutex<Vec<RecordedRequest>>,
     arrived: Notify,
     ids: AtomicU64,
+    reject_expired: AtomicBool,
     stop: CancellationToken,
 }
 
@@ -152,6 +153,7 @@ impl FakeModel {
             log: Mutex::new(Vec::new()),
             arrived: Notify::new(),
             ids: AtomicU64::new(0),
+            reject_expired: AtomicBool::new(false),
             stop: CancellationToken::new(),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
@@ -203,6 +205,12 @@ impl FakeModel {
             .into_iter()
             .flat_map(|kv| ["-c".to_string(), kv])
             .collect()
+    }
+
+    /// From now on, answers a model request whose bearer token is an expired
+    /// JWT with 401, as the real API does.
+    pub fn reject_expired_tokens(&self) {
+        self.shared.reject_expired.store(true, Ordering::Relaxed);
     }
 
     /// Queues a reply for the next request that no rule matches.
@@ -377,6 +385,11 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         })
         .collect();
     let is_model_call = parts.method == "POST" && parts.uri.path().ends_with("/responses");
+    let expired = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| super::fake_auth::jwt_expired(v.trim_start_matches("Bearer ")));
     shared.log.lock().unwrap().push(RecordedRequest {
         method: parts.method.to_string(),
         path: parts.uri.path().to_string(),
@@ -386,6 +399,16 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     shared.arrived.notify_waiters();
     if !is_model_call {
         return (StatusCode::NOT_FOUND, "not served by the fake model").into_response();
+    }
+    if expired && shared.reject_expired.load(Ordering::Relaxed) {
+        let body =
+            json!({"error": {"message": "the access token has expired", "code": "token_expired"}});
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response();
     }
     let reply = next_reply(&shared, &text);
     respond(&shared, reply)
