@@ -6,6 +6,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// The credentials Secret's name unless told otherwise: the one the Helm
+/// chart creates for a release named `codex-mcp`, so `auth import` after
+/// `helm install codex-mcp ...` needs no `--secret`.
+pub const DEFAULT_CREDENTIALS_SECRET: &str = "codex-mcp-credentials";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "codex-mcp",
@@ -65,7 +70,7 @@ pub struct ImportArgs {
     #[arg(
         long,
         env = "CODEX_MCP_CREDENTIALS_SECRET",
-        default_value = "codex-credentials"
+        default_value = DEFAULT_CREDENTIALS_SECRET
     )]
     pub secret: String,
     /// Namespace of the Secret (default: the kubeconfig's).
@@ -275,7 +280,7 @@ pub struct KubeGatewayArgs {
     #[arg(
         long,
         env = "CODEX_MCP_CREDENTIALS_SECRET",
-        default_value = "codex-credentials"
+        default_value = DEFAULT_CREDENTIALS_SECRET
     )]
     pub credentials_secret: String,
 }

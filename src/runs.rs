@@ -296,6 +296,15 @@ impl Runner {
         if let Some(p) = provider.as_mut() {
             p.requires_openai_auth = credentials.auth_json.is_some();
         }
+        let uses_login = credentials
+            .auth_json
+            .as_ref()
+            .is_some_and(crate::credentials::chatgpt::is_login);
+        let follow_login = self
+            .credentials
+            .run_login_file()
+            .filter(|_| uses_login)
+            .map(std::path::Path::to_path_buf);
         let paths = self.backend.paths(agent);
         let sandbox = if turn.writes {
             self.settings.write_sandbox
@@ -319,6 +328,7 @@ impl Runner {
             workspace: paths.workspace,
             codex_home: paths.codex_home,
             timeout_secs: Some(self.settings.run_timeout.as_secs()),
+            follow_login,
         };
 
         let (tx, mut rx) = mpsc::unbounded_channel::<crate::codex::CodexEvent>();

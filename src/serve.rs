@@ -171,7 +171,9 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
             .map_err(|e| ServeError::DataDir(data_dir.display().to_string(), e))?;
     }
     let settings = run_settings(&args.codex, &args.limits)?;
-    let credentials = credential_provider(&args.codex)?;
+    // Running turns follow the login here as the gateway refreshes it.
+    let credentials =
+        credential_provider(&args.codex)?.with_run_login_file(data_dir.join("run-login.json"));
     let auth = client_auth(&args, &data_dir)?;
     let codex_bin = absolute_bin(args.codex.codex_bin.clone());
     let readiness: Readiness = Arc::default();
@@ -197,8 +199,13 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
         Arc::new(Metrics::new()),
     ));
 
+    let keeper = {
+        let runner = runner.clone();
+        tokio::spawn(async move { runner.credentials().keep_login_fresh().await })
+    };
+
     let context = format!("data dir {}", data_dir.display());
-    Ok(serve_until_signal(
+    let served = serve_until_signal(
         args.gateway.listen,
         runner,
         auth,
@@ -206,7 +213,9 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
         readiness,
         &context,
     )
-    .await?)
+    .await;
+    keeper.abort();
+    Ok(served?)
 }
 
 #[cfg(test)]

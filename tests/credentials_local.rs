@@ -17,7 +17,9 @@ use support::mcp_client::{McpClient, Transport};
 
 const AGENTS: [&str; 5] = ["a1", "a2", "a3", "a4", "a5"];
 
-fn oauth_gateway(dir: &Path, model: &FakeModel, auth: &FakeAuth) -> Gateway {
+/// A gateway on a ChatGPT login of `auth` (expired, so the first use
+/// refreshes it) that refreshes it when `margin` seconds are left.
+fn oauth_gateway(dir: &Path, model: &FakeModel, auth: &FakeAuth, margin: &str) -> Gateway {
     let auth_dir = dir.join("host-codex");
     std::fs::create_dir_all(&auth_dir).unwrap();
     std::fs::write(auth_dir.join("auth.json"), auth.expired_login().to_string()).unwrap();
@@ -26,7 +28,7 @@ fn oauth_gateway(dir: &Path, model: &FakeModel, auth: &FakeAuth) -> Gateway {
             .env("CODEX_AUTH_METHOD", "oauth")
             .env("CODEX_AUTH_DIR", auth_dir.to_str().unwrap())
             .env("CODEX_REFRESH_TOKEN_URL_OVERRIDE", &auth.token_url())
-            .env("CODEX_MCP_REFRESH_MARGIN", "1"),
+            .env("CODEX_MCP_REFRESH_MARGIN", margin),
     )
 }
 
@@ -60,7 +62,7 @@ async fn five_agents_share_one_login_across_three_refreshes() {
     let dir = tempfile::tempdir().unwrap();
     let model = FakeModel::start().await;
     let auth = FakeAuth::start(Duration::from_secs(5)).await;
-    let gateway = oauth_gateway(dir.path(), &model, &auth);
+    let gateway = oauth_gateway(dir.path(), &model, &auth, "1");
 
     for n in 1..=3 {
         let before = auth.refreshes();
@@ -130,12 +132,50 @@ async fn five_agents_share_one_login_across_three_refreshes() {
 }
 
 #[tokio::test]
+async fn a_turn_outlives_its_access_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = FakeModel::start().await;
+    model.reject_expired_tokens();
+    let auth = FakeAuth::start(Duration::from_secs(10)).await;
+    // Refreshed with 6 s left: the gateway does it even while no run starts,
+    // and the running turn picks the new token up.
+    let gateway = oauth_gateway(dir.path(), &model, &auth, "6");
+    let steps = (0..8)
+        .map(|_| Reply::exec("sleep 2"))
+        .chain([Reply::text("done")])
+        .collect();
+    model.when_contains("a long turn", Reply::Sequence(steps));
+
+    let started = Instant::now();
+    let r = McpClient::new(gateway.mcp_url(), Transport::Http)
+        .call_tool("chat", json!({"message": "a long turn"}))
+        .await;
+    assert!(r.ok() && !r.is_error(), "{r}");
+    assert!(started.elapsed() > auth.ttl(), "the turn outlived a token");
+    let mut used = model.bearer_tokens();
+    assert_eq!(used.len(), 9, "one request per step");
+    used.dedup();
+    assert!(
+        used.len() >= 2,
+        "the turn went on with the refreshed token ({} tokens)",
+        used.len()
+    );
+    assert!(
+        auth.rejected().is_empty(),
+        "the gateway's background and per-run refreshes never reused a token: {:?}",
+        auth.rejected()
+    );
+    let home = dir.path().join("data/agents/default/codex-home");
+    assert!(!home.join("auth.json").exists(), "the run's copy is gone");
+}
+
+#[tokio::test]
 async fn a_revoked_login_fails_with_an_actionable_error() {
     let dir = tempfile::tempdir().unwrap();
     let model = FakeModel::start().await;
     let auth = FakeAuth::start(Duration::from_secs(300)).await;
     auth.revoke();
-    let gateway = oauth_gateway(dir.path(), &model, &auth);
+    let gateway = oauth_gateway(dir.path(), &model, &auth, "1");
     let client = McpClient::new(gateway.mcp_url(), Transport::Http);
     let r = client.call_tool("chat", json!({"message": "hi"})).await;
     assert!(r.is_error(), "{r}");

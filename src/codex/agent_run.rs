@@ -194,12 +194,18 @@ async fn run<R: tokio::io::AsyncRead + Unpin>(
     mut req: RunRequest,
     mut stdin: R,
 ) -> Result<RunOutcome, AgentRunError> {
-    let follow_from = match opts.credentials_dir.as_deref() {
+    let adopted = match opts.credentials_dir.as_deref() {
         Some(dir) => {
             adopt_environment_credentials(&mut req, dir)?.then(|| dir.join(AUTH_JSON_FILE))
         }
         None => None,
     };
+    let follow_from = adopted.or_else(|| {
+        let login = req.credentials.auth_json.as_ref();
+        req.follow_login
+            .clone()
+            .filter(|_| login.is_some_and(crate::credentials::chatgpt::is_login))
+    });
     prepare_dir(&req.workspace, false)?;
     prepare_dir(&req.codex_home, true)?;
     let (cred_env, per_run_auth) = install_credentials(&req)?;

@@ -110,6 +110,7 @@ mod tests {
             workspace: PathBuf::from("/data/agents/a/workspace"),
             codex_home: PathBuf::from("/data/agents/a/codex-home"),
             timeout_secs: None,
+            follow_login: None,
         }
     }
 

@@ -59,21 +59,19 @@ impl LoginFollower {
     }
 }
 
-/// Writes a file readable only by its owner, atomically (write, then rename),
-/// so Codex never reads a half-written auth.json.
+/// Writes a file readable only by its owner, atomically (a temporary file of
+/// its own, then rename), so Codex never reads a half-written auth.json and
+/// concurrent writers never trip over each other.
 pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(contents)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    let dir = path.parent().unwrap_or(Path::new("."));
+    // NamedTempFile is created with mode 0600.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".codex-mcp-")
+        .tempfile_in(dir)?;
+    tmp.write_all(contents)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map(|_| ()).map_err(|e| e.error)
 }
 
 #[cfg(test)]
@@ -127,6 +125,7 @@ mod tests {
         write_private(&path, b"{}").unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert!(!path.with_extension("tmp").exists());
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temporary file is left behind");
     }
 }

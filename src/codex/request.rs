@@ -114,6 +114,11 @@ pub struct RunRequest {
     /// Upper bound for the run, enforced inside the environment too.
     #[serde(default)]
     pub timeout_secs: Option<u64>,
+    /// A file where the gateway puts each refreshed ChatGPT login while the
+    /// run goes on; the run follows it (local runs: on Kubernetes a run
+    /// follows its environment's credentials directory instead).
+    #[serde(default)]
+    pub follow_login: Option<PathBuf>,
 }
 
 /// How a file differs after a run.

@@ -228,6 +228,11 @@ impl ChatGptLogin {
         &self.auth_file
     }
 
+    /// How long before its expiry an access token is refreshed.
+    pub fn margin(&self) -> Duration {
+        self.margin
+    }
+
     fn read(&self) -> Result<Value, LoginError> {
         let path = self.auth_file.display().to_string();
         let bytes = std::fs::read(&self.auth_file)

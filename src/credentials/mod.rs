@@ -44,6 +44,8 @@ pub enum CredentialError {
     ReadAuthFile(String, String),
     #[error(transparent)]
     Login(#[from] LoginError),
+    #[error("writing the login for runs to {0} failed: {1}")]
+    RunLoginFile(String, String),
 }
 
 /// Where credentials come from; re-read before every run so a login renewed
@@ -129,7 +131,15 @@ impl CredentialSource {
 pub struct CredentialProvider {
     from: Origin,
     last_error: std::sync::Mutex<Option<String>>,
+    /// Where runs find each refreshed login while they go on (see
+    /// [`CredentialProvider::keep_login_fresh`]).
+    run_login_file: Option<PathBuf>,
 }
+
+/// How long the login keeper waits after a failed refresh, and at most
+/// between two looks at the credential (which may change meanwhile).
+const KEEPER_RETRY: Duration = Duration::from_secs(30);
+const KEEPER_MAX_SLEEP: Duration = Duration::from_secs(600);
 
 enum Origin {
     /// The gateway's own credentials, passed to each run.
@@ -153,6 +163,53 @@ impl CredentialProvider {
         Self {
             from: Origin::Gateway { source, login },
             last_error: Default::default(),
+            run_login_file: None,
+        }
+    }
+
+    /// Puts every login handed to runs into `path` too, where running turns
+    /// follow it (the file holds no refresh token).
+    pub fn with_run_login_file(mut self, path: PathBuf) -> Self {
+        self.run_login_file = Some(path);
+        self
+    }
+
+    /// The file running turns follow for refreshed logins, if any.
+    pub fn run_login_file(&self) -> Option<&Path> {
+        self.run_login_file.as_deref()
+    }
+
+    /// Refreshes a ChatGPT login before its access token expires even when
+    /// no run starts, so a turn longer than a token's life finds the next
+    /// one in the run login file. Runs until the process ends; with an API
+    /// key it only looks again now and then (the credential may change).
+    pub async fn keep_login_fresh(&self) {
+        let login = match &self.from {
+            Origin::Gateway { login, .. } if self.run_login_file.is_some() => login,
+            _ => return,
+        };
+        let margin = login.margin();
+        loop {
+            let wait = match self.for_run().await {
+                Ok(c) => match c.auth_json.as_ref().and_then(chatgpt::access_expiry) {
+                    Some(expiry) => {
+                        (expiry - chrono::Utc::now())
+                            .to_std()
+                            .unwrap_or_default()
+                            .saturating_sub(margin)
+                            + Duration::from_secs(1)
+                    }
+                    None => KEEPER_MAX_SLEEP,
+                },
+                // Retrying a refused refresh token can get a login revoked:
+                // wait for someone to log in again.
+                Err(CredentialError::Login(LoginError::Rejected(_))) => {
+                    wait_for_change(login.auth_file()).await;
+                    continue;
+                }
+                Err(_) => KEEPER_RETRY,
+            };
+            tokio::time::sleep(wait.min(KEEPER_MAX_SLEEP)).await;
         }
     }
 
@@ -162,6 +219,7 @@ impl CredentialProvider {
         Self {
             from: Origin::AgentSecret(source_secret),
             last_error: Default::default(),
+            run_login_file: None,
         }
     }
 
@@ -174,10 +232,22 @@ impl CredentialProvider {
         let result: Result<Credentials, CredentialError> = async {
             let creds = source.resolve()?;
             match &creds.auth_json {
-                Some(auth) if chatgpt::is_login(auth) => Ok(Credentials {
-                    api_key: None,
-                    auth_json: Some(login.for_run().await?),
-                }),
+                Some(auth) if chatgpt::is_login(auth) => {
+                    let run_login = login.for_run().await?;
+                    if let Some(file) = &self.run_login_file {
+                        crate::codex::login_follow::write_private(
+                            file,
+                            run_login.to_string().as_bytes(),
+                        )
+                        .map_err(|e| {
+                            CredentialError::RunLoginFile(file.display().to_string(), e.to_string())
+                        })?;
+                    }
+                    Ok(Credentials {
+                        api_key: None,
+                        auth_json: Some(run_login),
+                    })
+                }
                 _ => Ok(creds),
             }
         }
@@ -214,6 +284,14 @@ impl CredentialProvider {
             },
             Err(e) => format!("unusable: {e}"),
         }
+    }
+}
+
+/// Returns once the file's contents differ from what they are now.
+async fn wait_for_change(path: &Path) {
+    let before = std::fs::read(path).ok();
+    while std::fs::read(path).ok() == before {
+        tokio::time::sleep(KEEPER_RETRY).await;
     }
 }
 

@@ -51,7 +51,7 @@ pub fn kubectl_apply(namespace: &str, manifest: &str) -> String {
 }
 
 /// The name of the credentials Secret the gateway references by default.
-pub const CREDENTIALS_SECRET: &str = "codex-credentials";
+pub const CREDENTIALS_SECRET: &str = codex_mcp::config::DEFAULT_CREDENTIALS_SECRET;
 
 /// Stores `entries` (key, value) in the namespace's credentials Secret, as
 /// `codex-mcp auth import` or a person would.
