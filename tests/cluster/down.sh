@@ -87,6 +87,7 @@ fi
 # 3. The remaining daemons, newest first.
 stop_process containerd 20
 stop_process service-proxy
+stop_process dns-stub
 stop_process kube-apiserver 20
 stop_process etcd 20
 
