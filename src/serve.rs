@@ -172,8 +172,8 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     }
     let settings = run_settings(&args.codex, &args.limits)?;
     // Running turns follow the login here as the gateway refreshes it.
-    let credentials =
-        credential_provider(&args.codex)?.with_run_login_file(data_dir.join("run-login.json"));
+    let run_login_file = data_dir.join("run-login.json");
+    let credentials = credential_provider(&args.codex)?.with_run_login_file(run_login_file.clone());
     let auth = client_auth(&args, &data_dir)?;
     let codex_bin = absolute_bin(args.codex.codex_bin.clone());
     let readiness: Readiness = Arc::default();
@@ -215,6 +215,8 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     )
     .await;
     keeper.abort();
+    // Like each run's copy, the login for runs does not outlive the gateway.
+    let _ = std::fs::remove_file(&run_login_file);
     Ok(served?)
 }
 

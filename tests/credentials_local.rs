@@ -139,7 +139,7 @@ async fn a_turn_outlives_its_access_token() {
     let auth = FakeAuth::start(Duration::from_secs(10)).await;
     // Refreshed with 6 s left: the gateway does it even while no run starts,
     // and the running turn picks the new token up.
-    let gateway = oauth_gateway(dir.path(), &model, &auth, "6");
+    let mut gateway = oauth_gateway(dir.path(), &model, &auth, "6");
     let steps = (0..8)
         .map(|_| Reply::exec("sleep 2"))
         .chain([Reply::text("done")])
@@ -167,6 +167,17 @@ async fn a_turn_outlives_its_access_token() {
     );
     let home = dir.path().join("data/agents/default/codex-home");
     assert!(!home.join("auth.json").exists(), "the run's copy is gone");
+    let for_runs = dir.path().join("data/run-login.json");
+    let held: Value = serde_json::from_slice(&std::fs::read(&for_runs).unwrap()).unwrap();
+    assert_eq!(
+        held["tokens"]["refresh_token"], "",
+        "runs never get the refresh token"
+    );
+    gateway.stop();
+    assert!(
+        !for_runs.exists(),
+        "the login for runs goes with the gateway"
+    );
 }
 
 #[tokio::test]

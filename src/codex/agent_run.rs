@@ -19,8 +19,9 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use super::argv::exec_argv;
 use super::events::{truncate, CodexEvent, RunSummary};
-use super::login_follow::{write_private, LoginFollower, FOLLOW_PERIOD};
+use super::login_follow::{LoginFollower, FOLLOW_PERIOD};
 use super::request::{Credentials, RunOutcome, RunRequest, RESULT_LINE_TYPE};
+use crate::credentials::write_private;
 use crate::operator::desired::{API_KEY_FILE, AUTH_JSON_FILE};
 use crate::workspace::{Snapshot, SnapshotLimits};
 

@@ -1,18 +1,19 @@
 //! Keeps a running turn's auth.json in step with its environment's login.
 //!
-//! On Kubernetes the operator refreshes a ChatGPT login before its access
-//! token expires, and the kubelet brings the new one into the pod's mounted
-//! Secret. A turn that started earlier holds a copy of the old token. When
-//! that token expires mid-turn, Codex first re-reads its auth.json and only
-//! then tries to refresh the login itself, which it cannot do (the copy has
-//! no refresh token). Copying each new login in as it arrives is what lets a
-//! turn outlive its access token.
+//! The one writer of a ChatGPT login's refresh token refreshes it before its
+//! access token expires and publishes the new login for runs: on Kubernetes
+//! the operator, through the pod's mounted Secret; locally the gateway,
+//! through its run login file. A turn that started earlier holds a copy of
+//! the old token. When that token expires mid-turn, Codex first re-reads its
+//! auth.json and only then tries to refresh the login itself, which it
+//! cannot do (the copy has no refresh token). Copying each new login in as
+//! it arrives is what lets a turn outlive its access token.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::credentials::chatgpt;
+use crate::credentials::{chatgpt, write_private};
 
 /// How often the mounted login is compared with the turn's copy.
 pub const FOLLOW_PERIOD: std::time::Duration = std::time::Duration::from_secs(2);
@@ -59,21 +60,6 @@ impl LoginFollower {
     }
 }
 
-/// Writes a file readable only by its owner, atomically (a temporary file of
-/// its own, then rename), so Codex never reads a half-written auth.json and
-/// concurrent writers never trip over each other.
-pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    // NamedTempFile is created with mode 0600.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".codex-mcp-")
-        .tempfile_in(dir)?;
-    tmp.write_all(contents)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map(|_| ()).map_err(|e| e.error)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,17 +101,5 @@ mod tests {
         std::fs::remove_file(&source).unwrap();
         assert!(!follower.sync().unwrap());
         assert_eq!(held(), second);
-    }
-
-    #[test]
-    fn the_copy_is_private() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("auth.json");
-        write_private(&path, b"{}").unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-        assert_eq!(left.len(), 1, "no temporary file is left behind");
     }
 }

@@ -246,23 +246,9 @@ impl ChatGptLogin {
     }
 
     fn write(&self, auth: &Value) -> Result<(), LoginError> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let werr = |e: std::io::Error| {
-            LoginError::Write(self.auth_file.display().to_string(), e.to_string())
-        };
-        let tmp = self.auth_file.with_extension("json.codex-mcp-tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(werr)?;
-        f.write_all(serde_json::to_string_pretty(auth).expect("json").as_bytes())
-            .map_err(werr)?;
-        f.sync_all().map_err(werr)?;
-        std::fs::rename(&tmp, &self.auth_file).map_err(werr)
+        let pretty = serde_json::to_string_pretty(auth).expect("json");
+        super::write_private(&self.auth_file, pretty.as_bytes())
+            .map_err(|e| LoginError::Write(self.auth_file.display().to_string(), e.to_string()))
     }
 
     /// The auth.json for one run, refreshing the login first when its

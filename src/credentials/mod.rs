@@ -235,11 +235,7 @@ impl CredentialProvider {
                 Some(auth) if chatgpt::is_login(auth) => {
                     let run_login = login.for_run().await?;
                     if let Some(file) = &self.run_login_file {
-                        crate::codex::login_follow::write_private(
-                            file,
-                            run_login.to_string().as_bytes(),
-                        )
-                        .map_err(|e| {
+                        write_private(file, run_login.to_string().as_bytes()).map_err(|e| {
                             CredentialError::RunLoginFile(file.display().to_string(), e.to_string())
                         })?;
                     }
@@ -287,6 +283,21 @@ impl CredentialProvider {
     }
 }
 
+/// Writes a file readable only by its owner, atomically (a temporary file of
+/// its own, then rename), so Codex never reads a half-written auth.json and
+/// concurrent writers never trip over each other.
+pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    // NamedTempFile is created with mode 0600.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".codex-mcp-")
+        .tempfile_in(dir)?;
+    tmp.write_all(contents)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map(|_| ()).map_err(|e| e.error)
+}
+
 /// Returns once the file's contents differ from what they are now.
 async fn wait_for_change(path: &Path) {
     let before = std::fs::read(path).ok();
@@ -298,6 +309,18 @@ async fn wait_for_change(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_files_are_written_whole_and_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.json");
+        write_private(&path, b"{}").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temporary file is left behind");
+    }
 
     fn source(
         method: AuthMethod,
