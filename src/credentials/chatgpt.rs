@@ -195,6 +195,15 @@ pub async fn refresh(
     Ok(apply_refresh(login, &answer, Utc::now()))
 }
 
+/// The HTTP client both refreshers (the gateway's and the operator's) use
+/// for the token endpoint: a refresh that hangs must not hold up runs.
+pub fn token_endpoint_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
+
 /// The gateway's handle on a ChatGPT login file: the one writer of its
 /// refresh token.
 pub struct ChatGptLogin {
@@ -210,10 +219,7 @@ pub struct ChatGptLogin {
 
 impl ChatGptLogin {
     pub fn new(auth_file: PathBuf, token_url: String, client_id: String, margin: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("http client");
+        let http = token_endpoint_client();
         Self {
             auth_file,
             token_url,

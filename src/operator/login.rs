@@ -229,10 +229,7 @@ pub struct LoginKeeper {
 
 impl LoginKeeper {
     pub fn new(settings: LoginSettings, metrics: Arc<OperatorMetrics>) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("http client");
+        let http = crate::credentials::chatgpt::token_endpoint_client();
         Self {
             settings,
             metrics,
