@@ -41,10 +41,7 @@ struct Env {
 /// Operator and gateway for a namespace whose credentials Secret holds a
 /// ChatGPT login of `auth` (expired, so the operator refreshes it first).
 async fn start(prefix: &str) -> Env {
-    let _ = tokio::task::spawn_blocking(kube_gateway::agent_image).await;
-    support::kubectl::install_crd().await;
-    let ns = TestNamespace::create(prefix).await;
-    let model = kube_gateway::pod_reachable_model().await;
+    let (ns, model) = kube_gateway::namespace_with_model(prefix).await;
     model.reject_expired_tokens();
     let auth = FakeAuth::start(TTL).await;
     kube_gateway::put_credentials(

@@ -31,11 +31,7 @@ struct Env {
 }
 
 async fn start(prefix: &str) -> Env {
-    // The image build and the CRD come first: both are shared and cached.
-    let _ = tokio::task::spawn_blocking(kube_gateway::agent_image).await;
-    support::kubectl::install_crd().await;
-    let ns = TestNamespace::create(prefix).await;
-    let model = kube_gateway::pod_reachable_model().await;
+    let (ns, model) = kube_gateway::namespace_with_model(prefix).await;
     let operator = kube_gateway::start_operator(ns.name());
     let gateway = KubeGateway::start(ns.name(), &model, &[]);
     Env {
@@ -376,10 +372,7 @@ subjects:
 
 #[tokio::test]
 async fn the_gateway_needs_only_its_role_and_nothing_on_secrets() {
-    let _ = tokio::task::spawn_blocking(kube_gateway::agent_image).await;
-    support::kubectl::install_crd().await;
-    let ns = TestNamespace::create("gwk-rbac").await;
-    let model = kube_gateway::pod_reachable_model().await;
+    let (ns, model) = kube_gateway::namespace_with_model("gwk-rbac").await;
     let _operator = kube_gateway::start_operator(ns.name());
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("rbac.yaml");

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use serde_json::json;
-use support::cluster::{self, TestNamespace};
+use support::cluster;
 use support::fake_model::Reply;
 use support::kube_gateway::{self, KubeGateway};
 use support::mcp_client::{McpClient, Transport};
@@ -34,10 +34,7 @@ fn summary(name: &str, mut ms: Vec<f64>) {
 #[tokio::test]
 #[ignore = "a benchmark: run with --ignored --nocapture"]
 async fn cold_and_warm_calls_and_exec_overhead() {
-    let _ = tokio::task::spawn_blocking(kube_gateway::agent_image).await;
-    support::kubectl::install_crd().await;
-    let ns = TestNamespace::create("gwk-bench").await;
-    let model = kube_gateway::pod_reachable_model().await;
+    let (ns, model) = kube_gateway::namespace_with_model("gwk-bench").await;
     let _operator = kube_gateway::start_operator(ns.name());
     let gateway = KubeGateway::start(ns.name(), &model, &[]);
     let client = |agent: &str| {

@@ -7,16 +7,12 @@ mod support;
 use codex_mcp::operator::crd::CodexAgent;
 use kube::api::{Api, ListParams};
 use kube::ResourceExt;
-use support::cluster::TestNamespace;
 use support::kube_gateway::{self, KubeGateway};
 use support::tenants;
 
 #[tokio::test]
 async fn tenants_never_see_each_others_agents() {
-    let _ = tokio::task::spawn_blocking(kube_gateway::agent_image).await;
-    support::kubectl::install_crd().await;
-    let ns = TestNamespace::create("tenants").await;
-    let model = kube_gateway::pod_reachable_model().await;
+    let (ns, model) = kube_gateway::namespace_with_model("tenants").await;
     let _operator = kube_gateway::start_operator(ns.name());
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");

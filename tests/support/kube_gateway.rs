@@ -20,6 +20,16 @@ use super::kubectl::kubectl_with;
 /// The host's address on the pods' bridge: where pods reach a fake model.
 pub const HOST_ON_POD_NETWORK: [u8; 4] = [10, 87, 0, 1];
 
+/// What every gateway test on the cluster starts from: the agent image of
+/// this build and the CRD (both shared and cached), a fresh namespace, and a
+/// fake model its pods can reach.
+pub async fn namespace_with_model(prefix: &str) -> (TestNamespace, FakeModel) {
+    let _ = tokio::task::spawn_blocking(agent_image).await;
+    super::kubectl::install_crd().await;
+    let ns = TestNamespace::create(prefix).await;
+    (ns, pod_reachable_model().await)
+}
+
 /// A fake model pods can reach.
 pub async fn pod_reachable_model() -> FakeModel {
     FakeModel::start_on(SocketAddr::from((HOST_ON_POD_NETWORK, 0)))
