@@ -292,7 +292,14 @@ impl Runner {
             .ensure_agent(agent, &|m| progress.send(m))
             .await?;
         let credentials = self.credentials.for_run().await?;
-        let mut provider = self.settings.provider.clone();
+        let effective = record.codex.apply(
+            &self.settings.model,
+            self.settings.provider.as_ref(),
+            self.settings.write_sandbox,
+            &self.settings.config_overrides,
+            turn.writes,
+        );
+        let mut provider = effective.provider;
         if let Some(p) = provider.as_mut() {
             p.requires_openai_auth = credentials.auth_json.is_some();
         }
@@ -306,11 +313,6 @@ impl Runner {
             .filter(|_| uses_login)
             .map(std::path::Path::to_path_buf);
         let paths = self.backend.paths(agent);
-        let sandbox = if turn.writes {
-            self.settings.write_sandbox
-        } else {
-            self.settings.write_sandbox.read_only_variant()
-        };
         let request = RunRequest {
             prompt: turn.prompt.clone(),
             output_schema: turn.output_schema.clone(),
@@ -319,10 +321,10 @@ impl Runner {
             } else {
                 record.thread_id.clone()
             },
-            model: self.settings.model.clone(),
-            sandbox,
+            model: effective.model,
+            sandbox: effective.sandbox,
             provider,
-            config_overrides: self.settings.config_overrides.clone(),
+            config_overrides: effective.config_overrides,
             credentials,
             track_changes: turn.track_changes,
             workspace: paths.workspace,

@@ -281,7 +281,12 @@ impl Backend for KubeBackend {
                 self.wait_ready(agent, progress).await?
             }
         };
-        Ok(record_from(&cr, agent, Utc::now()))
+        let mut record = record_from(&cr, agent, Utc::now());
+        record.codex = naming::agent_settings(&cr).map_err(|e| BackendError::NotReady {
+            agent: agent.to_string(),
+            reason: format!("CodexAgent {}: spec.codex: {e}", cr.name_any()),
+        })?;
+        Ok(record)
     }
 
     fn paths(&self, _agent: &AgentId) -> AgentPaths {

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::{AgentId, Tenant};
-use crate::codex::{CodexEvent, RunOutcome, RunRequest, Usage};
+use crate::codex::{AgentCodexSettings, CodexEvent, RunOutcome, RunRequest, Usage};
 
 /// What the gateway knows about one agent, durable across restarts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -34,6 +34,11 @@ pub struct AgentRecord {
     #[serde(default)]
     #[schemars(skip)]
     pub thread_usage: Usage,
+    /// The agent's own Codex settings (on Kubernetes its CodexAgent's
+    /// `spec.codex`), layered over the gateway's for each run.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub codex: AgentCodexSettings,
 }
 
 impl AgentRecord {
@@ -65,6 +70,7 @@ impl AgentRecord {
             input_tokens: 0,
             output_tokens: 0,
             thread_usage: Usage::default(),
+            codex: AgentCodexSettings::default(),
         }
     }
 

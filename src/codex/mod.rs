@@ -3,11 +3,13 @@
 //! ties them together inside an agent's environment.
 
 pub mod agent_run;
+pub mod agent_settings;
 pub mod argv;
 pub mod events;
 pub mod login_follow;
 pub mod request;
 
+pub use agent_settings::AgentCodexSettings;
 pub use events::{CodexEvent, EventItem, RunSummary, Usage};
 pub use request::{
     AgentRunLine, Credentials, FileChange, FileChangeKind, ProviderConfig, RunOutcome, RunRequest,

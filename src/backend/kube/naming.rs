@@ -5,8 +5,9 @@ use chrono::{DateTime, Utc};
 
 use crate::agent::AgentId;
 use crate::backend::AgentRecord;
-use crate::codex::Usage;
-use crate::operator::crd::{condition, reason, CodexAgent, Phase};
+use crate::codex::agent_settings::{config_entry, provider_id, ConfigEntryError};
+use crate::codex::{AgentCodexSettings, SandboxMode, Usage};
+use crate::operator::crd::{condition, reason, ApprovalMode, CodexAgent, Phase};
 
 /// The agent's name as the client gave it (the CodexAgent's own name is
 /// encoded and may be truncated).
@@ -107,7 +108,30 @@ pub fn record_from(cr: &CodexAgent, agent: &AgentId, now: DateTime<Utc>) -> Agen
         input_tokens: count(status.input_tokens),
         output_tokens: count(status.output_tokens),
         thread_usage,
+        codex: AgentCodexSettings::default(),
     }
+}
+
+/// The agent's own Codex settings, from its `spec.codex`.
+pub fn agent_settings(cr: &CodexAgent) -> Result<AgentCodexSettings, ConfigEntryError> {
+    let Some(codex) = cr.spec.codex.as_ref() else {
+        return Ok(AgentCodexSettings::default());
+    };
+    Ok(AgentCodexSettings {
+        model: codex.model.clone().filter(|m| !m.trim().is_empty()),
+        provider: codex.provider.as_deref().map(provider_id).transpose()?,
+        write_sandbox: codex.approval_mode.map(|m| match m {
+            ApprovalMode::Suggest => SandboxMode::ReadOnly,
+            ApprovalMode::AutoEdit | ApprovalMode::FullAuto => SandboxMode::WorkspaceWrite,
+            ApprovalMode::DangerFullAccess => SandboxMode::DangerFullAccess,
+            ApprovalMode::External => SandboxMode::External,
+        }),
+        config_overrides: codex
+            .config
+            .iter()
+            .map(|(k, v)| config_entry(k, v))
+            .collect::<Result<_, _>>()?,
+    })
 }
 
 /// Whether the operator has seen the current spec and says the pod is ready.
@@ -219,5 +243,28 @@ mod tests {
         };
         assert_eq!(parse_usage(&format_usage(&u)), u);
         assert_eq!(parse_usage("junk"), Usage::default());
+    }
+
+    #[test]
+    fn spec_codex_becomes_the_agents_settings() {
+        use crate::operator::crd::{CodexAgentSpec, CodexSettings};
+        let mut cr = CodexAgent::new("x", CodexAgentSpec::default());
+        assert!(agent_settings(&cr).unwrap().is_empty());
+        cr.spec.codex = Some(CodexSettings {
+            model: Some("gpt-5.5".into()),
+            provider: Some("ollama".into()),
+            approval_mode: Some(ApprovalMode::Suggest),
+            config: [("model_reasoning_effort".to_owned(), "\"high\"".to_owned())].into(),
+        });
+        let s = agent_settings(&cr).unwrap();
+        assert_eq!(s.model.as_deref(), Some("gpt-5.5"));
+        assert_eq!(s.provider.as_deref(), Some("ollama"));
+        assert_eq!(s.write_sandbox, Some(SandboxMode::ReadOnly));
+        assert_eq!(
+            s.config_overrides,
+            vec!["model_reasoning_effort=\"high\"".to_owned()]
+        );
+        cr.spec.codex.as_mut().unwrap().config = [("a=b".to_owned(), "1".to_owned())].into();
+        assert!(matches!(agent_settings(&cr), Err(ConfigEntryError::Key(_))));
     }
 }
