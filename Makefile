@@ -20,8 +20,7 @@ build:
 	cargo build --release --all-targets
 
 lint:
-	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
+	scripts/lint.sh
 
 # The CRD as this build prints it, for kubectl and for the chart.
 crds:

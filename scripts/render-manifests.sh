@@ -14,4 +14,4 @@ PY="${CODEX_MCP_TEST_PYTHON:-$CACHE/venv/bin/python}"
 }
 rm -rf manifests
 "$PY" scripts/helm.py manifests charts/codex-mcp manifests >/dev/null
-echo "render-manifests.sh: wrote $(ls manifests | tr '\n' ' ')" >&2
+echo "render-manifests.sh: wrote" manifests/* >&2

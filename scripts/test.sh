@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CODEX_MCP_CACHE="${CODEX_MCP_CACHE:-$HOME/.cache/codex-mcp}"
 
+scripts/lint.sh
 cargo build --all-targets
 
 if [ -z "${CODEX_MCP_TEST_KUBECONFIG:-}" ] && [ -x tests/cluster/up.sh ]; then
