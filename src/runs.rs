@@ -328,6 +328,7 @@ impl Runner {
             credentials,
             track_changes: turn.track_changes,
             workspace: paths.workspace,
+            workspace_paths: vec![],
             codex_home: paths.codex_home,
             timeout_secs: Some(self.settings.run_timeout.as_secs()),
             follow_login,

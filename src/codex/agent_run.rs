@@ -23,7 +23,7 @@ use super::login_follow::{LoginFollower, FOLLOW_PERIOD};
 use super::request::{Credentials, RunOutcome, RunRequest, RESULT_LINE_TYPE};
 use crate::credentials::write_private;
 use crate::operator::desired::{API_KEY_FILE, AUTH_JSON_FILE};
-use crate::workspace::{Snapshot, SnapshotLimits};
+use crate::workspace::{resolve_in_workspace, PathError, Snapshot, SnapshotLimits};
 
 /// Largest request line accepted on stdin.
 pub const MAX_REQUEST_BYTES: u64 = 16 << 20;
@@ -55,6 +55,8 @@ pub enum AgentRunError {
     CodexMissing(PathBuf),
     #[error("starting Codex failed: {0}")]
     Spawn(std::io::Error),
+    #[error(transparent)]
+    WorkspacePath(#[from] PathError),
 }
 
 /// Runs `agent-run` to completion and returns the process exit code.
@@ -208,6 +210,9 @@ async fn run<R: tokio::io::AsyncRead + Unpin>(
             .filter(|_| login.is_some_and(crate::credentials::chatgpt::is_login))
     });
     prepare_dir(&req.workspace, false)?;
+    for path in &req.workspace_paths {
+        resolve_in_workspace(&req.workspace, path)?;
+    }
     prepare_dir(&req.codex_home, true)?;
     let (cred_env, per_run_auth) = install_credentials(&req)?;
     let mut follower = follow_from.map(|source| {
@@ -488,5 +493,32 @@ mod tests {
         let mut input = BufReader::new(&b"not json\n"[..]);
         let err = read_request(&mut input).await.unwrap_err();
         assert!(err.to_string().contains("not valid JSON"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn paths_that_symlink_out_of_the_workspace_stop_the_run() {
+        let root = tempfile::tempdir().unwrap();
+        let (ws, home) = (root.path().join("ws"), root.path().join("home"));
+        std::fs::create_dir_all(&ws).unwrap();
+        std::fs::write(ws.join("ok.py"), "x").unwrap();
+        std::os::unix::fs::symlink("/etc", ws.join("out")).unwrap();
+        let opts = AgentRunOptions {
+            codex_bin: root.path().join("no-codex"),
+            cancel_on_stdin_eof: false,
+            credentials_dir: None,
+        };
+        let mut req = request(Credentials::default());
+        req.workspace = ws;
+        req.codex_home = home;
+        req.workspace_paths = vec!["ok.py".into(), "new/file.py".into(), "out/passwd".into()];
+        let err = run(&opts, req.clone(), &b""[..]).await.unwrap_err();
+        assert!(matches!(err, AgentRunError::WorkspacePath(_)), "{err}");
+        assert!(err.to_string().contains("out/passwd"), "{err}");
+
+        // Without the escaping path the checks pass and the run goes on
+        // (to the missing Codex binary).
+        req.workspace_paths.pop();
+        let err = run(&opts, req, &b""[..]).await.unwrap_err();
+        assert!(matches!(err, AgentRunError::CodexMissing(_)), "{err}");
     }
 }

@@ -108,6 +108,7 @@ mod tests {
             credentials: Credentials::default(),
             track_changes: false,
             workspace: PathBuf::from("/data/agents/a/workspace"),
+            workspace_paths: vec![],
             codex_home: PathBuf::from("/data/agents/a/codex-home"),
             timeout_secs: None,
             follow_login: None,

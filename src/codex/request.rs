@@ -110,6 +110,12 @@ pub struct RunRequest {
     #[serde(default)]
     pub track_changes: bool,
     pub workspace: PathBuf,
+    /// Paths the caller named (target and context files), relative to the
+    /// workspace. The gateway checked them lexically; `agent-run` resolves
+    /// them where the workspace is, symlinks included, and refuses the run
+    /// if one leads out of it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workspace_paths: Vec<String>,
     pub codex_home: PathBuf,
     /// Upper bound for the run, enforced inside the environment too.
     #[serde(default)]
