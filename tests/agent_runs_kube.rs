@@ -1,5 +1,7 @@
-//! A CodexAgent's `spec.codex` on the real test cluster: set by kubectl (as
-//! a cluster admin would), read by the gateway at the start of each run.
+//! What one run gets in an agent's pod on the real test cluster: the
+//! CodexAgent's own `spec.codex` settings (set by kubectl, as a cluster admin
+//! would, and read by the gateway at the start of each run), and no
+//! credential in the commands Codex runs or on the agent's volume.
 //! Needs CODEX_MCP_TEST_KUBECONFIG (scripts/test.sh sets it).
 
 mod support;
@@ -9,8 +11,10 @@ use std::time::Duration;
 use kube::api::{Patch, PatchParams};
 use kube::ResourceExt;
 use serde_json::json;
-use support::fake_model::{Reply, MODEL};
-use support::kube_gateway::{self, codex_agent, KubeGateway};
+use support::cluster;
+use support::fake_model::{self, Reply, MODEL};
+use support::gateway::TEST_API_KEY;
+use support::kube_gateway::{self, codex_agent, ready_pod, KubeGateway};
 use support::mcp_client::{McpClient, Transport};
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(300);
@@ -76,6 +80,53 @@ async fn spec_codex_reaches_the_agents_runs() {
         "{text}"
     );
     assert_eq!(model.requests().len(), before, "Codex did not run");
+    drop(gateway);
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_key_reaches_codex_but_not_its_commands_nor_the_volume() {
+    let (ns, model) = kube_gateway::namespace_with_model("gwk-nokey").await;
+    let _operator = kube_gateway::start_operator(ns.name());
+    let gateway = KubeGateway::start(ns.name(), &model, &[]);
+    let client = McpClient::new(gateway.mcp_url(), Transport::Http)
+        .header("X-Codex-Agent", "snoop")
+        .request_timeout(CALL_TIMEOUT);
+
+    model.push(Reply::exec("env"));
+    model.push(Reply::text("looked"));
+    let looked = client
+        .call_tool("chat", json!({"message": "show env"}))
+        .await;
+    assert!(looked.ok() && !looked.is_error(), "{looked}");
+    let outputs = fake_model::tool_outputs(model.requests().last().unwrap()).join("\n");
+    assert!(outputs.contains("HOME="), "the command ran: {outputs}");
+    assert!(
+        !outputs.contains(TEST_API_KEY),
+        "the key reached a command's environment: {outputs}"
+    );
+    assert!(
+        model.bearer_tokens().iter().all(|t| t == TEST_API_KEY),
+        "Codex itself authenticated with the key"
+    );
+
+    // Nothing on the agent's volume holds the key after the run.
+    let pod = ready_pod(&ns, "snoop").await;
+    let pods = ns.api::<k8s_openapi::api::core::v1::Pod>();
+    let found = cluster::exec_with(
+        &pods,
+        &pod,
+        Some("agent"),
+        &["grep", "-rl", TEST_API_KEY, "/agent"],
+        None,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(
+        found.stdout.trim().is_empty(),
+        "files on the volume hold the key: {}",
+        found.stdout
+    );
     drop(gateway);
     ns.cleanup().await;
 }
