@@ -22,7 +22,7 @@ use crate::agent::AgentId;
 use crate::metrics::ToolKind;
 use crate::progress::Progress;
 use crate::runs::{RunError, Runner, Turn, TurnResult};
-use crate::workspace::resolve_in_workspace;
+use crate::workspace::check_relative;
 use args::{
     AgentStatusArgs, ChatArgs, ContextFile, FixArgs, ImplementArgs, ListSessionsArgs, PlanArgs,
     ReviewArgs,
@@ -94,21 +94,6 @@ impl CodexTools {
         })
     }
 
-    fn check_paths<'a>(
-        &self,
-        agent: &AgentId,
-        paths: impl IntoIterator<Item = &'a str>,
-    ) -> Result<(), ToolError> {
-        let ws = self.runner.backend().paths(agent).workspace;
-        // The workspace may not exist before the first call; paths are judged
-        // against it as it will be.
-        std::fs::create_dir_all(&ws).ok();
-        for p in paths {
-            resolve_in_workspace(&ws, p).map_err(|e| ToolError::InvalidParams(e.to_string()))?;
-        }
-        Ok(())
-    }
-
     /// Runs a turn that must answer with JSON matching `R`'s schema; one
     /// repair turn is allowed, then the mismatch is reported, never patched over.
     async fn structured_turn<R: schemars::JsonSchema + DeserializeOwned>(
@@ -175,6 +160,16 @@ fn ensure_ok(r: &TurnResult) -> Result<(), ToolError> {
             .clone()
             .unwrap_or_else(|| "codex run failed".to_owned()),
     ))
+}
+
+/// Refuses workspace paths that are unsafe by their text alone. The gateway
+/// never looks at an agent's files here: they live in the agent's
+/// environment (a pod's volume on Kubernetes), not on the gateway's disk.
+fn check_paths<'a>(paths: impl IntoIterator<Item = &'a str>) -> Result<(), ToolError> {
+    for p in paths {
+        check_relative(p).map_err(|e| ToolError::InvalidParams(e.to_string()))?;
+    }
+    Ok(())
 }
 
 fn context_paths(files: &Option<Vec<ContextFile>>) -> impl Iterator<Item = &str> {
@@ -245,8 +240,7 @@ impl CodexTools {
     ) -> Result<Json<ImplementResponse>, ToolError> {
         require_text("task", &args.task)?;
         let call = self.call(&ctx)?;
-        self.check_paths(
-            &call.agent,
+        check_paths(
             args.target_files
                 .iter()
                 .map(String::as_str)
@@ -317,7 +311,7 @@ impl CodexTools {
             ));
         }
         let call = self.call(&ctx)?;
-        self.check_paths(&call.agent, context_paths(&args.context_files))?;
+        check_paths(context_paths(&args.context_files))?;
         let (reply, turn) = self
             .structured_turn::<FixModelReply>(
                 &call,
