@@ -116,7 +116,7 @@ impl CodexTools {
             .runner
             .run_turn(&call.agent, &turn, &call.progress, &call.cancel)
             .await?;
-        ensure_ok(&first)?;
+        ensure_ok(&first).map_err(|e| with_changes(e, &first))?;
         let text = first.outcome.final_message.clone().unwrap_or_default();
         let err = match parse_reply::<R>(&schema, &text) {
             Ok(r) => return Ok((r, first)),
@@ -134,20 +134,61 @@ impl CodexTools {
         let second = self
             .runner
             .run_turn(&call.agent, &repair, &call.progress, &call.cancel)
-            .await?;
-        ensure_ok(&second)?;
+            .await
+            .map_err(|e| with_changes(e.into(), &first))?;
+        ensure_ok(&second).map_err(|e| with_changes(e, &first))?;
         let text = second.outcome.final_message.clone().unwrap_or_default();
         let reply = parse_reply::<R>(&schema, &text).map_err(|e| {
             self.runner
                 .metrics()
                 .run_finished(tool, crate::metrics::Outcome::InvalidReply);
-            ToolError::Failed(format!("{e} (after one retry); no result was produced"))
+            with_changes(
+                ToolError::Failed(format!("{e} (after one retry); no result was produced")),
+                &first,
+            )
         })?;
         // The first run's changes are the real ones; the repair turn is read-only.
-        let mut merged = second;
-        merged.outcome.changes = first.outcome.changes;
+        let mut merged = first;
+        merged.info.add_repair_turn(&second.info, &err.to_string());
+        merged.outcome.final_message = second.outcome.final_message;
         Ok((reply, merged))
     }
+}
+
+/// Adds what the failed call changed in the workspace to its error: the
+/// caller must know its files changed even though no result came back.
+fn with_changes(e: ToolError, run: &TurnResult) -> ToolError {
+    match e {
+        ToolError::Failed(m) if !run.outcome.changes.is_empty() => {
+            ToolError::Failed(format!("{m}\n\n{}", describe_changes(&run.outcome.changes)))
+        }
+        other => other,
+    }
+}
+
+/// Changed files with their diffs while those stay short.
+fn describe_changes(changes: &[crate::codex::FileChange]) -> String {
+    const DIFF_BUDGET: usize = 8 * 1024;
+    let mut out = format!(
+        "The workspace was changed nonetheless ({} file(s)):",
+        changes.len()
+    );
+    for c in changes {
+        let action = match c.action {
+            crate::codex::FileChangeKind::Create => "created",
+            crate::codex::FileChangeKind::Modify => "modified",
+            crate::codex::FileChangeKind::Delete => "deleted",
+        };
+        out.push_str(&format!("\n- {} ({action})", c.file));
+    }
+    let total: usize = changes.iter().map(|c| c.diff.len()).sum();
+    if total <= DIFF_BUDGET {
+        out.push_str("\n\nDiffs:\n");
+        for c in changes {
+            out.push_str(&c.diff);
+        }
+    }
+    out
 }
 
 fn ensure_ok(r: &TurnResult) -> Result<(), ToolError> {
@@ -444,12 +485,16 @@ impl CodexTools {
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<CleanupResult>, ToolError> {
         let caller = Caller::from_context(&ctx)?;
-        let released = self
+        let report = self
             .runner
-            .cleanup_inactive(&caller.tenant)
+            .cleanup_inactive(&caller.tenant, caller.allowed_agents.as_deref())
             .await
             .map_err(|e| ToolError::Failed(e.to_string()))?;
-        Ok(Json(CleanupResult { released }))
+        Ok(Json(CleanupResult {
+            released: report.released,
+            busy: report.busy,
+            unreadable: report.unreadable,
+        }))
     }
 }
 
