@@ -20,6 +20,10 @@ use crate::metrics::{Metrics, Outcome, ToolKind};
 use crate::progress::Progress;
 use crate::tools::responses::RunInfo;
 
+mod cleanup;
+mod unsaved;
+pub use cleanup::CleanupReport;
+
 /// How runs are configured, from flags.
 #[derive(Debug, Clone)]
 pub struct RunSettings {
@@ -108,6 +112,7 @@ pub struct Runner {
     global: Semaphore,
     /// Last call per agent in this process, for the active-agents gauge.
     activity: Mutex<HashMap<AgentId, Instant>>,
+    unsaved: Mutex<HashMap<AgentId, unsaved::Unsaved>>,
     started: Instant,
 }
 
@@ -127,6 +132,7 @@ impl Runner {
             slots: Mutex::default(),
             global,
             activity: Mutex::default(),
+            unsaved: Mutex::default(),
             started: Instant::now(),
         }
     }
@@ -180,16 +186,14 @@ impl Runner {
     /// Counts a run that ended without a result (its environment died or
     /// stopped answering) as a failed run of the agent; best effort, as the
     /// call is failing anyway.
-    async fn record_lost_run(&self, agent: &AgentId) {
+    async fn record_lost_run(&self, agent: &AgentId, record: &AgentRecord) {
         let lost = RunRecord {
             ok: false,
             usage: Usage::default(),
             thread_usage: Usage::default(),
             thread: ThreadUpdate::Keep,
         };
-        if let Err(e) = self.backend.record_run(agent, lost).await {
-            warn!(agent = %agent, "recording a failed run failed: {e}");
-        }
+        self.save_run(agent, record, lost).await;
     }
 
     /// Agents with a call within the session timeout, across tenants (for
@@ -291,6 +295,7 @@ impl Runner {
             .backend
             .ensure_agent(agent, &|m| progress.send(m))
             .await?;
+        let record = self.with_unsaved(agent, record).await;
         let credentials = self.credentials.for_run().await?;
         let effective = record.codex.apply(
             &self.settings.model,
@@ -361,7 +366,7 @@ impl Runner {
                 run_cancel.cancel();
                 let _ = run.await;
                 self.metrics.runs_in_progress.dec();
-                self.record_lost_run(agent).await;
+                self.record_lost_run(agent, &record).await;
                 return Err(RunError::TimedOut(self.settings.run_timeout.as_secs()));
             }
         };
@@ -370,7 +375,7 @@ impl Runner {
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(e) => {
-                self.record_lost_run(agent).await;
+                self.record_lost_run(agent, &record).await;
                 return Err(e.into());
             }
         };
@@ -382,10 +387,10 @@ impl Runner {
             (None, true) => ThreadUpdate::Clear,
             (None, false) => ThreadUpdate::Keep,
         };
-        let record = self
-            .backend
-            .record_run(
+        let (record, unsaved) = self
+            .save_run(
                 agent,
+                &record,
                 RunRecord {
                     ok: outcome.ok,
                     usage,
@@ -393,7 +398,7 @@ impl Runner {
                     thread,
                 },
             )
-            .await?;
+            .await;
         self.touch(agent);
         if outcome.ok {
             info!(duration_ms = outcome.duration_ms, "run finished");
@@ -412,38 +417,21 @@ impl Runner {
             duration_ms: outcome.duration_ms,
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
+            turns: 1,
+            notes: unsaved
+                .map(|e| {
+                    format!(
+                        "the result is complete, but the agent's state could not be saved \
+                         ({e}); the gateway keeps it in memory and saves it on the next call"
+                    )
+                })
+                .into_iter()
+                .collect(),
         };
         Ok(TurnResult {
             outcome,
             record,
             info,
         })
-    }
-
-    /// Releases the tenant's agents idle for longer than the session timeout
-    /// and returns their names. Workspaces and conversations are kept.
-    pub async fn cleanup_inactive(&self, tenant: &Tenant) -> Result<Vec<String>, BackendError> {
-        let horizon = chrono::Duration::from_std(self.settings.session_timeout)
-            .unwrap_or(chrono::Duration::MAX);
-        let now = chrono::Utc::now();
-        let mut released = Vec::new();
-        for record in self.backend.list_agents(tenant).await? {
-            let Ok(name) = crate::agent::AgentName::parse(&record.agent_id) else {
-                continue;
-            };
-            let id = AgentId {
-                tenant: tenant.clone(),
-                name,
-            };
-            if now - record.last_activity < horizon || self.is_running(&id) {
-                continue;
-            }
-            self.backend.release_agent(&id).await?;
-            self.activity.lock().expect("activity").remove(&id);
-            self.slots.lock().expect("slots").remove(&id);
-            released.push(record.agent_id);
-        }
-        self.active_agents();
-        Ok(released)
     }
 }

@@ -16,6 +16,8 @@ use crate::codex::{FileChange, FileChangeKind};
 pub enum PathError {
     #[error("file path is empty")]
     Empty,
+    #[error("file path {0:?} contains a NUL byte")]
+    Nul(String),
     #[error("file path {0:?} is absolute; give a path relative to the agent's workspace")]
     Absolute(String),
     #[error("file path {0:?} leaves the agent's workspace")]
@@ -24,23 +26,44 @@ pub enum PathError {
     Unreadable(String, String),
 }
 
-/// Resolves `rel` inside `root`, refusing absolute paths, `..`, and symlinks
-/// whose target lies outside `root`. The file itself need not exist yet.
-pub fn resolve_in_workspace(root: &Path, rel: &str) -> Result<PathBuf, PathError> {
+/// Checks a caller-supplied workspace path by its text alone and returns it
+/// normalised (`.` segments and repeated slashes dropped). No filesystem is
+/// consulted: the gateway does not share the agent's filesystem (on
+/// Kubernetes it has none of it), so symlinks are resolved where the
+/// workspace is, by `agent-run`.
+pub fn check_relative(rel: &str) -> Result<PathBuf, PathError> {
     if rel.trim().is_empty() {
         return Err(PathError::Empty);
+    }
+    if rel.contains('\0') {
+        return Err(PathError::Nul(rel.to_owned()));
     }
     let path = Path::new(rel);
     if path.is_absolute() || rel.starts_with('~') {
         return Err(PathError::Absolute(rel.to_owned()));
     }
-    if rel.contains('\0')
-        || path
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-    {
-        return Err(PathError::Escapes(rel.to_owned()));
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(part) => out.push(part),
+            Component::CurDir => {}
+            // `..` is refused even where it would stay inside (`a/../b`):
+            // whether it does depends on symlinks this side cannot see.
+            _ => return Err(PathError::Escapes(rel.to_owned())),
+        }
     }
+    if out.as_os_str().is_empty() {
+        return Err(PathError::Empty);
+    }
+    Ok(out)
+}
+
+/// Resolves `rel` inside `root`, refusing what [`check_relative`] refuses
+/// and symlinks whose target lies outside `root`. The file itself need not
+/// exist yet. Needs the workspace's own filesystem.
+pub fn resolve_in_workspace(root: &Path, rel: &str) -> Result<PathBuf, PathError> {
+    let path = check_relative(rel)?;
+    let path = path.as_path();
     let root = root
         .canonicalize()
         .map_err(|e| PathError::Unreadable(rel.to_owned(), e.to_string()))?;
@@ -248,6 +271,42 @@ fn change(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lexical_check_normalises_and_refuses_escapes() {
+        assert_eq!(
+            check_relative("./src//a.rs").unwrap(),
+            PathBuf::from("src/a.rs")
+        );
+        assert_eq!(check_relative("a/./b").unwrap(), PathBuf::from("a/b"));
+        assert_eq!(check_relative(""), Err(PathError::Empty));
+        assert_eq!(check_relative("  "), Err(PathError::Empty));
+        assert_eq!(check_relative("./"), Err(PathError::Empty));
+        assert_eq!(
+            check_relative("/etc/passwd"),
+            Err(PathError::Absolute("/etc/passwd".into()))
+        );
+        assert!(matches!(check_relative("~/x"), Err(PathError::Absolute(_))));
+        for escaping in ["..", "../x", "a/../../b", "a/../b"] {
+            assert_eq!(
+                check_relative(escaping),
+                Err(PathError::Escapes(escaping.into())),
+                "{escaping}"
+            );
+        }
+        let nul = check_relative("a\0b").unwrap_err();
+        assert!(nul.to_string().contains("NUL"), "{nul}");
+    }
+
+    #[test]
+    fn lexical_check_never_touches_the_filesystem() {
+        // A path through a symlink that points out is fine by text alone:
+        // resolving it is the agent environment's job.
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/", dir.path().join("out")).unwrap();
+        assert!(check_relative("out/etc/passwd").is_ok());
+        assert!(check_relative("no/such/dir/file").is_ok());
+    }
 
     #[test]
     fn resolves_plain_relative_paths() {

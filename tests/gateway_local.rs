@@ -346,7 +346,12 @@ async fn agents_cannot_reach_each_others_files() {
     assert!(!env.gateway.workspace("bob").join("secret.txt").exists());
 
     let bob = http(&env, "bob");
-    for path in ["../../alice/workspace/secret.txt", "/etc/passwd", "~/x"] {
+    for path in [
+        "../../alice/workspace/secret.txt",
+        "/etc/passwd",
+        "~/x",
+        "a/../../x",
+    ] {
         let r = bob
             .call_tool("implement", json!({"task": "read", "target_files": [path]}))
             .await;
@@ -356,19 +361,12 @@ async fn agents_cannot_reach_each_others_files() {
             "{r}"
         );
     }
-    // A symlink planted in bob's workspace that points at alice's.
-    let bob_ws = env.gateway.workspace("bob");
-    std::fs::create_dir_all(&bob_ws).unwrap();
-    std::os::unix::fs::symlink(env.gateway.workspace("alice"), bob_ws.join("peek")).unwrap();
-    let r = bob
-        .call_tool(
-            "implement",
-            json!({"task": "read", "target_files": ["x"], "context_files": ["peek/secret.txt"]}),
-        )
-        .await;
+    // The gateway judges paths by their text: checking them created
+    // nothing on its own disk (on Kubernetes it has no agent files at all).
+    // Symlinks inside a workspace are resolved where the workspace is.
     assert!(
-        !r.ok() && r.error_message().contains("leaves the agent's workspace"),
-        "{r}"
+        !env.gateway.workspace("bob").exists(),
+        "checking bob's paths created his workspace on the gateway's disk"
     );
     assert_eq!(
         env.model.requests().len(),

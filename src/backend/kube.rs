@@ -27,7 +27,8 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    AgentPaths, AgentRecord, Backend, BackendError, EnvironmentStatus, EventSender, RunRecord,
+    AgentList, AgentPaths, AgentRecord, Backend, BackendError, EnvironmentStatus, EventSender,
+    RunRecord,
 };
 use crate::agent::{AgentId, AgentName, Tenant};
 use crate::codex::{RunOutcome, RunRequest};
@@ -412,19 +413,19 @@ impl Backend for KubeBackend {
                     self.agents
                         .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
                         .await
-                        .map_err(|e| BackendError::state(agent, e))?;
+                        .map_err(|e| BackendError::write_state(agent, e))?;
                     return Ok(record);
                 }
                 Err(e) if is_conflict(&e) => continue,
                 Err(e) => {
-                    return Err(BackendError::state(
+                    return Err(BackendError::write_state(
                         agent,
                         format!("writing the status: {e}"),
                     ))
                 }
             }
         }
-        Err(BackendError::state(
+        Err(BackendError::write_state(
             agent,
             "the status kept changing under the write; giving up",
         ))
@@ -437,7 +438,7 @@ impl Backend for KubeBackend {
             .map(|cr| record_from(&cr, agent, Utc::now())))
     }
 
-    async fn list_agents(&self, tenant: &Tenant) -> Result<Vec<AgentRecord>, BackendError> {
+    async fn list_agents(&self, tenant: &Tenant) -> Result<AgentList, BackendError> {
         let lp = ListParams::default().labels(&format!("{LABEL_TENANT}={tenant}"));
         let list = self
             .agents
@@ -461,7 +462,10 @@ impl Backend for KubeBackend {
             })
             .collect();
         out.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
-        Ok(out)
+        Ok(AgentList {
+            agents: out,
+            unreadable: Vec::new(),
+        })
     }
 
     async fn environment(
@@ -489,6 +493,8 @@ impl Backend for KubeBackend {
             .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
             .await
             .map(|_| ())
-            .map_err(|e| BackendError::state(agent, format!("suspending CodexAgent {name}: {e}")))
+            .map_err(|e| {
+                BackendError::write_state(agent, format!("suspending CodexAgent {name}: {e}"))
+            })
     }
 }

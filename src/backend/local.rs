@@ -17,7 +17,10 @@ use tokio::process::Command;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use super::{AgentPaths, AgentRecord, Backend, BackendError, EventSender, RunRecord};
+use super::{
+    AgentList, AgentPaths, AgentRecord, Backend, BackendError, EventSender, RunRecord,
+    UnreadableAgent,
+};
 use crate::agent::{AgentId, AgentName, Tenant};
 use crate::codex::{AgentRunLine, RunOutcome, RunRequest};
 
@@ -69,13 +72,97 @@ impl LocalBackend {
         }
     }
 
+    /// Replaces the record atomically: a unique temporary file, flushed to
+    /// disk, renamed over the old one. A failed write leaves the old record
+    /// and no temporary file behind.
     fn write_record(path: &Path, record: &AgentRecord) -> std::io::Result<()> {
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(record).expect("record serializes"),
-        )?;
-        std::fs::rename(tmp, path)
+        Self::write_record_via(path, record, |f, bytes| {
+            std::io::Write::write_all(f, bytes)?;
+            f.sync_all()
+        })
+    }
+
+    /// [`Self::write_record`] with the step that fills the temporary file
+    /// given, so a full disk can be simulated.
+    fn write_record_via(
+        path: &Path,
+        record: &AgentRecord,
+        fill: impl FnOnce(&mut std::fs::File, &[u8]) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        // Dropping the temporary file on any error below removes it.
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".agent.json.")
+            .suffix(".tmp")
+            .tempfile_in(dir)?;
+        let bytes = serde_json::to_vec_pretty(record).expect("record serializes");
+        fill(tmp.as_file_mut(), &bytes)?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// Every agent directory of a tenant with its record (or why it is unreadable).
+    fn list_records(dir: &Path) -> std::io::Result<AgentList> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(AgentList::default()),
+            Err(e) => return Err(e),
+        };
+        let mut out = AgentList::default();
+        for entry in entries.flatten() {
+            let Some(name) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| AgentName::parse(n).ok())
+            else {
+                continue;
+            };
+            match Self::read_record(&entry.path().join(RECORD_FILE)) {
+                Ok(Some(r)) => out.agents.push(r),
+                Ok(None) => {}
+                Err(e) => out.unreadable.push(UnreadableAgent {
+                    agent_id: name.to_string(),
+                    reason: format!("{RECORD_FILE}: {e}"),
+                }),
+            }
+        }
+        out.agents.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+        out.unreadable.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+        Ok(out)
+    }
+}
+
+/// Runs filesystem work on the blocking pool: a directory of 100k files
+/// must not stall the async workers that serve every other request.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(std::io::Error::other(format!(
+            "filesystem task failed: {e}"
+        )))
+    })
+}
+
+/// An IO error without the file path some layers add to it: callers see
+/// what went wrong, not where the server keeps its files.
+fn io_reason(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code).to_string(),
+        None => e.kind().to_string(),
+    }
+}
+
+/// Empties a directory, keeping the directory itself.
+fn empty_dir(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            let _ = match e.file_type() {
+                Ok(t) if t.is_dir() => std::fs::remove_dir_all(&p),
+                _ => std::fs::remove_file(&p),
+            };
+        }
     }
 }
 
@@ -100,15 +187,26 @@ impl Backend for LocalBackend {
     ) -> Result<AgentRecord, BackendError> {
         let dir = self.agent_dir(agent);
         let _guard = self.records.lock().await;
-        for sub in ["workspace", "codex-home", "tmp"] {
-            create_private_dir(&dir.join(sub)).map_err(|e| BackendError::prepare(agent, e))?;
-        }
-        let path = dir.join(RECORD_FILE);
-        match Self::read_record(&path).map_err(|e| BackendError::state(agent, e))? {
+        let prepared = blocking(move || {
+            for sub in ["workspace", "codex-home", "tmp"] {
+                create_private_dir(&dir.join(sub))?;
+            }
+            Ok(dir.join(RECORD_FILE))
+        })
+        .await;
+        let path = prepared.map_err(|e| BackendError::prepare(agent, e))?;
+        let read = path.clone();
+        match blocking(move || Self::read_record(&read))
+            .await
+            .map_err(|e| BackendError::state(agent, e))?
+        {
             Some(r) => Ok(r),
             None => {
                 let r = AgentRecord::new(agent, Utc::now());
-                Self::write_record(&path, &r).map_err(|e| BackendError::prepare(agent, e))?;
+                let new = r.clone();
+                blocking(move || Self::write_record(&path, &new))
+                    .await
+                    .map_err(|e| BackendError::write_state(agent, io_reason(&e)))?;
                 Ok(r)
             }
         }
@@ -244,65 +342,48 @@ impl Backend for LocalBackend {
     ) -> Result<AgentRecord, BackendError> {
         let path = self.agent_dir(agent).join(RECORD_FILE);
         let _guard = self.records.lock().await;
-        let mut record = Self::read_record(&path)
+        let read = path.clone();
+        let mut record = blocking(move || Self::read_record(&read))
+            .await
             .map_err(|e| BackendError::state(agent, e))?
             .unwrap_or_else(|| AgentRecord::new(agent, Utc::now()));
         record.apply(&run, Utc::now());
-        Self::write_record(&path, &record).map_err(|e| BackendError::state(agent, e))?;
+        let new = record.clone();
+        blocking(move || Self::write_record(&path, &new))
+            .await
+            .map_err(|e| BackendError::write_state(agent, io_reason(&e)))?;
         Ok(record)
     }
 
     async fn get_agent(&self, agent: &AgentId) -> Result<Option<AgentRecord>, BackendError> {
-        Self::read_record(&self.agent_dir(agent).join(RECORD_FILE))
+        let path = self.agent_dir(agent).join(RECORD_FILE);
+        blocking(move || Self::read_record(&path))
+            .await
             .map_err(|e| BackendError::state(agent, e))
     }
 
-    async fn list_agents(&self, tenant: &Tenant) -> Result<Vec<AgentRecord>, BackendError> {
+    async fn list_agents(&self, tenant: &Tenant) -> Result<AgentList, BackendError> {
         let dir = self.tenant_dir(tenant).join("agents");
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(BackendError::State {
-                    agent: format!("{tenant}/*"),
-                    reason: e.to_string(),
-                })
-            }
-        };
-        let mut out = Vec::new();
-        for entry in entries.flatten() {
-            let Some(name) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| AgentName::parse(n).ok())
-            else {
-                continue;
-            };
-            let id = AgentId {
-                tenant: tenant.clone(),
-                name,
-            };
-            if let Some(r) = self.get_agent(&id).await? {
-                out.push(r);
-            }
-        }
-        out.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
-        Ok(out)
+        blocking(move || Self::list_records(&dir))
+            .await
+            .map_err(|e| BackendError::State {
+                agent: format!("{tenant}/*"),
+                reason: e.to_string(),
+            })
     }
 
     async fn release_agent(&self, agent: &AgentId) -> Result<(), BackendError> {
         // Nothing runs between calls locally; only scratch space is freed.
         let tmp = self.agent_dir(agent).join("tmp");
-        if let Ok(entries) = std::fs::read_dir(&tmp) {
-            for e in entries.flatten() {
-                let p = e.path();
-                let _ = if p.is_dir() {
-                    std::fs::remove_dir_all(&p)
-                } else {
-                    std::fs::remove_file(&p)
-                };
-            }
-        }
-        Ok(())
+        blocking(move || {
+            empty_dir(&tmp);
+            Ok(())
+        })
+        .await
+        .map_err(|e| BackendError::write_state(agent, e))
     }
 }
+
+#[cfg(test)]
+#[path = "local_tests.rs"]
+mod tests;

@@ -158,6 +158,8 @@ pub enum BackendError {
     NotReady { agent: String, reason: String },
     #[error("reading the state of agent {agent} failed: {reason}")]
     State { agent: String, reason: String },
+    #[error("saving the state of agent {agent} failed: {reason}")]
+    WriteState { agent: String, reason: String },
     #[error("starting the run failed: {0}")]
     Spawn(String),
     #[error("the run ended without a result: {0}")]
@@ -172,12 +174,35 @@ impl BackendError {
         }
     }
 
+    /// Reading the agent's stored state failed.
     pub fn state(agent: &AgentId, e: impl std::fmt::Display) -> Self {
         Self::State {
             agent: agent.to_string(),
             reason: e.to_string(),
         }
     }
+
+    /// Saving the agent's state failed.
+    pub fn write_state(agent: &AgentId, e: impl std::fmt::Display) -> Self {
+        Self::WriteState {
+            agent: agent.to_string(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// An agent whose stored state could not be read, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UnreadableAgent {
+    pub agent_id: String,
+    pub reason: String,
+}
+
+/// A tenant's agents: one agent whose state is damaged does not hide the others.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgentList {
+    pub agents: Vec<AgentRecord>,
+    pub unreadable: Vec<UnreadableAgent>,
 }
 
 /// Streams Codex's events out of a run as they happen.
@@ -219,8 +244,9 @@ pub trait Backend: Send + Sync + 'static {
     /// The agent's record, if it exists.
     async fn get_agent(&self, agent: &AgentId) -> Result<Option<AgentRecord>, BackendError>;
 
-    /// Every agent of a tenant.
-    async fn list_agents(&self, tenant: &Tenant) -> Result<Vec<AgentRecord>, BackendError>;
+    /// Every agent of a tenant; agents whose state cannot be read are
+    /// listed apart with the reason.
+    async fn list_agents(&self, tenant: &Tenant) -> Result<AgentList, BackendError>;
 
     /// Frees what an idle agent holds while keeping its workspace and
     /// conversation (locally nothing runs between calls; on Kubernetes the

@@ -22,7 +22,7 @@ use crate::agent::AgentId;
 use crate::metrics::ToolKind;
 use crate::progress::Progress;
 use crate::runs::{RunError, Runner, Turn, TurnResult};
-use crate::workspace::resolve_in_workspace;
+use crate::workspace::check_relative;
 use args::{
     AgentStatusArgs, ChatArgs, ContextFile, FixArgs, ImplementArgs, ListSessionsArgs, PlanArgs,
     ReviewArgs,
@@ -94,21 +94,6 @@ impl CodexTools {
         })
     }
 
-    fn check_paths<'a>(
-        &self,
-        agent: &AgentId,
-        paths: impl IntoIterator<Item = &'a str>,
-    ) -> Result<(), ToolError> {
-        let ws = self.runner.backend().paths(agent).workspace;
-        // The workspace may not exist before the first call; paths are judged
-        // against it as it will be.
-        std::fs::create_dir_all(&ws).ok();
-        for p in paths {
-            resolve_in_workspace(&ws, p).map_err(|e| ToolError::InvalidParams(e.to_string()))?;
-        }
-        Ok(())
-    }
-
     /// Runs a turn that must answer with JSON matching `R`'s schema; one
     /// repair turn is allowed, then the mismatch is reported, never patched over.
     async fn structured_turn<R: schemars::JsonSchema + DeserializeOwned>(
@@ -131,7 +116,7 @@ impl CodexTools {
             .runner
             .run_turn(&call.agent, &turn, &call.progress, &call.cancel)
             .await?;
-        ensure_ok(&first)?;
+        ensure_ok(&first).map_err(|e| with_changes(e, &first))?;
         let text = first.outcome.final_message.clone().unwrap_or_default();
         let err = match parse_reply::<R>(&schema, &text) {
             Ok(r) => return Ok((r, first)),
@@ -149,20 +134,61 @@ impl CodexTools {
         let second = self
             .runner
             .run_turn(&call.agent, &repair, &call.progress, &call.cancel)
-            .await?;
-        ensure_ok(&second)?;
+            .await
+            .map_err(|e| with_changes(e.into(), &first))?;
+        ensure_ok(&second).map_err(|e| with_changes(e, &first))?;
         let text = second.outcome.final_message.clone().unwrap_or_default();
         let reply = parse_reply::<R>(&schema, &text).map_err(|e| {
             self.runner
                 .metrics()
                 .run_finished(tool, crate::metrics::Outcome::InvalidReply);
-            ToolError::Failed(format!("{e} (after one retry); no result was produced"))
+            with_changes(
+                ToolError::Failed(format!("{e} (after one retry); no result was produced")),
+                &first,
+            )
         })?;
         // The first run's changes are the real ones; the repair turn is read-only.
-        let mut merged = second;
-        merged.outcome.changes = first.outcome.changes;
+        let mut merged = first;
+        merged.info.add_repair_turn(&second.info, &err.to_string());
+        merged.outcome.final_message = second.outcome.final_message;
         Ok((reply, merged))
     }
+}
+
+/// Adds what the failed call changed in the workspace to its error: the
+/// caller must know its files changed even though no result came back.
+fn with_changes(e: ToolError, run: &TurnResult) -> ToolError {
+    match e {
+        ToolError::Failed(m) if !run.outcome.changes.is_empty() => {
+            ToolError::Failed(format!("{m}\n\n{}", describe_changes(&run.outcome.changes)))
+        }
+        other => other,
+    }
+}
+
+/// Changed files with their diffs while those stay short.
+fn describe_changes(changes: &[crate::codex::FileChange]) -> String {
+    const DIFF_BUDGET: usize = 8 * 1024;
+    let mut out = format!(
+        "The workspace was changed nonetheless ({} file(s)):",
+        changes.len()
+    );
+    for c in changes {
+        let action = match c.action {
+            crate::codex::FileChangeKind::Create => "created",
+            crate::codex::FileChangeKind::Modify => "modified",
+            crate::codex::FileChangeKind::Delete => "deleted",
+        };
+        out.push_str(&format!("\n- {} ({action})", c.file));
+    }
+    let total: usize = changes.iter().map(|c| c.diff.len()).sum();
+    if total <= DIFF_BUDGET {
+        out.push_str("\n\nDiffs:\n");
+        for c in changes {
+            out.push_str(&c.diff);
+        }
+    }
+    out
 }
 
 fn ensure_ok(r: &TurnResult) -> Result<(), ToolError> {
@@ -175,6 +201,16 @@ fn ensure_ok(r: &TurnResult) -> Result<(), ToolError> {
             .clone()
             .unwrap_or_else(|| "codex run failed".to_owned()),
     ))
+}
+
+/// Refuses workspace paths that are unsafe by their text alone. The gateway
+/// never looks at an agent's files here: they live in the agent's
+/// environment (a pod's volume on Kubernetes), not on the gateway's disk.
+fn check_paths<'a>(paths: impl IntoIterator<Item = &'a str>) -> Result<(), ToolError> {
+    for p in paths {
+        check_relative(p).map_err(|e| ToolError::InvalidParams(e.to_string()))?;
+    }
+    Ok(())
 }
 
 fn context_paths(files: &Option<Vec<ContextFile>>) -> impl Iterator<Item = &str> {
@@ -245,8 +281,7 @@ impl CodexTools {
     ) -> Result<Json<ImplementResponse>, ToolError> {
         require_text("task", &args.task)?;
         let call = self.call(&ctx)?;
-        self.check_paths(
-            &call.agent,
+        check_paths(
             args.target_files
                 .iter()
                 .map(String::as_str)
@@ -317,7 +352,7 @@ impl CodexTools {
             ));
         }
         let call = self.call(&ctx)?;
-        self.check_paths(&call.agent, context_paths(&args.context_files))?;
+        check_paths(context_paths(&args.context_files))?;
         let (reply, turn) = self
             .structured_turn::<FixModelReply>(
                 &call,
@@ -450,12 +485,16 @@ impl CodexTools {
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<CleanupResult>, ToolError> {
         let caller = Caller::from_context(&ctx)?;
-        let released = self
+        let report = self
             .runner
-            .cleanup_inactive(&caller.tenant)
+            .cleanup_inactive(&caller.tenant, caller.allowed_agents.as_deref())
             .await
             .map_err(|e| ToolError::Failed(e.to_string()))?;
-        Ok(Json(CleanupResult { released }))
+        Ok(Json(CleanupResult {
+            released: report.released,
+            busy: report.busy,
+            unreadable: report.unreadable,
+        }))
     }
 }
 

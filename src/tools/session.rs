@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::caller::Caller;
 use super::ToolError;
 use crate::agent::{AgentId, AgentName, Tenant};
-use crate::backend::{AgentRecord, EnvironmentStatus};
+use crate::backend::{AgentRecord, EnvironmentStatus, UnreadableAgent};
 use crate::runs::Runner;
 
 /// One agent as the session tools show it. Kept apart from
@@ -33,6 +33,9 @@ pub struct AgentSummary {
 pub struct SessionList {
     pub sessions: Vec<AgentSummary>,
     pub total: usize,
+    /// Agents whose stored state could not be read, with the reason; the
+    /// others are listed as usual.
+    pub unreadable: Vec<UnreadableAgent>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -75,6 +78,10 @@ pub struct HealthReport {
 pub struct CleanupResult {
     /// Agents released; their workspaces and conversations are kept.
     pub released: Vec<String>,
+    /// Idle agents left alone because a call was using or waiting for them.
+    pub busy: Vec<String>,
+    /// Agents whose state could not be read or released, with the reason.
+    pub unreadable: Vec<UnreadableAgent>,
 }
 
 fn summarize(runner: &Runner, tenant_agent: &AgentId, r: AgentRecord) -> AgentSummary {
@@ -111,12 +118,22 @@ pub async fn list_sessions(
             AgentName::parse(n).map_err(|e| ToolError::InvalidParams(format!("agent_id: {e}")))
         })
         .transpose()?;
-    let records = runner
+    let list = runner
         .backend()
         .list_agents(&caller.tenant)
         .await
         .map_err(|e| ToolError::Failed(e.to_string()))?;
-    let sessions: Vec<AgentSummary> = records
+    let shown = |n: &str| {
+        AgentName::parse(n)
+            .is_ok_and(|n| caller.may_use(&n) && only.as_ref().is_none_or(|o| *o == n))
+    };
+    let unreadable = list
+        .unreadable
+        .into_iter()
+        .filter(|u| shown(&u.agent_id))
+        .collect();
+    let sessions: Vec<AgentSummary> = list
+        .agents
         .into_iter()
         .filter_map(|r| {
             let name = AgentName::parse(&r.agent_id).ok()?;
@@ -133,6 +150,7 @@ pub async fn list_sessions(
     Ok(SessionList {
         total: sessions.len(),
         sessions,
+        unreadable,
     })
 }
 
@@ -191,6 +209,7 @@ pub fn health(runner: &Runner, tenant: Option<&Tenant>) -> HealthReport {
     if credentials.starts_with("unusable") {
         problems.push(format!("credentials {credentials}"));
     }
+    problems.extend(runner.state_problems(tenant));
     HealthReport {
         status: if problems.is_empty() {
             "healthy"

@@ -62,6 +62,10 @@ pub enum Reply {
     /// A stream that starts an assistant message ("partial") and closes
     /// without `response.completed`, as a dropped connection would.
     Disconnect,
+    /// This reply, after holding the request this long (the model
+    /// "thinking"): keeps a run busy. Holds are counted, see
+    /// [`FakeModel::max_concurrent_holds`].
+    Delayed(Duration, Box<Reply>),
     /// Several replies answering consecutive requests (queue: pushed in
     /// order; rule: consumed one per match, the last one repeating).
     Sequence(Vec<Reply>),
@@ -70,6 +74,9 @@ pub enum Reply {
 impl Reply {
     pub fn text(s: impl Into<String>) -> Self {
         Reply::Text(s.into())
+    }
+    pub fn delayed(pause: Duration, reply: Reply) -> Self {
+        Reply::Delayed(pause, Box::new(reply))
     }
     pub fn exec(cmd: impl Into<String>) -> Self {
         Reply::Exec { cmd: cmd.into() }
@@ -127,6 +134,8 @@ struct Shared {
     ids: AtomicU64,
     reject_expired: AtomicBool,
     stop: CancellationToken,
+    holding: AtomicU64,
+    max_holding: AtomicU64,
 }
 
 /// The running fake model server. Stops on [`FakeModel::shutdown`] or drop.
@@ -155,6 +164,8 @@ impl FakeModel {
             ids: AtomicU64::new(0),
             reject_expired: AtomicBool::new(false),
             stop: CancellationToken::new(),
+            holding: AtomicU64::new(0),
+            max_holding: AtomicU64::new(0),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
         let stop = shared.stop.clone();
@@ -272,6 +283,11 @@ impl FakeModel {
                 return self.requests().len() >= n;
             }
         }
+    }
+
+    /// The most [`Reply::Delayed`] requests held at the same time so far.
+    pub fn max_concurrent_holds(&self) -> u64 {
+        self.shared.max_holding.load(Ordering::SeqCst)
     }
 
     /// Stops accepting, and ends stalled streams so their clients see EOF.
@@ -410,7 +426,17 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         )
             .into_response();
     }
-    let reply = next_reply(&shared, &text);
+    let mut reply = next_reply(&shared, &text);
+    while let Reply::Delayed(pause, inner) = reply {
+        let now = shared.holding.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.max_holding.fetch_max(now, Ordering::SeqCst);
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = shared.stop.cancelled() => {}
+        }
+        shared.holding.fetch_sub(1, Ordering::SeqCst);
+        reply = *inner;
+    }
     respond(&shared, reply)
 }
 
@@ -474,6 +500,7 @@ fn respond(shared: &Arc<Shared>, reply: Reply) -> Response {
             return sse_response(shared, events, None);
         }
         Reply::Sequence(_) => unreachable!("sequences are flattened when scripted"),
+        Reply::Delayed(..) => unreachable!("holds are served before responding"),
     };
     let mut all = vec![created];
     all.extend(events);
