@@ -50,6 +50,9 @@ pub struct Turn {
     pub track_changes: bool,
     /// Start a new Codex conversation instead of continuing the agent's.
     pub new_conversation: bool,
+    /// Workspace paths the caller named; the run refuses to start if one
+    /// resolves outside the workspace in the agent's environment.
+    pub workspace_paths: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -333,7 +336,7 @@ impl Runner {
             credentials,
             track_changes: turn.track_changes,
             workspace: paths.workspace,
-            workspace_paths: vec![],
+            workspace_paths: turn.workspace_paths.clone(),
             codex_home: paths.codex_home,
             timeout_secs: Some(self.settings.run_timeout.as_secs()),
             follow_login,

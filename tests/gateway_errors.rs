@@ -379,3 +379,41 @@ async fn tenants_and_agent_limits_come_from_the_token_file() {
         .unwrap();
     assert_eq!(resp.status(), 403, "unknown Host headers are refused");
 }
+
+#[tokio::test]
+async fn workspace_paths_that_leave_the_workspace_are_refused_before_codex_runs() {
+    let env = start().await;
+    let agent = |r: McpClient| r.header("X-Codex-Agent", "linker");
+    // Lexically, by the gateway.
+    let out = agent(client(&env))
+        .call_tool(
+            "implement",
+            json!({"task": "t", "target_files": ["../../etc/passwd"]}),
+        )
+        .await;
+    assert!(failure(&out).contains("../../etc/passwd"), "{out}");
+
+    // Through a symlink in the workspace, by agent-run where the files are.
+    env.model.push(Reply::text("ready"));
+    let first = agent(client(&env))
+        .call_tool("chat", json!({"message": "hello"}))
+        .await;
+    assert!(first.ok() && !first.is_error(), "{first}");
+    std::os::unix::fs::symlink(env.dir.path(), env.gateway.workspace("linker").join("out"))
+        .unwrap();
+    let before = env.model.requests().len();
+    let out = agent(client(&env))
+        .call_tool(
+            "fix",
+            json!({"symptoms": "s", "context_files": ["out/agents/linker/agent.json"]}),
+        )
+        .await;
+    let why = failure(&out);
+    assert!(
+        why.contains("out/agents/linker/agent.json")
+            && why.contains("leaves the agent's workspace"),
+        "{out}"
+    );
+    assert_eq!(env.model.requests().len(), before, "Codex never ran");
+    still_healthy(&env).await;
+}

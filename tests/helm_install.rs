@@ -186,7 +186,7 @@ async fn workspace_tools_through_the_chart(model: &FakeModel, port: u16, token: 
     let fix = gateway_client(port, token)
         .call_tool(
             "fix",
-            json!({"symptoms": "prints helo", "context_files": [{"path": "hello.py"}]}),
+            json!({"symptoms": "prints helo", "context_files": ["hello.py"]}),
         )
         .await;
     assert!(fix.ok() && !fix.is_error(), "{fix}");

@@ -78,6 +78,8 @@ anything else. Name your agent with the X-Codex-Agent header or an /agents/NAME/
 
 struct Call {
     agent: AgentId,
+    /// Workspace paths the caller named, for `agent-run` to resolve.
+    workspace_paths: Vec<String>,
     progress: Progress,
     cancel: tokio_util::sync::CancellationToken,
 }
@@ -89,6 +91,7 @@ impl CodexTools {
         let progress = Progress::new(ctx.peer.clone(), ctx.meta.get_progress_token());
         Ok(Call {
             agent,
+            workspace_paths: Vec::new(),
             progress,
             cancel: ctx.ct.clone(),
         })
@@ -111,6 +114,7 @@ impl CodexTools {
             writes,
             track_changes: writes,
             new_conversation: false,
+            workspace_paths: call.workspace_paths.clone(),
         };
         let first = self
             .runner
@@ -206,11 +210,15 @@ fn ensure_ok(r: &TurnResult) -> Result<(), ToolError> {
 /// Refuses workspace paths that are unsafe by their text alone. The gateway
 /// never looks at an agent's files here: they live in the agent's
 /// environment (a pod's volume on Kubernetes), not on the gateway's disk.
-fn check_paths<'a>(paths: impl IntoIterator<Item = &'a str>) -> Result<(), ToolError> {
-    for p in paths {
-        check_relative(p).map_err(|e| ToolError::InvalidParams(e.to_string()))?;
-    }
-    Ok(())
+fn check_paths<'a>(paths: impl IntoIterator<Item = &'a str>) -> Result<Vec<String>, ToolError> {
+    paths
+        .into_iter()
+        .map(|p| {
+            check_relative(p)
+                .map(|_| p.to_owned())
+                .map_err(|e| ToolError::InvalidParams(e.to_string()))
+        })
+        .collect()
 }
 
 fn context_paths(files: &Option<Vec<ContextFile>>) -> impl Iterator<Item = &str> {
@@ -280,8 +288,8 @@ impl CodexTools {
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<ImplementResponse>, ToolError> {
         require_text("task", &args.task)?;
-        let call = self.call(&ctx)?;
-        check_paths(
+        let mut call = self.call(&ctx)?;
+        call.workspace_paths = check_paths(
             args.target_files
                 .iter()
                 .map(String::as_str)
@@ -351,8 +359,8 @@ impl CodexTools {
                     .into(),
             ));
         }
-        let call = self.call(&ctx)?;
-        check_paths(context_paths(&args.context_files))?;
+        let mut call = self.call(&ctx)?;
+        call.workspace_paths = check_paths(context_paths(&args.context_files))?;
         let (reply, turn) = self
             .structured_turn::<FixModelReply>(
                 &call,
@@ -401,6 +409,7 @@ impl CodexTools {
             writes: true,
             track_changes: false,
             new_conversation: args.new_conversation.unwrap_or(false),
+            workspace_paths: Vec::new(),
         };
         let result = self
             .runner
