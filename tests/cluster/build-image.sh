@@ -33,7 +33,7 @@
 #
 # Images are built with buildah (vfs storage, a private throwaway storage
 # root, so the machine's own container storage is never touched) and imported
-# with `ctr -n k8s.io --address <harness socket> images import`.
+# with the harness's ctr (`ctr -n k8s.io --address <harness socket> images import`).
 set -euo pipefail
 
 die() {
@@ -202,7 +202,7 @@ if [ -n "$OUTPUT" ]; then
   echo "build-image.sh: wrote $REF to $OUTPUT"
   exit 0
 fi
-ctr -n k8s.io --address "$SOCKET" images import "$ARCHIVE" >/dev/null
-ctr -n k8s.io --address "$SOCKET" images ls -q | grep -qxF "$REF" ||
+ctr_k8s images import "$ARCHIVE" >/dev/null
+has_image "$REF" ||
   die "containerd did not register $REF after the import"
 echo "build-image.sh: loaded $REF"

@@ -23,7 +23,7 @@ if [ -z "${CODEX_MCP_CLUSTER_LOCKED:-}" ]; then
   flock 9
 fi
 
-CTR=(ctr -n k8s.io --address "$SOCKET")
+CTR=(ctr_k8s)
 
 # 1. Pods, while the apiserver and kubelet can still stop them properly (the
 #    kubelet tears down their network through CNI and unmounts volumes).
@@ -77,7 +77,7 @@ if pid_of containerd >/dev/null; then
   for c in "${CONTAINERS[@]}"; do
     for _ in $(seq 20); do
       "${CTR[@]}" tasks delete "$c" >/dev/null 2>&1 && break
-      "${CTR[@]}" tasks ls -q 2>/dev/null | grep -qxF "$c" || break
+      "${CTR[@]}" tasks ls -q 2>/dev/null | grep -xF "$c" >/dev/null || break
       sleep 0.25
     done
     "${CTR[@]}" containers delete "$c" >/dev/null 2>&1 || true
@@ -87,6 +87,7 @@ fi
 # 3. The remaining daemons, newest first.
 stop_process containerd 20
 stop_process service-proxy
+stop_process pv-watcher
 stop_process dns-stub
 stop_process kube-apiserver 20
 stop_process etcd 20
@@ -106,11 +107,14 @@ done
 # 4. Shims outlive containerd, and pod processes outlive their shim. Ours are
 #    the shims started with our socket; their children are the containers'
 #    init processes (killing a PID namespace's init ends the namespace).
-SHIM_BIN="$(command -v containerd-shim-runc-v2 || echo /usr/bin/containerd-shim-runc-v2)"
 NETNS_IDS=()
 SHIM_SOCKETS=()
 for shim in $(pgrep -f -- "-address $SOCKET" || true); do
-  [ "$(readlink "/proc/$shim/exe" 2>/dev/null)" = "$SHIM_BIN" ] || continue
+  # The shim of whichever cached release started it.
+  case "$(readlink "/proc/$shim/exe" 2>/dev/null)" in
+    "$CACHE"/kubernetes-*/bin/containerd-shim-runc-v2) ;;
+    *) continue ;;
+  esac
   for child in $(pgrep -P "$shim" || true); do
     # Remember the pod's network namespace, to find its mount below.
     id="$(readlink "/proc/$child/ns/net" 2>/dev/null || true)"

@@ -3,15 +3,17 @@
 # test cluster lives and how its processes are tracked.
 #
 # Everything the harness creates is under $H, except what the programs it runs
-# insist on putting elsewhere: pod network namespaces (/run/netns/cni-*), pod
-# log directories (/var/log/pods), containerd shim sockets (/run/containerd/s),
-# the provisioner's /tmp/codex-mcp-pv symlink, and a loopback address plus a
-# route for the service range. down.sh removes each of those again.
+# insist on putting elsewhere: pod log directories (/var/log/pods), the
+# kubelet's device-plugin socket (/var/lib/kubelet), containerd shim sockets
+# (/run/containerd/s), the provisioner's /tmp/hostpath_pv symlink, and a
+# loopback address plus a route for the service range. down.sh removes each
+# of those again.
 
 CACHE="${CODEX_MCP_CACHE:-$HOME/.cache/codex-mcp}"
 H="$CACHE/cluster"
 KBIN="$CACHE/kubernetes/bin"
 KUBECTL="$KBIN/kubectl"
+CTR_BIN="$KBIN/ctr"
 ADMIN_KUBECONFIG="$H/kubeconfig"
 SOCKET="$H/containerd/run/containerd.sock"
 
@@ -38,9 +40,11 @@ POD_GATEWAY=10.87.0.1
 # locally instead of being routed off the machine.
 SERVICE_SUBNET=10.96.0.0/24
 SERVICE_IP=10.96.0.1
-PV_LINK=/tmp/codex-mcp-pv
+# The hostpath provisioner's fixed base directory; up.sh makes it a symlink
+# to its own directory.
+PV_LINK=/tmp/hostpath_pv
 
-PAUSE_IMAGE=localhost/codex-mcp/pause:3.4
+PAUSE_IMAGE=localhost/codex-mcp/pause:1
 # The probe pod's image, and the image cluster tests use for plain pods.
 BUSYBOX_IMAGE=codex-mcp-test/busybox:1
 BUSYBOX_REF=docker.io/codex-mcp-test/busybox:1
@@ -50,9 +54,18 @@ BUSYBOX_REF=docker.io/codex-mcp-test/busybox:1
 HOST_PATHS=(/var/lib/kubelet /var/lib/cni /var/log/pods /var/log/containers /run/containerd /run/netns /usr/libexec/kubernetes)
 
 # Everything up.sh starts, in start order (down.sh stops them in reverse).
-PROCESSES=(etcd kube-apiserver service-proxy dns-stub containerd kube-controller-manager kube-scheduler kubelet)
+PROCESSES=(etcd kube-apiserver service-proxy dns-stub pv-watcher containerd kube-controller-manager kube-scheduler kubelet)
 
 k() { "$KUBECTL" --kubeconfig "$ADMIN_KUBECONFIG" --request-timeout 30s "$@"; }
+# The harness's own ctr (containerd 2's; Debian's containerd is not
+# installed), also as plain `ctr` for whatever sources this file. Quiet about
+# the daemon's cgroup v1 deprecation, which it would print on every call.
+ctr() { CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS=1 "$CTR_BIN" "$@"; }
+ctr_k8s() { ctr -n k8s.io --address "$SOCKET" "$@"; }
+# Whether containerd has the image REF. grep reads the whole list: with -q it
+# would stop at the match, and ctr, killed by SIGPIPE as it writes the rest,
+# would fail the pipeline under pipefail.
+has_image() { ctr_k8s images ls -q | grep -xF -- "$1" >/dev/null; }
 
 # A pid file holds "PID STARTTIME": the start time (in clock ticks since boot)
 # tells our process from an unrelated one that reused its PID.

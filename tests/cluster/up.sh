@@ -2,7 +2,8 @@
 # Starts the single-node Kubernetes cluster the cluster tests run against:
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, a private
 # containerd and a kubelet, all built or installed by install.sh (which this
-# runs first; it returns at once when everything is cached).
+# runs first; it returns at once when everything is cached). The release is
+# install.sh's: CODEX_MCP_K8S_VERSION (default 1.37.2) selects it.
 #
 #   tests/cluster/up.sh      start, or reuse the running cluster if healthy
 #   tests/cluster/down.sh    stop everything and clean up
@@ -65,7 +66,7 @@ wait_for() { # WHAT SECONDS LOG-NAME COMMAND...
 # The running cluster is reused only if it was started by this very
 # configuration (these scripts and these binaries).
 config_hash() {
-  cat "$HERE/up.sh" "$HERE/lib.sh" "$HERE/dns-stub.py" | sha256sum | cut -c1-16
+  cat "$HERE/up.sh" "$HERE/lib.sh" "$HERE/dns-stub.py" "$HERE/pv-watcher.py" | sha256sum | cut -c1-16
   readlink -f "$CACHE/kubernetes"
 }
 
@@ -190,7 +191,7 @@ EOF
   cat >"$H/containerd/config.toml" <<EOF
 # The harness's own containerd: own root, state, socket and CNI config, so a
 # containerd the machine runs itself is never touched.
-version = 2
+version = 3
 root = "$H/containerd/root"
 state = "$H/containerd/state"
 [grpc]
@@ -201,26 +202,35 @@ state = "$H/containerd/state"
   address = ""
 [metrics]
   address = ""
-[plugins."io.containerd.internal.v1.opt"]
+[plugins.'io.containerd.internal.v1.opt']
   path = "$H/containerd/opt"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "$PAUSE_IMAGE"
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
+# NRI would open a socket under /var/run/nri; nothing here uses it.
+[plugins.'io.containerd.nri.v1.nri']
+  disable = true
+[plugins.'io.containerd.cri.v1.images']
+  snapshotter = "overlayfs"
+  [plugins.'io.containerd.cri.v1.images'.pinned_images]
+    sandbox = "$PAUSE_IMAGE"
+[plugins.'io.containerd.cri.v1.runtime']
   enable_selinux = false
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
+  # Pod network namespaces under the state directory, not /run/netns.
+  netns_mounts_under_state_dir = true
+  cdi_spec_dirs = []
+  [plugins.'io.containerd.cri.v1.runtime'.containerd]
     default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
         BinaryName = "$H/bin/runc"
         Root = "$H/containerd/runc"
         SystemdCgroup = false
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
+  [plugins.'io.containerd.cri.v1.runtime'.cni]
+    bin_dirs = ["/usr/lib/cni"]
     conf_dir = "$H/cni/net.d"
     max_conf_num = 1
+[plugins.'io.containerd.grpc.v1.cri']
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
 EOF
 
   cat >"$H/cni/net.d/10-codex-mcp.conflist" <<EOF
@@ -262,6 +272,11 @@ authentication:
     enabled: false
 authorization:
   mode: AlwaysAllow
+containerRuntimeEndpoint: unix://$SOCKET
+runtimeRequestTimeout: 5m
+# The machine has cgroup v1 (hybrid), which the kubelet refuses by default
+# since 1.35 but still supports.
+failCgroupV1: false
 cgroupDriver: cgroupfs
 cgroupsPerQOS: false
 enforceNodeAllocatable: []
@@ -303,10 +318,10 @@ record_host_paths() {
 setup_host_network() {
   # The bridge plugin turns on IP forwarding; remember what to restore.
   [ -f "$H/ip_forward.orig" ] || cat /proc/sys/net/ipv4/ip_forward >"$H/ip_forward.orig"
-  ip -4 addr show dev lo | grep -q " $SERVICE_IP/32 " || ip addr add "$SERVICE_IP/32" dev lo
-  ip route show table main | grep -q "^unreachable $SERVICE_SUBNET" ||
+  ip -4 addr show dev lo | grep " $SERVICE_IP/32 " >/dev/null || ip addr add "$SERVICE_IP/32" dev lo
+  ip route show table main | grep "^unreachable $SERVICE_SUBNET" >/dev/null ||
     ip route add unreachable "$SERVICE_SUBNET"
-  # The (patched) hostpath provisioner puts volumes under /tmp/codex-mcp-pv.
+  # The hostpath provisioner puts volumes under /tmp/hostpath_pv.
   if [ -L "$PV_LINK" ] || [ ! -e "$PV_LINK" ]; then
     ln -sfn "$H/pv" "$PV_LINK"
   else
@@ -319,7 +334,7 @@ start_etcd() {
   rm -rf "$H/etcd"
   mkdir -p "$H/etcd"
   chmod 700 "$H/etcd"
-  launch etcd -- etcd --name codex-mcp-test --data-dir "$H/etcd" \
+  launch etcd -- "$KBIN/etcd" --name codex-mcp-test --data-dir "$H/etcd" \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
     --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
     --initial-cluster "codex-mcp-test=http://127.0.0.1:$ETCD_PEER_PORT" \
@@ -332,7 +347,7 @@ start_apiserver() {
   local p="$H/pki"
   launch kube-apiserver -- "$KBIN/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-    --bind-address 127.0.0.1 --secure-port "$APISERVER_PORT" --insecure-port 0 \
+    --bind-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
     --advertise-address "$SERVICE_IP" --endpoint-reconciler-type none \
     --tls-cert-file "$p/apiserver.crt" --tls-private-key-file "$p/apiserver.key" \
     --client-ca-file "$p/ca.crt" --token-auth-file "$p/tokens.csv" \
@@ -364,17 +379,24 @@ start_dns_stub() {
   wait_for "the DNS stub" 20 dns-stub grep -q answering "$H/logs/dns-stub.log"
 }
 
+start_pv_watcher() {
+  cp "$HERE/pv-watcher.py" "$H/bin/pv-watcher.py"
+  launch pv-watcher -- python3 "$H/bin/pv-watcher.py" "$H/pv"
+  wait_for "the volume watcher" 20 pv-watcher grep -q watching "$H/logs/pv-watcher.log"
+}
+
 start_containerd() {
   log "starting containerd"
   mkdir -p "$H/containerd/root" "$H/containerd/state"
   # A proxy that refuses everything: an image missing locally fails at once
   # instead of being pulled from a registry off this machine.
-  launch containerd HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY= -- \
-    containerd --config "$H/containerd/config.toml"
-  wait_for "containerd to answer" 60 containerd ctr --address "$SOCKET" version
-  if ! ctr -n k8s.io --address "$SOCKET" images ls -q | grep -qxF "$PAUSE_IMAGE"; then
-    ctr -n k8s.io --address "$SOCKET" images import "$CACHE/kubernetes/images/pause.tar" >/dev/null
-    ctr -n k8s.io --address "$SOCKET" images ls -q | grep -qxF "$PAUSE_IMAGE" ||
+  # PATH: containerd looks its runc shim up there.
+  launch containerd HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY= \
+    PATH="$KBIN:$PATH" -- "$KBIN/containerd" --config "$H/containerd/config.toml"
+  wait_for "containerd to answer" 60 containerd ctr_k8s version
+  if ! has_image "$PAUSE_IMAGE"; then
+    ctr_k8s images import "$CACHE/kubernetes/images/pause.tar" >/dev/null
+    has_image "$PAUSE_IMAGE" ||
       die "importing the pause image did not register $PAUSE_IMAGE"
   fi
 }
@@ -385,7 +407,7 @@ start_controllers() {
   launch kube-controller-manager -- "$KBIN/kube-controller-manager" \
     --kubeconfig "$kc/controller-manager" \
     --authentication-kubeconfig "$kc/controller-manager" --authorization-kubeconfig "$kc/controller-manager" \
-    --bind-address 127.0.0.1 --secure-port "$CONTROLLER_MANAGER_PORT" --port 0 \
+    --bind-address 127.0.0.1 --secure-port "$CONTROLLER_MANAGER_PORT" \
     --leader-elect=false --use-service-account-credentials=true \
     --service-account-private-key-file "$p/sa.key" --root-ca-file "$p/ca.crt" \
     --cluster-signing-cert-file "$p/ca.crt" --cluster-signing-key-file "$p/ca.key" \
@@ -394,7 +416,7 @@ start_controllers() {
   launch kube-scheduler -- "$KBIN/kube-scheduler" \
     --kubeconfig "$kc/scheduler" \
     --authentication-kubeconfig "$kc/scheduler" --authorization-kubeconfig "$kc/scheduler" \
-    --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" --port 0 \
+    --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" \
     --leader-elect=false --profiling=false --v=1
 }
 
@@ -403,8 +425,6 @@ start_kubelet() {
   launch kubelet -- "$KBIN/kubelet" \
     --config "$H/kubelet/config.yaml" --kubeconfig "$H/kubeconfigs/kubelet" \
     --root-dir "$H/kubelet/root" --cert-dir "$H/kubelet/pki" \
-    --container-runtime remote --container-runtime-endpoint "unix://$SOCKET" \
-    --runtime-request-timeout 5m --pod-infra-container-image "$PAUSE_IMAGE" \
     --hostname-override localhost --v=1
   wait_for "the node to register" 90 kubelet k get node localhost
   wait_for "the node to be Ready" 120 kubelet node_ready
@@ -427,20 +447,20 @@ provisioner: kubernetes.io/host-path
 reclaimPolicy: Delete
 volumeBindingMode: Immediate
 EOF
-  if ! ctr -n k8s.io --address "$SOCKET" images ls -q | grep -qxF "$BUSYBOX_REF"; then
+  if ! has_image "$BUSYBOX_REF"; then
     log "building $BUSYBOX_IMAGE"
     "$HERE/build-image.sh" "$BUSYBOX_IMAGE" --busybox --user 1000 >/dev/null
   fi
 }
 
 # shellcheck disable=SC2317 # called through wait_for
-sa_token_ready() { # NAMESPACE
-  k -n "$1" get serviceaccount default -o jsonpath='{.secrets[0].name}' | grep -q .
+sa_ready() { # NAMESPACE
+  k -n "$1" get serviceaccount default
 }
 
 start_probe() {
   log "starting the probe pod"
-  wait_for "the kube-system service account" 60 kube-controller-manager sa_token_ready kube-system
+  wait_for "the kube-system service account" 60 kube-controller-manager sa_ready kube-system
   k apply -f - >/dev/null <<EOF
 apiVersion: v1
 kind: Pod
@@ -476,6 +496,7 @@ start_cluster() {
   start_apiserver
   start_service_proxy
   start_dns_stub
+  start_pv_watcher
   start_containerd
   start_controllers
   start_kubelet
@@ -497,7 +518,7 @@ mkdir -p "$H"
 exec 9>"$H/.lock"
 flock 9
 export CODEX_MCP_CLUSTER_LOCKED=1
-for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl; do
+for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl containerd ctr; do
   [ -x "$KBIN/$b" ] || die "$KBIN/$b is missing; run tests/cluster/install.sh"
 done
 
