@@ -443,7 +443,9 @@ async fn cancellation_kills_the_codex_process() {
                 "chat",
                 json!({"message": "take forever"}),
             )
-            .cancel_after(Duration::from_secs(3))])
+            // Long enough for Codex to start and reach the model on a
+            // loaded machine: the cancel must find the run in flight.
+            .cancel_after(Duration::from_secs(10))])
             .await
     });
     assert!(
