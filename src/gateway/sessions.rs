@@ -154,10 +154,6 @@ impl SessionRegistry {
     /// Holds a slot for a session `owner` is opening, if the caps allow.
     pub fn reserve(&self, owner: &SessionOwner) -> Result<Reservation, SessionError> {
         let mut state = self.lock();
-        let reserved: usize = state.reserved.values().sum();
-        if state.sessions.len() + reserved >= self.limits.total {
-            return Err(SessionError::Total(self.limits.total));
-        }
         let mine = state
             .sessions
             .values()
@@ -166,6 +162,10 @@ impl SessionRegistry {
             + state.reserved.get(&owner.token).copied().unwrap_or(0);
         if mine >= self.limits.per_token {
             return Err(SessionError::PerToken(self.limits.per_token));
+        }
+        let reserved: usize = state.reserved.values().sum();
+        if state.sessions.len() + reserved >= self.limits.total {
+            return Err(SessionError::Total(self.limits.total));
         }
         *state.reserved.entry(owner.token).or_default() += 1;
         Ok(Reservation {
