@@ -106,10 +106,10 @@ impl SseSessions {
 pub enum SseError {
     #[error("missing query parameter sessionId")]
     MissingSessionId,
-    #[error("unknown session: open one with GET /sse")]
-    UnknownSession,
-    #[error("the session has ended: open a new one with GET /sse")]
-    SessionEnded,
+    #[error("unknown session {0}: open one with GET /sse")]
+    UnknownSession(String),
+    #[error("session {0} has ended: open a new one with GET /sse")]
+    SessionEnded(String),
     #[error("malformed JSON-RPC message: {0}")]
     MalformedMessage(#[from] serde_json::Error),
     #[error("this SSE session was opened by another client (token, tenant or agent differ): open a session of your own with GET /sse")]
@@ -120,7 +120,7 @@ impl IntoResponse for SseError {
     fn into_response(self) -> Response {
         let status = match self {
             Self::MissingSessionId | Self::MalformedMessage(_) => StatusCode::BAD_REQUEST,
-            Self::UnknownSession | Self::SessionEnded => StatusCode::NOT_FOUND,
+            Self::UnknownSession(_) | Self::SessionEnded(_) => StatusCode::NOT_FOUND,
             Self::NotOwner => StatusCode::FORBIDDEN,
         };
         (status, self.to_string()).into_response()
@@ -270,7 +270,7 @@ async fn post_message<S: ServerHandler>(
     let (sender, owner) = shared
         .sessions
         .session(&id)
-        .ok_or(SseError::UnknownSession)?;
+        .ok_or_else(|| SseError::UnknownSession(id.clone()))?;
     // Messages run as the session's opener: only the opener may send them.
     if poster.map(|Extension(p)| p).unwrap_or_default() != owner {
         tracing::warn!("refused a message on another client's SSE session");
@@ -281,7 +281,7 @@ async fn post_message<S: ServerHandler>(
     sender
         .send(message)
         .await
-        .map_err(|_| SseError::SessionEnded)?;
+        .map_err(|_| SseError::SessionEnded(id))?;
     Ok(StatusCode::ACCEPTED)
 }
 

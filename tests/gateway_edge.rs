@@ -263,40 +263,58 @@ async fn ambiguous_credentials_and_unreadable_agent_names_are_refused() {
     assert!(env.model.requests().is_empty(), "a run happened");
 }
 
+/// Waits for `ws`'s processes to end; the ones left after 5 s.
+async fn processes_left(ws: &str) -> Vec<u32> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !processes_mentioning(ws).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    processes_mentioning(ws)
+}
+
+/// A client that closes a call's response stream cancels the run, in a
+/// 2025-11-25 session and on the stateless 2026-07-28 protocol alike.
 #[tokio::test]
 async fn closing_the_response_stream_cancels_the_run() {
     let env = start_with(false, |o| o).await;
-    env.model.push(Reply::Stall(Duration::from_secs(120)));
-    let client = RawMcp::new(env.gateway.mcp_url())
-        .header("x-codex-agent", HeaderValue::from_static("dropper"));
-    let session = client.open().await;
-    let stream = client
-        .start_call(&session, 1, "chat", json!({"message": "take forever"}))
-        .await;
-    assert!(
-        env.model
-            .wait_for_requests(1, Duration::from_secs(60))
-            .await,
-        "codex never called the model"
-    );
-    let ws = env.gateway.workspace("dropper").display().to_string();
-    assert!(!processes_mentioning(&ws).is_empty(), "codex runs in {ws}");
+    for (agent, stateless) in [("session-dropper", false), ("stateless-dropper", true)] {
+        let before = env.model.requests().len();
+        env.model.push(Reply::Stall(Duration::from_secs(120)));
+        let client = RawMcp::new(env.gateway.mcp_url())
+            .header("x-codex-agent", HeaderValue::from_str(agent).unwrap());
+        let session = client.open().await;
+        let args = json!({"message": "take forever"});
+        // A stateless call's response starts with its first message, so the
+        // client hangs up while still waiting for the headers.
+        let caller = client.clone();
+        let stream = if stateless {
+            tokio::spawn(async move { caller.start_stateless_call("chat", args).await })
+        } else {
+            let resp = caller.start_call(&session, 1, "chat", args).await;
+            tokio::spawn(async move { resp })
+        };
+        assert!(
+            env.model
+                .wait_for_requests(before + 1, Duration::from_secs(60))
+                .await,
+            "{agent}: codex never called the model"
+        );
+        let ws = env.gateway.workspace(agent).display().to_string();
+        assert!(!processes_mentioning(&ws).is_empty(), "codex runs in {ws}");
 
-    drop(stream);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !processes_mentioning(&ws).is_empty() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        stream.abort();
+        drop(stream.await);
+        assert_eq!(
+            processes_left(&ws).await,
+            Vec::<u32>::new(),
+            "{agent}: the run outlived its caller's connection"
+        );
+
+        env.model.push(Reply::text("back again"));
+        let next = client
+            .call(&session, 2, "chat", json!({"message": "and now?"}))
+            .await;
+        assert_eq!(next.status, 200, "{agent}: {next:?}");
+        assert!(next.text.contains("back again"), "{agent}: {next:?}");
     }
-    assert_eq!(
-        processes_mentioning(&ws),
-        Vec::<u32>::new(),
-        "the run outlived its caller's connection"
-    );
-
-    env.model.push(Reply::text("back again"));
-    let next = client
-        .call(&session, 2, "chat", json!({"message": "and now?"}))
-        .await;
-    assert_eq!(next.status, 200, "{next:?}");
-    assert!(next.text.contains("back again"), "{next:?}");
 }

@@ -128,7 +128,9 @@ async fn mcp_guard(State(state): State<AppState>, mut req: Request, next: Next) 
     };
     let path = req.uri().path().to_owned();
     let agent = agent_from(&path, req.headers());
-    let owner = SessionOwner::new(&tenant, authz, &agent.clone().map(|a| a.to_string()));
+    // An open gateway has no identities to tell apart beyond the agent.
+    let token = if state.auth.is_open() { None } else { authz };
+    let owner = SessionOwner::new(&tenant, token, &agent.clone().map(|a| a.to_string()));
     req.extensions_mut().insert(owner);
     if let (Ok(name), Some(allowed)) = (&agent, &allowed_agents) {
         if !allowed.contains(name) {

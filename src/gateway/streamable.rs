@@ -136,8 +136,11 @@ async fn peek(req: Request) -> Result<(Request, Option<Envelope>), Response> {
     let bytes = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(b) => b,
         Err(e) => {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            let too_large = std::iter::successors(
+                std::error::Error::source(&e),
+                |s: &&(dyn std::error::Error + 'static)| s.source(),
+            )
+            .any(|s| s.is::<http_body_util::LengthLimitError>());
             return Err(if too_large {
                 (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response()
             } else {

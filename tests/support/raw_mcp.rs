@@ -11,6 +11,8 @@ use serde_json::{json, Value};
 
 /// The session-based protocol revision (initialize handshake, `Mcp-Session-Id`).
 pub const SESSION_PROTOCOL: &str = "2025-11-25";
+/// The stateless protocol revision (no handshake, no session).
+pub const STATELESS_PROTOCOL: &str = "2026-07-28";
 
 #[derive(Clone)]
 pub struct RawMcp {
@@ -149,6 +151,34 @@ impl RawMcp {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
+        resp
+    }
+
+    /// Starts a tools/call of the stateless protocol (2026-07-28, no
+    /// session), returning once its response stream has begun.
+    pub async fn start_stateless_call(&self, tool: &str, arguments: Value) -> reqwest::Response {
+        let meta = json!({
+            "io.modelcontextprotocol/protocolVersion": STATELESS_PROTOCOL,
+            "io.modelcontextprotocol/clientCapabilities": {},
+        });
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                          "params": {"name": tool, "arguments": arguments, "_meta": meta}});
+        let mut req = self
+            .http
+            .post(&self.url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", STATELESS_PROTOCOL)
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", tool)
+            .body(body.to_string());
+        for (k, v) in &self.headers {
+            req = req.header(k.clone(), v.clone());
+        }
+        let resp = req.send().await.unwrap();
+        if resp.status() != StatusCode::OK {
+            panic!("{}: {}", resp.status(), resp.text().await.unwrap());
+        }
         resp
     }
 
