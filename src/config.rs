@@ -118,6 +118,37 @@ pub struct GatewayArgs {
     /// Log format.
     #[arg(long, env = "CODEX_MCP_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    #[command(flatten)]
+    pub edge: EdgeArgs,
+}
+
+/// What the HTTP listener lets clients hold, and whom it believes about
+/// the URL they used.
+#[derive(Debug, Clone, Args)]
+pub struct EdgeArgs {
+    /// Close a connection whose request headers are not complete after this
+    /// many seconds.
+    #[arg(long, env = "CODEX_MCP_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    pub header_read_timeout: u64,
+    /// Close a connection that sent and received nothing for this many
+    /// seconds (open MCP streams send a keep-alive every 15 s).
+    #[arg(long, env = "CODEX_MCP_IDLE_TIMEOUT", default_value_t = 120)]
+    pub idle_timeout: u64,
+    /// Open connections at most; at the cap, the oldest connection that has
+    /// not yet sent a complete request is closed to admit the new one.
+    #[arg(long, env = "CODEX_MCP_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Open MCP sessions (streamable HTTP and SSE) at most, in total.
+    #[arg(long, env = "CODEX_MCP_MAX_SESSIONS", default_value_t = 1000)]
+    pub max_sessions: usize,
+    /// Open MCP sessions at most per client token.
+    #[arg(long, env = "CODEX_MCP_MAX_SESSIONS_PER_TOKEN", default_value_t = 100)]
+    pub max_sessions_per_token: usize,
+    /// Proxies (IP addresses or CIDR ranges, comma-separated) whose
+    /// X-Forwarded-Proto and X-Forwarded-Host headers are believed; from
+    /// anyone else they are ignored.
+    #[arg(long, env = "CODEX_MCP_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// How Codex is invoked and with which credentials.

@@ -16,6 +16,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::Router;
 use bytes::Bytes;
 use futures::channel::mpsc as server_channel;
@@ -28,6 +29,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+use crate::gateway::sessions::{SessionKind, SessionOwner, SessionRegistry};
 
 /// Messages buffered per direction before the sender waits: enough for a
 /// burst of pipelined requests, small enough to push back on a runaway client.
@@ -48,6 +51,8 @@ pub struct SseServerConfig {
     pub max_body_bytes: usize,
     /// Cancelling it ends every session, for a graceful shutdown.
     pub cancellation: CancellationToken,
+    /// Counts sessions against the caps shared with streamable HTTP.
+    pub registry: SessionRegistry,
 }
 
 impl Default for SseServerConfig {
@@ -56,6 +61,7 @@ impl Default for SseServerConfig {
             keep_alive: Duration::from_secs(15),
             max_body_bytes: 4 * 1024 * 1024,
             cancellation: CancellationToken::new(),
+            registry: SessionRegistry::default(),
         }
     }
 }
@@ -63,7 +69,7 @@ impl Default for SseServerConfig {
 /// The open sessions of one [`sse_router`], shared by all places it is mounted.
 #[derive(Debug, Clone, Default)]
 pub struct SseSessions {
-    inner: Arc<Mutex<HashMap<String, Inbox>>>,
+    inner: Arc<Mutex<HashMap<String, (Inbox, SessionOwner)>>>,
 }
 
 impl SseSessions {
@@ -77,16 +83,16 @@ impl SseSessions {
         self.lock().is_empty()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Inbox>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Inbox, SessionOwner)>> {
         // The map stays consistent under a panic elsewhere, so poisoning is moot.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn insert(&self, id: String, sender: Inbox) {
-        self.lock().insert(id, sender);
+    fn insert(&self, id: String, sender: Inbox, owner: SessionOwner) {
+        self.lock().insert(id, (sender, owner));
     }
 
-    fn sender(&self, id: &str) -> Option<Inbox> {
+    fn session(&self, id: &str) -> Option<(Inbox, SessionOwner)> {
         self.lock().get(id).cloned()
     }
 
@@ -106,6 +112,8 @@ pub enum SseError {
     SessionEnded(String),
     #[error("malformed JSON-RPC message: {0}")]
     MalformedMessage(#[from] serde_json::Error),
+    #[error("this SSE session was opened by another client (token, tenant or agent differ): open a session of your own with GET /sse")]
+    NotOwner,
 }
 
 impl IntoResponse for SseError {
@@ -113,6 +121,7 @@ impl IntoResponse for SseError {
         let status = match self {
             Self::MissingSessionId | Self::MalformedMessage(_) => StatusCode::BAD_REQUEST,
             Self::UnknownSession(_) | Self::SessionEnded(_) => StatusCode::NOT_FOUND,
+            Self::NotOwner => StatusCode::FORBIDDEN,
         };
         (status, self.to_string()).into_response()
     }
@@ -153,8 +162,17 @@ pub fn sse_router<S: ServerHandler>(
 async fn open_session<S: ServerHandler>(
     State(shared): State<Arc<Shared<S>>>,
     request: Request,
-) -> Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>, Response> {
     let (mut parts, _body) = request.into_parts();
+    let owner = parts
+        .extensions
+        .get::<SessionOwner>()
+        .cloned()
+        .unwrap_or_default();
+    let reservation = shared.config.registry.reserve(&owner).map_err(|e| {
+        tracing::warn!(%e, "refused a new SSE session");
+        e.response(None)
+    })?;
     // A router that is served directly, not through an outer axum Router,
     // gets no OriginalUri; tool code reads it to recover the agent prefix.
     if parts.extensions.get::<OriginalUri>().is_none() {
@@ -167,8 +185,11 @@ async fn open_session<S: ServerHandler>(
 
     let (client_tx, client_rx) = mpsc::channel(CHANNEL_CAPACITY);
     let (server_tx, server_rx) = server_channel::channel::<ServerJsonRpcMessage>(CHANNEL_CAPACITY);
-    shared.sessions.insert(id.clone(), client_tx);
-    tracing::info!(session = %id, path = %endpoint_path(&endpoint), "SSE session opened");
+    shared.sessions.insert(id.clone(), client_tx, owner);
+    reservation.bind(id.clone(), SessionKind::Sse);
+    // The id is a bearer of the session: never at INFO.
+    tracing::info!(path = %endpoint_path(&endpoint), "SSE session opened");
+    tracing::debug!(session = %id, "SSE session id");
 
     let incoming = ReceiverStream::new(client_rx).map(move |message| with_parts(message, &parts));
     tokio::spawn(run_session(
@@ -182,6 +203,7 @@ async fn open_session<S: ServerHandler>(
     let guard = SessionGuard {
         id,
         sessions: shared.sessions.clone(),
+        registry: shared.config.registry.clone(),
         ct: session_ct.clone(),
     };
     let events = stream::once(ready(Event::default().event("endpoint").data(endpoint)))
@@ -191,7 +213,7 @@ async fn open_session<S: ServerHandler>(
             let _alive = &guard;
             Ok(event)
         });
-    Sse::new(events).keep_alive(KeepAlive::new().interval(shared.config.keep_alive))
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(shared.config.keep_alive)))
 }
 
 async fn run_session<S, St>(
@@ -208,7 +230,7 @@ async fn run_session<S, St>(
             Ok(reason) => tracing::debug!(session = %id, ?reason, "MCP service ended"),
             Err(error) => tracing::warn!(session = %id, %error, "MCP service task failed"),
         },
-        Err(error) => tracing::info!(session = %id, %error, "MCP session did not initialize"),
+        Err(error) => tracing::debug!(session = %id, %error, "MCP session did not initialize"),
     }
     // Ends the event stream too, so the client learns the session is gone.
     ct.cancel();
@@ -217,6 +239,7 @@ async fn run_session<S, St>(
 struct SessionGuard {
     id: String,
     sessions: SseSessions,
+    registry: SessionRegistry,
     ct: CancellationToken,
 }
 
@@ -225,7 +248,9 @@ impl Drop for SessionGuard {
         // Cancelling the service's token also cancels its in-flight requests.
         self.ct.cancel();
         self.sessions.remove(&self.id);
-        tracing::info!(session = %self.id, "SSE session closed");
+        self.registry.remove(&self.id);
+        tracing::info!("SSE session closed");
+        tracing::debug!(session = %self.id, "SSE session id closed");
     }
 }
 
@@ -238,13 +263,19 @@ struct MessageQuery {
 async fn post_message<S: ServerHandler>(
     State(shared): State<Arc<Shared<S>>>,
     Query(query): Query<MessageQuery>,
+    poster: Option<Extension<SessionOwner>>,
     body: Bytes,
 ) -> Result<StatusCode, SseError> {
     let id = query.session_id.ok_or(SseError::MissingSessionId)?;
-    let sender = shared
+    let (sender, owner) = shared
         .sessions
-        .sender(&id)
+        .session(&id)
         .ok_or_else(|| SseError::UnknownSession(id.clone()))?;
+    // Messages run as the session's opener: only the opener may send them.
+    if poster.map(|Extension(p)| p).unwrap_or_default() != owner {
+        tracing::warn!("refused a message on another client's SSE session");
+        return Err(SseError::NotOwner);
+    }
     let message: ClientJsonRpcMessage = serde_json::from_slice(&body)?;
     tracing::debug!(session = %id, "message received");
     sender

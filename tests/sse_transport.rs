@@ -90,6 +90,7 @@ impl Harness {
                 keep_alive: Duration::from_millis(200),
                 max_body_bytes: MAX_BODY,
                 cancellation: shutdown.clone(),
+                ..SseServerConfig::default()
             },
         );
         let app = Router::new().merge(sse.clone()).nest("/agents/{name}", sse);

@@ -105,4 +105,90 @@ async fn restricted_tokens_clean_up_only_their_agents() {
     let cleanup = r.structured().cloned().unwrap_or_default();
     assert_eq!(cleanup["released"], json!(["mine", "theirs"]), "{cleanup}");
     assert_eq!(cleanup["unreadable"][0]["agent_id"], "broken", "{cleanup}");
+
+/// A session id is not a credential: tenant beta holding alpha's session
+/// ids (streamable HTTP and SSE) can neither call through them nor end
+/// them, a second agent of alpha's own cannot ride alpha's session, and
+/// the ids never reach INFO logs.
+#[tokio::test]
+async fn sessions_belong_to_the_identity_that_opened_them() {
+    use reqwest::header::HeaderValue;
+    use serde_json::json;
+    use support::raw_mcp::{open_sse, RawMcp};
+
+    let dir = tempfile::tempdir().unwrap();
+    let model = FakeModel::start().await;
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, tenants::token_file()).unwrap();
+    let mut options = GatewayOptions::new(&dir.path().join("data"), &model);
+    options.auth_tokens = Some(tokens);
+    let gateway = Gateway::start(options);
+    let agent = |name: &str| HeaderValue::from_str(name).unwrap();
+    let alpha = RawMcp::new(gateway.mcp_url())
+        .bearer(tenants::ALPHA)
+        .header("x-codex-agent", agent("shared"));
+    let beta = RawMcp::new(gateway.mcp_url())
+        .bearer(tenants::BETA)
+        .header("x-codex-agent", agent("shared"));
+
+    // Streamable HTTP.
+    let session = alpha.open().await;
+    let stolen = beta
+        .call(&session, 1, "get_my_session_info", json!({}))
+        .await;
+    assert_eq!(stolen.status, 403, "{stolen:?}");
+    assert!(
+        stolen.message["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("opened by another client"),
+        "{stolen:?}"
+    );
+    assert_eq!(
+        beta.delete(&session).await,
+        403,
+        "beta ended alpha's session"
+    );
+    let other_agent = RawMcp::new(gateway.mcp_url())
+        .bearer(tenants::ALPHA)
+        .header("x-codex-agent", agent("other"));
+    let r = other_agent
+        .call(&session, 2, "get_my_session_info", json!({}))
+        .await;
+    assert_eq!(r.status, 403, "another agent rode alpha's session: {r:?}");
+    let own = alpha
+        .call(&session, 3, "get_my_session_info", json!({}))
+        .await;
+    assert_eq!(own.status, 200, "{own:?}");
+    assert_eq!(
+        own.message["result"]["structuredContent"]["tenant"], "alpha",
+        "{own:?}"
+    );
+    assert!(alpha.delete(&session).await.is_success());
+
+    // Legacy SSE.
+    let (message_url, _stream) = open_sse(&gateway.url, "/sse", tenants::ALPHA).await;
+    let sse_id = message_url.split("sessionId=").nth(1).unwrap().to_owned();
+    let ping = json!({"jsonrpc": "2.0", "id": 9, "method": "ping"});
+    let post = |token: &'static str| {
+        reqwest::Client::new()
+            .post(&message_url)
+            .bearer_auth(token)
+            .json(&ping)
+            .send()
+    };
+    let r = post(tenants::BETA).await.unwrap();
+    assert_eq!(r.status(), 403, "beta posted into alpha's SSE session");
+    assert!(r.text().await.unwrap().contains("opened by another client"));
+    assert_eq!(post(tenants::ALPHA).await.unwrap().status(), 202);
+    assert!(model.requests().is_empty(), "no run happened");
+
+    for id in [&session, &sse_id] {
+        let leaked: Vec<String> = gateway
+            .logs()
+            .into_iter()
+            .filter(|l| l.contains("\"level\":\"INFO\"") && l.contains(id.as_str()))
+            .collect();
+        assert!(leaked.is_empty(), "session id in INFO logs: {leaked:?}");
+    }
 }

@@ -4,11 +4,15 @@
 //! request; tools read the result from the request.
 
 pub mod auth;
+pub mod proxy;
+pub mod server;
+pub mod sessions;
+pub mod streamable;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -26,6 +30,8 @@ use crate::sse::{sse_router, SseServerConfig, SseSessions};
 use crate::tools::caller::{select_agent, Caller};
 use crate::tools::CodexTools;
 use auth::{ClientAuth, Denied};
+use proxy::{external_base, TrustedProxies};
+use sessions::{SessionLimits, SessionOwner, SessionRegistry};
 
 /// HTTP settings.
 #[derive(Debug, Clone)]
@@ -34,6 +40,9 @@ pub struct HttpConfig {
     pub allowed_hosts: Vec<String>,
     pub max_body_bytes: usize,
     pub shutdown: CancellationToken,
+    /// Whose `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: TrustedProxies,
+    pub session_limits: SessionLimits,
 }
 
 /// Why the gateway is not ready, if it is not.
@@ -44,6 +53,7 @@ struct AppState {
     runner: Arc<Runner>,
     auth: Arc<ClientAuth>,
     allowed_hosts: Arc<Vec<String>>,
+    trusted_proxies: Arc<TrustedProxies>,
     sse_sessions: SseSessions,
     readiness: Readiness,
 }
@@ -84,6 +94,14 @@ async fn mcp_guard(State(state): State<AppState>, mut req: Request, next: Next) 
             "Host header not allowed; add it with --allowed-hosts (CODEX_MCP_ALLOWED_HOSTS)",
         );
     }
+    // Two credentials would leave it to chance which one is checked and
+    // which one a proxy or a later hop believes.
+    if req.headers().get_all(header::AUTHORIZATION).iter().count() > 1 {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "more than one Authorization header: send exactly one `Authorization: Bearer <token>`",
+        );
+    }
     let authz = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -96,7 +114,8 @@ async fn mcp_guard(State(state): State<AppState>, mut req: Request, next: Next) 
                 Denied::InvalidToken => ("invalid bearer token", "invalid_token"),
             };
             let mut resp = json_error(StatusCode::UNAUTHORIZED, msg);
-            let metadata = format!("{}{PROTECTED_RESOURCE_PATH}", external_base(req.headers()));
+            let base = external_base(req.headers(), peer_ip(&req), &state.trusted_proxies);
+            let metadata = format!("{base}{PROTECTED_RESOURCE_PATH}");
             let challenge = format!(
                 "Bearer realm=\"codex-mcp\", error=\"{err}\", resource_metadata=\"{metadata}\""
             );
@@ -108,11 +127,11 @@ async fn mcp_guard(State(state): State<AppState>, mut req: Request, next: Next) 
         }
     };
     let path = req.uri().path().to_owned();
-    let agent_header = req
-        .headers()
-        .get(AGENT_HEADER)
-        .and_then(|h| h.to_str().ok());
-    let agent = select_agent(&path, agent_header);
+    let agent = agent_from(&path, req.headers());
+    // An open gateway has no identities to tell apart beyond the agent.
+    let token = if state.auth.is_open() { None } else { authz };
+    let owner = SessionOwner::new(&tenant, token, &agent.clone().map(|a| a.to_string()));
+    req.extensions_mut().insert(owner);
     if let (Ok(name), Some(allowed)) = (&agent, &allowed_agents) {
         if !allowed.contains(name) {
             return json_error(
@@ -135,28 +154,44 @@ async fn mcp_guard(State(state): State<AppState>, mut req: Request, next: Next) 
     next.run(req).await
 }
 
+/// The agent a request addresses: the path's, else the `X-Codex-Agent`
+/// header's, else the default; or why the header cannot name one (an
+/// unreadable header must not quietly mean the default agent).
+fn agent_from(path: &str, headers: &http::HeaderMap) -> Result<crate::agent::AgentName, String> {
+    if path.starts_with("/agents/") {
+        return select_agent(path, None);
+    }
+    let mut values = headers.get_all(AGENT_HEADER).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(format!(
+            "more than one {AGENT_HEADER} header: send one agent name"
+        ));
+    }
+    match first.map(|v| v.to_str()) {
+        Some(Err(_)) => Err(format!(
+            "{AGENT_HEADER} header is not ASCII: an agent name is a DNS-1123 label (lowercase letters, digits and '-')"
+        )),
+        h => select_agent(path, h.and_then(Result::ok)),
+    }
+}
+
+/// The peer's address, as the listener recorded it.
+fn peer_ip(req: &Request) -> Option<std::net::IpAddr> {
+    req.extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
 /// RFC 9728 protected-resource metadata, for clients that discover how to
 /// authenticate.
 pub const PROTECTED_RESOURCE_PATH: &str = "/.well-known/oauth-protected-resource";
 
-/// The gateway's base URL as the client sees it (behind an ingress too).
-fn external_base(headers: &http::HeaderMap) -> String {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let proto = get("x-forwarded-proto").unwrap_or("http");
-    let host = get("x-forwarded-host")
-        .or_else(|| get("host"))
-        .unwrap_or("localhost");
-    // Header values end up in a quoted challenge: keep only what a host can contain.
-    let clean = |s: &str| -> String {
-        s.chars()
-            .filter(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(*c))
-            .collect()
-    };
-    format!("{}://{}", clean(proto), clean(host))
-}
-
-async fn protected_resource(headers: http::HeaderMap) -> Json<serde_json::Value> {
-    let base = external_base(&headers);
+async fn protected_resource(
+    State(state): State<AppState>,
+    req: Request,
+) -> Json<serde_json::Value> {
+    let base = external_base(req.headers(), peer_ip(&req), &state.trusted_proxies);
     Json(json!({
         "resource": format!("{base}/mcp"),
         "resource_name": "codex-mcp",
@@ -223,8 +258,47 @@ async fn metrics(State(state): State<AppState>) -> Response {
 pub enum HttpError {
     #[error("cannot listen on {0}: {1}")]
     Listen(std::net::SocketAddr, std::io::Error),
-    #[error("the HTTP server failed: {0}")]
-    Serve(std::io::Error),
+    #[error("invalid HTTP setting: {0}")]
+    Config(String),
+}
+
+/// The listener's and the sessions' limits from the flags.
+fn edge_settings(
+    edge: &crate::config::EdgeArgs,
+) -> Result<(server::ConnLimits, SessionLimits, TrustedProxies), HttpError> {
+    let config = |m: String| HttpError::Config(m);
+    if edge.header_read_timeout == 0 {
+        return Err(config(
+            "CODEX_MCP_HEADER_READ_TIMEOUT must be at least 1 second".into(),
+        ));
+    }
+    // Open MCP streams send a keep-alive every 15 s; a shorter idle
+    // timeout would cut healthy streams.
+    if edge.idle_timeout < 20 {
+        return Err(config(format!(
+            "CODEX_MCP_IDLE_TIMEOUT must be at least 20 seconds (MCP streams send a keep-alive every 15 s), not {}",
+            edge.idle_timeout
+        )));
+    }
+    if edge.max_connections == 0 || edge.max_sessions == 0 || edge.max_sessions_per_token == 0 {
+        return Err(config(
+            "CODEX_MCP_MAX_CONNECTIONS, CODEX_MCP_MAX_SESSIONS and CODEX_MCP_MAX_SESSIONS_PER_TOKEN must be at least 1".into(),
+        ));
+    }
+    let proxies =
+        TrustedProxies::parse(&edge.trusted_proxies).map_err(|e| config(e.to_string()))?;
+    Ok((
+        server::ConnLimits {
+            header_read_timeout: Duration::from_secs(edge.header_read_timeout),
+            idle_timeout: Duration::from_secs(edge.idle_timeout),
+            max_connections: edge.max_connections,
+        },
+        SessionLimits {
+            total: edge.max_sessions,
+            per_token: edge.max_sessions_per_token,
+        },
+        proxies,
+    ))
 }
 
 /// Serves the gateway on `listen` until SIGINT or SIGTERM, then ends open
@@ -238,6 +312,8 @@ pub async fn serve_until_signal(
     context: &str,
 ) -> Result<(), HttpError> {
     let shutdown = CancellationToken::new();
+    let (conn_limits, session_limits, trusted_proxies) = edge_settings(&gateway.edge)?;
+    let conn_limits = conn_limits.fit_to_file_limit();
     let app = router(
         runner,
         auth,
@@ -245,6 +321,8 @@ pub async fn serve_until_signal(
             allowed_hosts: gateway.allowed_hosts.clone(),
             max_body_bytes: gateway.max_body_bytes,
             shutdown: shutdown.clone(),
+            trusted_proxies,
+            session_limits,
         },
         readiness,
     );
@@ -257,18 +335,13 @@ pub async fn serve_until_signal(
     tracing::info!(
         "codex-mcp listening on http://{addr} (streamable HTTP: /mcp, SSE: /sse, per agent: /agents/NAME/mcp; {context})"
     );
-    // Small JSON-RPC replies must not wait on Nagle's algorithm.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down");
-            shutdown.cancel();
-        })
-        .await
-        .map_err(HttpError::Serve)
+    server::serve(listener, app, conn_limits, async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    })
+    .await;
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -295,12 +368,14 @@ pub fn router(
         .with_max_request_body_bytes(config.max_body_bytes)
         .with_sse_keep_alive(Some(Duration::from_secs(15)))
         .with_cancellation_token(config.shutdown.child_token());
+    let session_manager = Arc::new(LocalSessionManager::default());
+    let registry = SessionRegistry::new(config.session_limits);
     let streamable = StreamableHttpService::new(
         {
             let f = factory.clone();
             move || Ok(f())
         },
-        Arc::new(LocalSessionManager::default()),
+        session_manager.clone(),
         mcp_config,
     );
     let (sse, sse_sessions) = sse_router(
@@ -309,18 +384,28 @@ pub fn router(
             keep_alive: Duration::from_secs(15),
             max_body_bytes: config.max_body_bytes,
             cancellation: config.shutdown.child_token(),
+            registry: registry.clone(),
         },
     );
     let state = AppState {
         runner,
         auth: Arc::new(auth),
         allowed_hosts: Arc::new(config.allowed_hosts),
+        trusted_proxies: Arc::new(config.trusted_proxies),
         sse_sessions,
         readiness,
+    };
+    let streamable_state = streamable::StreamableState {
+        registry,
+        sessions: session_manager,
     };
     let mcp = Router::new()
         .nest_service("/mcp", streamable.clone())
         .nest_service("/agents/{name}/mcp", streamable)
+        .layer(middleware::from_fn_with_state(
+            streamable_state,
+            streamable::guard,
+        ))
         .merge(sse.clone())
         .nest("/agents/{name}", sse)
         .layer(middleware::from_fn_with_state(state.clone(), mcp_guard));

@@ -24,6 +24,9 @@ pub struct GatewayOptions {
     pub default_auth: bool,
     pub codex_bin: PathBuf,
     pub env: Vec<(String, String)>,
+    /// A command the gateway is started through (e.g. `prlimit --nofile=...`),
+    /// which must exec it so the pid stays the gateway's.
+    pub wrapper: Vec<String>,
 }
 
 impl GatewayOptions {
@@ -35,6 +38,7 @@ impl GatewayOptions {
             default_auth: false,
             codex_bin: codex_bin(),
             env: Vec::new(),
+            wrapper: Vec::new(),
         }
     }
 
@@ -54,7 +58,14 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn start(options: GatewayOptions) -> Self {
-        let mut cmd = Command::new(codex_mcp_bin());
+        let mut cmd = match options.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(codex_mcp_bin());
+                c
+            }
+            None => Command::new(codex_mcp_bin()),
+        };
         cmd.arg("serve")
             .arg("--listen")
             .arg("127.0.0.1:0")
