@@ -105,6 +105,7 @@ async fn restricted_tokens_clean_up_only_their_agents() {
     let cleanup = r.structured().cloned().unwrap_or_default();
     assert_eq!(cleanup["released"], json!(["mine", "theirs"]), "{cleanup}");
     assert_eq!(cleanup["unreadable"][0]["agent_id"], "broken", "{cleanup}");
+}
 
 /// A session id is not a credential: tenant beta holding alpha's session
 /// ids (streamable HTTP and SSE) can neither call through them nor end
