@@ -24,6 +24,8 @@ pub struct GatewayOptions {
     pub default_auth: bool,
     pub codex_bin: PathBuf,
     pub env: Vec<(String, String)>,
+    /// The gateway's working directory (the test's when `None`).
+    pub cwd: Option<PathBuf>,
 }
 
 impl GatewayOptions {
@@ -35,6 +37,7 @@ impl GatewayOptions {
             default_auth: false,
             codex_bin: codex_bin(),
             env: Vec::new(),
+            cwd: None,
         }
     }
 
@@ -76,6 +79,9 @@ impl Gateway {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        if let Some(cwd) = &options.cwd {
+            cmd.current_dir(cwd);
+        }
         if let Some(tokens) = &options.auth_tokens {
             cmd.arg("--auth-tokens").arg(tokens);
         } else if !options.default_auth {
