@@ -188,8 +188,8 @@ pub async fn agent_status(
 pub fn health(runner: &Runner, tenant: Option<&Tenant>) -> HealthReport {
     let credentials = runner.credentials().describe();
     let mut problems = Vec::new();
-    if credentials.starts_with("unusable") {
-        problems.push(format!("credentials {credentials}"));
+    if let Some(p) = runner.credentials().problem() {
+        problems.push(p);
     }
     HealthReport {
         status: if problems.is_empty() {
