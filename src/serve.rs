@@ -102,10 +102,14 @@ pub fn credential_source(codex: &CodexArgs) -> Result<CredentialSource, ServeErr
         .as_ref()
         .and_then(|var| std::env::var(var).ok())
         .filter(|k| !k.trim().is_empty());
+    let openai_key = codex
+        .openai_api_key
+        .clone()
+        .filter(|k| !k.trim().is_empty());
     let (api_key, api_key_var) = match (from_provider_var, provider_var) {
         (Some(key), Some(var)) => (Some(key), var),
-        (None, Some(var)) if codex.openai_api_key.is_none() => (None, var),
-        _ => (codex.openai_api_key.clone(), "OPENAI_API_KEY".to_owned()),
+        (None, Some(var)) if openai_key.is_none() => (None, format!("{var} (or OPENAI_API_KEY)")),
+        _ => (openai_key, "OPENAI_API_KEY".to_owned()),
     };
     Ok(CredentialSource {
         method: AuthMethod::parse(&codex.auth_method)
