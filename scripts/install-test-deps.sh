@@ -37,6 +37,8 @@ apt_install() {
 
 # npm fetches the Codex CLI; the image normally has it, a minimal Debian does not.
 command -v npm >/dev/null || apt_install npm
+# Every local run is a bubblewrap sandbox.
+command -v bwrap >/dev/null || apt_install bubblewrap
 scripts/install-codex.sh
 
 # Prefer the interpreter on PATH (it may be a newer build than Debian's);
