@@ -207,7 +207,19 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     };
     let settings = run_settings(&args.codex, &args.limits)?;
     // Running turns follow the login here as the gateway refreshes it.
-    let run_login_file = data_dir.join("run-login.json");
+    // In a directory of its own: runs see it through a bind of the
+    // directory (a bind of the file would keep the inode the gateway's
+    // atomic rewrite replaces), and nothing else of the data dir.
+    let run_login_dir = data_dir.join("run-login");
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&run_login_dir)
+            .map_err(|e| ServeError::DataDir(run_login_dir.display().to_string(), e))?;
+    }
+    let run_login_file = run_login_dir.join("run-login.json");
     let credentials = credential_provider(&args.codex)?.with_run_login_file(run_login_file.clone());
     let auth = client_auth(&args, &data_dir)?;
     let codex_bin = absolute_bin(args.codex.codex_bin.clone());

@@ -166,7 +166,11 @@ impl Backend for LocalBackend {
                         .collect(),
                     codex_bin: &self.codex_bin,
                     agent_run_bin: &self.agent_run_bin,
-                    read_only_files: request.follow_login.iter().cloned().collect(),
+                    read_only: request
+                        .follow_login
+                        .iter()
+                        .filter_map(|f| f.parent().map(Path::to_path_buf))
+                        .collect(),
                     no_inner_sandbox: request.sandbox == SandboxMode::External,
                     cwd: &dir.join("workspace"),
                 }))

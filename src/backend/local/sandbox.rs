@@ -97,8 +97,9 @@ pub struct RunMounts<'a> {
     pub codex_bin: &'a Path,
     /// The `codex-mcp` binary that provides agent-run.
     pub agent_run_bin: &'a Path,
-    /// Single files the run reads (the login it follows), bound read-only.
-    pub read_only_files: Vec<PathBuf>,
+    /// What else the run reads (the directory of the login it follows),
+    /// bound read-only.
+    pub read_only: Vec<PathBuf>,
     /// Codex runs without its own sandbox: nothing in here may keep
     /// capabilities, as its commands run directly under it.
     pub no_inner_sandbox: bool,
@@ -162,15 +163,16 @@ pub fn bwrap_args(m: &RunMounts<'_>) -> Vec<OsString> {
         "--tmpfs".as_ref(),
         "/tmp".as_ref(),
     ]);
-    let codex_dirs = codex_dirs(m.codex_bin);
-    let binaries = codex_dirs
-        .iter()
-        .map(PathBuf::as_path)
-        .chain([m.agent_run_bin]);
-    for p in binaries {
-        push(&["--ro-bind".as_ref(), p.as_os_str(), p.as_os_str()]);
+    push(&[
+        "--ro-bind".as_ref(),
+        m.agent_run_bin.as_os_str(),
+        m.agent_run_bin.as_os_str(),
+    ]);
+    // A missing Codex is agent-run's to explain, not a bwrap failure.
+    for p in codex_dirs(m.codex_bin) {
+        push(&["--ro-bind-try".as_ref(), p.as_os_str(), p.as_os_str()]);
     }
-    for p in &m.read_only_files {
+    for p in &m.read_only {
         push(&["--ro-bind-try".as_ref(), p.as_os_str(), p.as_os_str()]);
     }
     for p in &m.writable {
@@ -198,7 +200,7 @@ mod tests {
             ],
             codex_bin: Path::new("/opt/codex/bin/codex"),
             agent_run_bin: Path::new("/opt/codex-mcp"),
-            read_only_files: vec!["/data/run-login.json".into()],
+            read_only: vec!["/data/run-login".into()],
             no_inner_sandbox: false,
             cwd: Path::new("/data/agents/a/workspace"),
         };
@@ -211,15 +213,14 @@ mod tests {
                 "/data/agents/a/workspace"
             ]
         ));
-        assert!(has(&a, &["--ro-bind", "/opt/codex/bin", "/opt/codex/bin"]));
+        assert!(has(
+            &a,
+            &["--ro-bind-try", "/opt/codex/bin", "/opt/codex/bin"]
+        ));
         assert!(has(&a, &["--ro-bind", "/opt/codex-mcp", "/opt/codex-mcp"]));
         assert!(has(
             &a,
-            &[
-                "--ro-bind-try",
-                "/data/run-login.json",
-                "/data/run-login.json"
-            ]
+            &["--ro-bind-try", "/data/run-login", "/data/run-login"]
         ));
         assert!(has(&a, &["--unshare-user", "--unshare-pid"]));
         assert!(!a.iter().any(|x| x == "/data" || x == "/" || x == "/etc"));
