@@ -1,7 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Codex CLI from npm into the cache and links it as $CACHE/bin/codex.
+# Also installs bubblewrap (bwrap), which isolates each local run, when it is
+# missing and this runs as root (otherwise it says what to install).
 # Idempotent: does nothing when the pinned version is already there.
 set -euo pipefail
+if ! command -v bwrap >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "install-codex: installing bubblewrap (isolates each local run)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bubblewrap >&2 ||
+      { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bubblewrap >&2; }
+  else
+    echo "install-codex: bwrap is missing: install the package bubblewrap (apt-get install bubblewrap); codex-mcp serve refuses to run agents without it" >&2
+  fi
+fi
 CACHE="${CODEX_MCP_CACHE:-$HOME/.cache/codex-mcp}"
 VERSION="${CODEX_CLI_VERSION:-0.169.0}"
 dir="$CACHE/codex-$VERSION"

@@ -7,6 +7,8 @@
 #                      and scripts/render-manifests.sh)
 #   $CACHE/prometheus  promtool and prometheus from Debian's package, unpacked
 #                      (no service installed or started)
+#   $CACHE/bin/helm    the helm CLI, Helm 4 (and $CACHE/bin/helm3, Helm 3), built
+#                      by tests/cluster/install-helm.sh with the go command
 #   cluster binaries   tests/cluster/install.sh, when present
 #                      (CODEX_MCP_SKIP_CLUSTER=1 skips them)
 # Idempotent: every step checks before it installs.
@@ -37,6 +39,8 @@ apt_install() {
 
 # npm fetches the Codex CLI; the image normally has it, a minimal Debian does not.
 command -v npm >/dev/null || apt_install npm
+# Every local run is a bubblewrap sandbox.
+command -v bwrap >/dev/null || apt_install bubblewrap
 scripts/install-codex.sh
 
 # Prefer the interpreter on PATH (it may be a newer build than Debian's);
@@ -121,10 +125,17 @@ else
   echo "$PROM_VERSION" >"$PROM_DIR/VERSION"
 fi
 
-# The cluster harness (a real single-node Kubernetes built from Debian's
-# sources) has its own installer, maintained beside the cluster tests; it is
-# optional so that the rest of the suite can be installed without it, and
-# CODEX_MCP_SKIP_CLUSTER=1 skips it (a cold build takes about 10 minutes).
+# The helm CLI, built from Go modules (the Go module proxy is the one place
+# it can come from here).
+if [ -x tests/cluster/install-helm.sh ]; then
+  say "running tests/cluster/install-helm.sh"
+  tests/cluster/install-helm.sh
+fi
+
+# The cluster harness (a real single-node Kubernetes built from Go modules)
+# has its own installer, maintained beside the cluster tests; it is optional
+# so that the rest of the suite can be installed without it, and
+# CODEX_MCP_SKIP_CLUSTER=1 skips it (a cold build takes about 20 minutes).
 if [ "${CODEX_MCP_SKIP_CLUSTER:-0}" = 1 ]; then
   say "CODEX_MCP_SKIP_CLUSTER=1: skipping the cluster harness"
 elif [ -x tests/cluster/install.sh ]; then

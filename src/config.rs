@@ -171,7 +171,9 @@ pub struct CodexArgs {
         requires = "provider"
     )]
     pub provider_base_url: Option<String>,
-    /// Environment variable the custom provider's API key is passed in.
+    /// Environment variable of the custom provider's API key: the gateway
+    /// reads the key from this variable (falling back to OPENAI_API_KEY when
+    /// it is unset) and hands it to Codex under the same name.
     #[arg(
         long = "provider-env-key",
         env = "CODEX_PROVIDER_ENV_KEY",
@@ -257,6 +259,11 @@ pub struct ServeArgs {
     /// Where agents' workspaces and Codex homes live (default ~/.local/share/codex-mcp).
     #[arg(long, env = "CODEX_MCP_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// UNSAFE: run agents without isolation when bubblewrap is missing. Every
+    /// agent's commands can then read the client tokens, the gateway's data
+    /// directory and credentials, and all other agents' files.
+    #[arg(long, env = "CODEX_MCP_UNSAFE_NO_ISOLATION")]
+    pub unsafe_no_isolation: bool,
     /// Accepted for compatibility: local agents are always persistent.
     #[arg(long, env = "PERSISTENT_MODE", hide = true)]
     pub persistent_mode: Option<String>,

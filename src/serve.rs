@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tracing::{error, info, warn};
 
+use crate::backend::local::sandbox::{Isolation, SandboxError};
 use crate::backend::local::LocalBackend;
 use crate::codex::argv::is_valid_provider_id;
 use crate::codex::{ProviderConfig, SandboxMode};
@@ -26,6 +27,8 @@ pub enum ServeError {
     DataDir(String, std::io::Error),
     #[error(transparent)]
     Http(#[from] HttpError),
+    #[error(transparent)]
+    Isolation(#[from] SandboxError),
 }
 
 /// Run settings shared by every backend, from the Codex and limit flags.
@@ -87,11 +90,33 @@ pub fn codex_overrides(user: &[String]) -> Vec<String> {
 }
 
 pub fn credential_source(codex: &CodexArgs) -> Result<CredentialSource, ServeError> {
+    // A custom provider's key is read from the variable it is handed to
+    // Codex in, as a user setting FAKE_API_KEY with --provider-env-key
+    // FAKE_API_KEY expects; OPENAI_API_KEY stays the fallback.
+    let provider_var = codex
+        .provider_base_url
+        .as_ref()
+        .map(|_| codex.provider_env_key.clone())
+        .filter(|var| var != "OPENAI_API_KEY");
+    let from_provider_var = provider_var
+        .as_ref()
+        .and_then(|var| std::env::var(var).ok())
+        .filter(|k| !k.trim().is_empty());
+    let openai_key = codex
+        .openai_api_key
+        .clone()
+        .filter(|k| !k.trim().is_empty());
+    let (api_key, api_key_var) = match (from_provider_var, provider_var) {
+        (Some(key), Some(var)) => (Some(key), var),
+        (None, Some(var)) if openai_key.is_none() => (None, format!("{var} (or OPENAI_API_KEY)")),
+        _ => (openai_key, "OPENAI_API_KEY".to_owned()),
+    };
     Ok(CredentialSource {
         method: AuthMethod::parse(&codex.auth_method)
             .map_err(|e| ServeError::Config(e.to_string()))?,
         prefer_oauth: codex.prefer_oauth,
-        api_key: codex.openai_api_key.clone(),
+        api_key,
+        api_key_var,
         auth_file: CredentialSource::default_auth_file(codex.auth_dir.as_deref()),
     })
 }
@@ -170,9 +195,31 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
             .create(&data_dir)
             .map_err(|e| ServeError::DataDir(data_dir.display().to_string(), e))?;
     }
+    // Runs work in other directories: a relative data dir would point
+    // elsewhere for them.
+    let data_dir = std::fs::canonicalize(&data_dir)
+        .map_err(|e| ServeError::DataDir(data_dir.display().to_string(), e))?;
+    let isolation = if args.unsafe_no_isolation {
+        warn!("--unsafe-no-isolation: agents run unisolated; their commands can read the client tokens, the gateway's data directory and every other agent's files");
+        Isolation::Unsafe
+    } else {
+        Isolation::detect().await?
+    };
     let settings = run_settings(&args.codex, &args.limits)?;
     // Running turns follow the login here as the gateway refreshes it.
-    let run_login_file = data_dir.join("run-login.json");
+    // In a directory of its own: runs see it through a bind of the
+    // directory (a bind of the file would keep the inode the gateway's
+    // atomic rewrite replaces), and nothing else of the data dir.
+    let run_login_dir = data_dir.join("run-login");
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&run_login_dir)
+            .map_err(|e| ServeError::DataDir(run_login_dir.display().to_string(), e))?;
+    }
+    let run_login_file = run_login_dir.join("run-login.json");
     let credentials = credential_provider(&args.codex)?.with_run_login_file(run_login_file.clone());
     let auth = client_auth(&args, &data_dir)?;
     let codex_bin = absolute_bin(args.codex.codex_bin.clone());
@@ -191,6 +238,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
         data_dir.clone(),
         codex_bin,
         agent_run_bin,
+        isolation,
     ));
     let runner = Arc::new(Runner::new(
         backend,

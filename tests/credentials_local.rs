@@ -167,7 +167,7 @@ async fn a_turn_outlives_its_access_token() {
     );
     let home = dir.path().join("data/agents/default/codex-home");
     assert!(!home.join("auth.json").exists(), "the run's copy is gone");
-    let for_runs = dir.path().join("data/run-login.json");
+    let for_runs = dir.path().join("data/run-login/run-login.json");
     let held: Value = serde_json::from_slice(&std::fs::read(&for_runs).unwrap()).unwrap();
     assert_eq!(
         held["tokens"]["refresh_token"], "",

@@ -3,6 +3,9 @@
 //!
 //! Layout: `DATA_DIR/agents/NAME/{workspace,codex-home,tmp,agent.json}` for
 //! the default tenant, `DATA_DIR/tenants/TENANT/agents/NAME/...` for others.
+//! Each run is isolated by [`sandbox`].
+
+pub mod sandbox;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -22,7 +25,8 @@ use super::{
     UnreadableAgent,
 };
 use crate::agent::{AgentId, AgentName, Tenant};
-use crate::codex::{AgentRunLine, RunOutcome, RunRequest};
+use crate::codex::{AgentRunLine, RunOutcome, RunRequest, SandboxMode};
+use sandbox::{bwrap_args, Isolation, RunMounts};
 
 const RECORD_FILE: &str = "agent.json";
 /// How long a cancelled run gets to stop by itself before its group is killed.
@@ -33,17 +37,26 @@ pub struct LocalBackend {
     codex_bin: PathBuf,
     /// The `codex-mcp` binary that provides `agent-run`.
     agent_run_bin: PathBuf,
+    isolation: Isolation,
     /// Serialises record writes: runs of one agent are already one at a time,
     /// but listing and recording may race.
     records: Mutex<()>,
 }
 
 impl LocalBackend {
-    pub fn new(data_dir: PathBuf, codex_bin: PathBuf, agent_run_bin: PathBuf) -> Self {
+    /// `codex_bin` is resolved here (PATH, symlinks): a sandboxed run sees the
+    /// binary only at its real path.
+    pub fn new(
+        data_dir: PathBuf,
+        codex_bin: PathBuf,
+        agent_run_bin: PathBuf,
+        isolation: Isolation,
+    ) -> Self {
         Self {
             data_dir,
-            codex_bin,
+            codex_bin: resolve_bin(&codex_bin).unwrap_or(codex_bin),
             agent_run_bin,
+            isolation,
             records: Mutex::new(()),
         }
     }
@@ -166,6 +179,19 @@ fn empty_dir(dir: &Path) {
     }
 }
 
+/// The real path of the binary `bin` names (a path, or a name on `PATH`).
+fn resolve_bin(bin: &Path) -> Option<PathBuf> {
+    let found = if bin.components().count() > 1 {
+        bin.to_path_buf()
+    } else {
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(bin))
+            .find(|p| p.is_file())?
+    };
+    std::fs::canonicalize(found).ok()
+}
+
 fn create_private_dir(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -228,7 +254,29 @@ impl Backend for LocalBackend {
         cancel: CancellationToken,
     ) -> Result<RunOutcome, BackendError> {
         let dir = self.agent_dir(agent);
-        let mut cmd = Command::new(&self.agent_run_bin);
+        let mut cmd = match &self.isolation {
+            Isolation::Bwrap(bwrap) => {
+                let mut cmd = Command::new(bwrap);
+                cmd.args(bwrap_args(&RunMounts {
+                    writable: ["workspace", "codex-home", "tmp"]
+                        .iter()
+                        .map(|d| dir.join(d))
+                        .collect(),
+                    codex_bin: &self.codex_bin,
+                    agent_run_bin: &self.agent_run_bin,
+                    read_only: request
+                        .follow_login
+                        .iter()
+                        .filter_map(|f| f.parent().map(Path::to_path_buf))
+                        .collect(),
+                    no_inner_sandbox: request.sandbox == SandboxMode::External,
+                    cwd: &dir.join("workspace"),
+                }))
+                .arg(&self.agent_run_bin);
+                cmd
+            }
+            Isolation::Unsafe => Command::new(&self.agent_run_bin),
+        };
         cmd.arg("agent-run")
             .arg("--codex-bin")
             .arg(&self.codex_bin)
@@ -298,7 +346,11 @@ impl Backend for LocalBackend {
                     // then the whole group is killed if anything lingers.
                     drop(stdin.take());
                     if let Some(pid) = pid {
-                        let _ = kill(pid, Signal::SIGTERM);
+                        // bwrap does not pass signals on: SIGTERM would kill
+                        // the sandbox before agent-run reports the thread.
+                        if matches!(self.isolation, Isolation::Unsafe) {
+                            let _ = kill(pid, Signal::SIGTERM);
+                        }
                         tokio::spawn(async move {
                             tokio::time::sleep(CANCEL_GRACE).await;
                             let _ = killpg(pid, Signal::SIGKILL);

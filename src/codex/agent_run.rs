@@ -214,6 +214,8 @@ async fn run<R: tokio::io::AsyncRead + Unpin>(
         resolve_in_workspace(&req.workspace, path)?;
     }
     prepare_dir(&req.codex_home, true)?;
+    // A run killed before it could clean up may have left some.
+    remove_shell_snapshots(&req.codex_home);
     let (cred_env, per_run_auth) = install_credentials(&req)?;
     let mut follower = follow_from.map(|source| {
         LoginFollower::new(
@@ -251,7 +253,9 @@ async fn run<R: tokio::io::AsyncRead + Unpin>(
     };
 
     let argv = exec_argv(&req, schema_file.as_ref().map(|f| f.path()));
-    let mut child = Command::new(&opts.codex_bin)
+    let codex_bin = find_bin(&opts.codex_bin)
+        .ok_or_else(|| AgentRunError::CodexMissing(opts.codex_bin.clone()))?;
+    let mut child = codex_command(&codex_bin)
         .args(&argv)
         .env("CODEX_HOME", &req.codex_home)
         .envs(cred_env)
@@ -359,6 +363,7 @@ async fn run<R: tokio::io::AsyncRead + Unpin>(
     if per_run_auth {
         let _ = std::fs::remove_file(req.codex_home.join("auth.json"));
     }
+    remove_shell_snapshots(&req.codex_home);
     drop(schema_file);
 
     let changes = match before {
@@ -390,6 +395,46 @@ async fn run<R: tokio::io::AsyncRead + Unpin>(
         commands: summary.commands,
         duration_ms: 0,
     })
+}
+
+/// Where util-linux's `setpriv` may be; Debian has it in every image.
+const SETPRIV: &[&str] = &["/usr/bin/setpriv", "/bin/setpriv"];
+
+/// The command that starts Codex: under `setpriv --pdeathsig KILL` where
+/// there is one, so Codex (in a process group of its own, out of reach of a
+/// signal to agent-run's group) dies with agent-run even when agent-run is
+/// killed outright; otherwise Codex would run on, reparented, and its thread
+/// would be lost. Setting the signal ourselves would need `pre_exec`, which is
+/// unsafe code.
+fn codex_command(codex_bin: &Path) -> Command {
+    match SETPRIV.iter().map(Path::new).find(|p| p.is_file()) {
+        Some(setpriv) => {
+            let mut cmd = Command::new(setpriv);
+            cmd.args(["--pdeathsig", "KILL", "--"]).arg(codex_bin);
+            cmd
+        }
+        None => Command::new(codex_bin),
+    }
+}
+
+/// The binary `bin` names: itself when it is a path, else the first match
+/// on `PATH`.
+fn find_bin(bin: &Path) -> Option<PathBuf> {
+    if bin.components().count() > 1 {
+        return bin.is_file().then(|| bin.to_path_buf());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(bin))
+        .find(|p| p.is_file())
+}
+
+/// Codex's shell snapshots hold the environment of the shell it captured
+/// (`declare -x` lines); none may stay in the agent's Codex home, whether
+/// the run ended or was killed (they are off by config; a Codex that still
+/// wrote one must not leave it).
+fn remove_shell_snapshots(codex_home: &Path) {
+    let _ = std::fs::remove_dir_all(codex_home.join("shell_snapshots"));
 }
 
 /// The most useful explanation of a failed Codex process.

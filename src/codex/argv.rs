@@ -70,6 +70,11 @@ pub fn exec_argv(req: &RunRequest, output_schema_file: Option<&Path>) -> Vec<Str
         args.push("-c".into());
         args.push(o.clone());
     }
+    // After the user's overrides, so none of them can undo these.
+    for o in credential_hiding_overrides(req) {
+        args.push("-c".into());
+        args.push(o);
+    }
     if let Some(file) = output_schema_file {
         args.push("--output-schema".into());
         args.push(file.display().to_string());
@@ -80,6 +85,31 @@ pub fn exec_argv(req: &RunRequest, output_schema_file: Option<&Path>) -> Vec<Str
     }
     args.push("-".into());
     args
+}
+
+/// Config that keeps the run's credential away from the commands Codex runs:
+/// Codex itself reads the key from its environment, but the shells it starts
+/// must not inherit it (Codex's default excludes drop `*KEY*`, `*SECRET*`,
+/// `*TOKEN*`; the provider's variable is named too, whatever it is called),
+/// and no shell snapshot (a file of `declare -x` lines in the Codex home,
+/// left behind when a run is killed) may record it.
+pub fn credential_hiding_overrides(req: &RunRequest) -> Vec<String> {
+    let mut names = vec!["OPENAI_API_KEY".to_owned(), "CODEX_API_KEY".to_owned()];
+    if let Some(key) = req.provider.as_ref().and_then(|p| p.env_key.as_ref()) {
+        if !names.contains(key) {
+            names.push(key.clone());
+        }
+    }
+    let list = names
+        .iter()
+        .map(|n| toml_string(n))
+        .collect::<Vec<_>>()
+        .join(",");
+    vec![
+        "shell_environment_policy.ignore_default_excludes=false".to_owned(),
+        format!("shell_environment_policy.exclude=[{list}]"),
+        "features.shell_snapshot=false".to_owned(),
+    ]
 }
 
 /// Whether a provider id can stand as a bare TOML key.
@@ -188,6 +218,28 @@ mod tests {
             table.contains("requires_openai_auth=true") && !table.contains("env_key"),
             "{table}"
         );
+    }
+
+    #[test]
+    fn commands_never_inherit_the_key_and_users_cannot_undo_it() {
+        let mut r = req();
+        r.config_overrides = vec!["shell_environment_policy.ignore_default_excludes=true".into()];
+        r.provider = Some(ProviderConfig {
+            id: "fake".into(),
+            base_url: Some("http://127.0.0.1:9/v1".into()),
+            env_key: Some("MY_CRED".into()),
+            requires_openai_auth: false,
+        });
+        let a = exec_argv(&r, None);
+        let pos = |needle: &str| a.iter().position(|x| x.starts_with(needle)).unwrap();
+        assert!(
+            pos("shell_environment_policy.ignore_default_excludes=false")
+                > pos("shell_environment_policy.ignore_default_excludes=true")
+        );
+        let exclude = &a[pos("shell_environment_policy.exclude=")];
+        assert!(exclude.contains("\"MY_CRED\""), "{exclude}");
+        assert!(exclude.contains("\"OPENAI_API_KEY\""), "{exclude}");
+        assert!(a.contains(&"features.shell_snapshot=false".to_owned()));
     }
 
     #[test]

@@ -36,7 +36,7 @@ impl AuthMethod {
 pub enum CredentialError {
     #[error("CODEX_AUTH_METHOD {0:?} is not one of auto, api_key, oauth")]
     UnknownMethod(String),
-    #[error("CODEX_AUTH_METHOD=api_key but OPENAI_API_KEY is not set")]
+    #[error("CODEX_AUTH_METHOD=api_key but no API key is set (OPENAI_API_KEY, or the variable --provider-env-key names)")]
     MissingApiKey,
     #[error("CODEX_AUTH_METHOD=oauth but no auth.json was found at {0}; run `codex login` or set CODEX_AUTH_DIR")]
     MissingAuthFile(String),
@@ -55,6 +55,8 @@ pub struct CredentialSource {
     pub method: AuthMethod,
     pub prefer_oauth: bool,
     pub api_key: Option<String>,
+    /// The environment variable the API key was read from, for messages.
+    pub api_key_var: String,
     pub auth_file: PathBuf,
 }
 
@@ -77,8 +79,12 @@ impl CredentialSource {
             Ok(c) if c.auth_json.is_some() => {
                 format!("chatgpt login ({})", self.auth_file.display())
             }
-            Ok(c) if c.api_key.is_some() => "api key (OPENAI_API_KEY)".to_owned(),
-            Ok(_) => "none: set OPENAI_API_KEY or run `codex login`".to_owned(),
+            Ok(c) if c.api_key.is_some() => format!("api key ({})", self.api_key_var),
+            Ok(_) => format!(
+                "none: set {} or run `codex login` (looked for {})",
+                self.api_key_var,
+                self.auth_file.display()
+            ),
             Err(e) => format!("unusable: {e}"),
         }
     }
@@ -252,6 +258,13 @@ impl CredentialProvider {
         result
     }
 
+    /// Why runs cannot get a credential now, if they cannot.
+    pub fn problem(&self) -> Option<String> {
+        let d = self.describe();
+        (d.starts_with("unusable") || d.starts_with("none"))
+            .then(|| format!("no usable credential: {d}"))
+    }
+
     /// Which credential is in use and until when, never its value.
     pub fn describe(&self) -> String {
         let source = match &self.from {
@@ -336,6 +349,7 @@ mod tests {
             method,
             prefer_oauth,
             api_key: key.map(str::to_owned),
+            api_key_var: "OPENAI_API_KEY".into(),
             auth_file: CredentialSource::default_auth_file(Some(dir.path())),
         };
         (s, dir)

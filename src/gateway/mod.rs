@@ -219,6 +219,7 @@ async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
     let report = crate::tools::session::health(&state.runner, None);
     Json(json!({
         "status": report.status,
+        "problems": report.problems,
         "version": report.version,
         "uptime_seconds": report.uptime_seconds,
         "backend": report.backend,
@@ -229,7 +230,9 @@ async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
-    match state.readiness.read().expect("readiness").clone() {
+    let why = state.readiness.read().expect("readiness").clone();
+    // Without a credential every run fails: not ready until one appears.
+    match why.or_else(|| state.runner.credentials().problem()) {
         None => (StatusCode::OK, "ready\n").into_response(),
         Some(why) => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -206,8 +206,8 @@ pub async fn agent_status(
 pub fn health(runner: &Runner, tenant: Option<&Tenant>) -> HealthReport {
     let credentials = runner.credentials().describe();
     let mut problems = Vec::new();
-    if credentials.starts_with("unusable") {
-        problems.push(format!("credentials {credentials}"));
+    if let Some(p) = runner.credentials().problem() {
+        problems.push(p);
     }
     problems.extend(runner.state_problems(tenant));
     HealthReport {

@@ -27,6 +27,8 @@ pub struct GatewayOptions {
     /// A command the gateway is started through (e.g. `prlimit --nofile=...`),
     /// which must exec it so the pid stays the gateway's.
     pub wrapper: Vec<String>,
+    /// The gateway's working directory (the test's when `None`).
+    pub cwd: Option<PathBuf>,
 }
 
 impl GatewayOptions {
@@ -39,6 +41,7 @@ impl GatewayOptions {
             codex_bin: codex_bin(),
             env: Vec::new(),
             wrapper: Vec::new(),
+            cwd: None,
         }
     }
 
@@ -87,6 +90,9 @@ impl Gateway {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        if let Some(cwd) = &options.cwd {
+            cmd.current_dir(cwd);
+        }
         if let Some(tokens) = &options.auth_tokens {
             cmd.arg("--auth-tokens").arg(tokens);
         } else if !options.default_auth {
