@@ -3,7 +3,13 @@ use crate::backend::ThreadUpdate;
 use crate::codex::Usage;
 
 fn backend(dir: &Path) -> LocalBackend {
-    LocalBackend::new(dir.to_path_buf(), "codex".into(), "codex-mcp".into())
+    // These tests read and write agent state; they never start a run.
+    LocalBackend::new(
+        dir.to_path_buf(),
+        "codex".into(),
+        "codex-mcp".into(),
+        Isolation::Unsafe,
+    )
 }
 
 fn id(name: &str) -> AgentId {
