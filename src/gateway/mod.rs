@@ -4,6 +4,7 @@
 //! request; tools read the result from the request.
 
 pub mod auth;
+pub mod jsonrpc;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +26,7 @@ use crate::runs::Runner;
 use crate::sse::{sse_router, SseServerConfig, SseSessions};
 use crate::tools::caller::{select_agent, Caller};
 use crate::tools::CodexTools;
-use auth::{ClientAuth, Denied};
+use auth::ClientAuth;
 
 /// HTTP settings.
 #[derive(Debug, Clone)]
@@ -72,6 +73,10 @@ fn json_error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
+/// The JSON-RPC error code of a 401 (implementation-defined server error
+/// range): clients that read the body as JSON-RPC show its message.
+const UNAUTHENTICATED: i64 = -32001;
+
 /// Authenticates, checks the Host, and attaches the [`Caller`].
 async fn mcp_guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let host = req
@@ -91,18 +96,15 @@ async fn mcp_guard(State(state): State<AppState>, mut req: Request, next: Next) 
     let (tenant, allowed_agents) = match state.auth.authenticate(authz) {
         Ok(ok) => ok,
         Err(denied) => {
-            let (msg, err) = match denied {
-                Denied::MissingToken => ("missing bearer token", "invalid_request"),
-                Denied::InvalidToken => ("invalid bearer token", "invalid_token"),
-            };
-            let mut resp = json_error(StatusCode::UNAUTHORIZED, msg);
-            let metadata = format!("{}{PROTECTED_RESOURCE_PATH}", external_base(req.headers()));
-            let challenge = format!(
-                "Bearer realm=\"codex-mcp\", error=\"{err}\", resource_metadata=\"{metadata}\""
+            let mut resp = jsonrpc::error_response(
+                StatusCode::UNAUTHORIZED,
+                UNAUTHENTICATED,
+                denied.message(),
+                serde_json::Value::Null,
             );
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_str(&challenge).expect("ascii challenge"),
+                HeaderValue::from_static(denied.challenge()),
             );
             return resp;
         }
@@ -125,44 +127,21 @@ async fn mcp_guard(State(state): State<AppState>, mut req: Request, next: Next) 
         tenant,
         agent,
         allowed_agents,
-        transport: if path.ends_with("/mcp") {
-            "streamable-http"
-        } else {
-            "sse"
-        },
+        transport: transport_of(&path),
     };
     req.extensions_mut().insert(caller);
     next.run(req).await
 }
 
-/// RFC 9728 protected-resource metadata, for clients that discover how to
-/// authenticate.
-pub const PROTECTED_RESOURCE_PATH: &str = "/.well-known/oauth-protected-resource";
-
-/// The gateway's base URL as the client sees it (behind an ingress too).
-fn external_base(headers: &http::HeaderMap) -> String {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let proto = get("x-forwarded-proto").unwrap_or("http");
-    let host = get("x-forwarded-host")
-        .or_else(|| get("host"))
-        .unwrap_or("localhost");
-    // Header values end up in a quoted challenge: keep only what a host can contain.
-    let clean = |s: &str| -> String {
-        s.chars()
-            .filter(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(*c))
-            .collect()
-    };
-    format!("{}://{}", clean(proto), clean(host))
-}
-
-async fn protected_resource(headers: http::HeaderMap) -> Json<serde_json::Value> {
-    let base = external_base(&headers);
-    Json(json!({
-        "resource": format!("{base}/mcp"),
-        "resource_name": "codex-mcp",
-        "bearer_methods_supported": ["header"],
-        "authorization_servers": [],
-    }))
+/// The transport a request path belongs to. The routes accept a trailing
+/// slash (`/agents/NAME/mcp/`), so the name is judged without it.
+fn transport_of(path: &str) -> &'static str {
+    let path = path.trim_end_matches('/');
+    if path.ends_with("/sse") || path.ends_with("/message") {
+        "sse"
+    } else {
+        "streamable-http"
+    }
 }
 
 /// Counts requests by route template and status.
@@ -178,6 +157,17 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
         .metrics()
         .http_request(&route, resp.status().as_u16());
     resp
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    json_error(
+        StatusCode::NOT_FOUND,
+        &format!(
+            "no such endpoint {}: MCP is served at /mcp (streamable HTTP) and /sse (legacy SSE), \
+             also under /agents/NAME/",
+            uri.path()
+        ),
+    )
 }
 
 async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
@@ -323,25 +313,42 @@ pub fn router(
         .nest_service("/agents/{name}/mcp", streamable)
         .merge(sse.clone())
         .nest("/agents/{name}", sse)
-        .layer(middleware::from_fn_with_state(state.clone(), mcp_guard));
+        .route_layer(middleware::from_fn_with_state(
+            config.max_body_bytes,
+            jsonrpc::check_body,
+        ))
+        // Route layers only: a path that matches nothing is a 404 for anyone,
+        // not a 401 that sends clients looking for a way to log in.
+        .route_layer(middleware::from_fn_with_state(state.clone(), mcp_guard));
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
-        .route(PROTECTED_RESOURCE_PATH, get(protected_resource))
-        .route(
-            &format!("{PROTECTED_RESOURCE_PATH}/mcp"),
-            get(protected_resource),
-        )
         .with_state(state.clone())
         .merge(mcp)
-        .layer(middleware::from_fn_with_state(state, count_requests))
+        .fallback(not_found)
+        // Outside the body limit, so refused bodies (413) are counted too.
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state, count_requests))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transport_follows_the_endpoint_with_or_without_a_slash() {
+        for (path, want) in [
+            ("/mcp", "streamable-http"),
+            ("/agents/a/mcp/", "streamable-http"),
+            ("/agents/a/mcp", "streamable-http"),
+            ("/sse", "sse"),
+            ("/agents/a/sse/", "sse"),
+            ("/agents/a/message", "sse"),
+        ] {
+            assert_eq!(transport_of(path), want, "{path}");
+        }
+    }
 
     #[test]
     fn host_check() {
