@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod jsonrpc;
+pub mod resume;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -308,6 +309,9 @@ pub fn router(
         sse_sessions,
         readiness,
     };
+    let streamable = tower::ServiceBuilder::new()
+        .layer(middleware::from_fn(resume::resume_after_last_event))
+        .service(streamable);
     let mcp = Router::new()
         .nest_service("/mcp", streamable.clone())
         .nest_service("/agents/{name}/mcp", streamable)
