@@ -9,6 +9,8 @@
 #                      (no service installed or started)
 #   $CACHE/bin/helm    the helm CLI, Helm 4 (and $CACHE/bin/helm3, Helm 3), built
 #                      by tests/cluster/install-helm.sh with the go command
+#   $CACHE/inspector   the MCP Inspector (npm), whose CLI is a real client
+#                      for tests/real_clients.rs
 #   cluster binaries   tests/cluster/install.sh, when present
 #                      (CODEX_MCP_SKIP_CLUSTER=1 skips them)
 # Idempotent: every step checks before it installs.
@@ -18,6 +20,7 @@ CACHE="${CODEX_MCP_CACHE:-$HOME/.cache/codex-mcp}"
 export CODEX_MCP_CACHE="$CACHE"
 MCP_VERSION="${CODEX_MCP_PY_MCP_VERSION:-2.3.0}"
 HELM_SDK_VERSION="${CODEX_MCP_HELM_SDK_VERSION:-0.2.2}"
+INSPECTOR_VERSION="${CODEX_MCP_INSPECTOR_VERSION:-2.12.0}"
 VENV="$CACHE/venv"
 
 say() { echo "install-test-deps: $*" >&2; }
@@ -91,6 +94,21 @@ else
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check "helm-python-sdk==$HELM_SDK_VERSION" >&2
   venv_has helm-python-sdk "$HELM_SDK_VERSION" ||
     { say "helm-python-sdk==$HELM_SDK_VERSION did not install into $VENV"; exit 1; }
+fi
+
+# The MCP Inspector's CLI sees the gateway as users' clients do: schema
+# warnings, authentication errors. Installed locally, never globally.
+INSPECTOR_DIR="$CACHE/inspector"
+inspector_pkg="$INSPECTOR_DIR/node_modules/@modelcontextprotocol/inspector/package.json"
+if [ -f "$inspector_pkg" ] &&
+  [ "$(node -p "require(process.argv[1]).version" "$inspector_pkg" 2>/dev/null)" = "$INSPECTOR_VERSION" ]; then
+  say "MCP Inspector $INSPECTOR_VERSION already in $INSPECTOR_DIR"
+else
+  say "installing @modelcontextprotocol/inspector@$INSPECTOR_VERSION into $INSPECTOR_DIR"
+  mkdir -p "$INSPECTOR_DIR"
+  npm install -q --no-audit --no-fund --prefix "$INSPECTOR_DIR" "@modelcontextprotocol/inspector@$INSPECTOR_VERSION" >&2
+  [ -x "$INSPECTOR_DIR/node_modules/.bin/mcp-inspector" ] ||
+    { say "the MCP Inspector did not install into $INSPECTOR_DIR"; exit 1; }
 fi
 
 # Prometheus and promtool for tests/metrics_prometheus.rs. The .deb is only

@@ -144,11 +144,6 @@ pub struct EdgeArgs {
     /// Open MCP sessions at most per client token.
     #[arg(long, env = "CODEX_MCP_MAX_SESSIONS_PER_TOKEN", default_value_t = 100)]
     pub max_sessions_per_token: usize,
-    /// Proxies (IP addresses or CIDR ranges, comma-separated) whose
-    /// X-Forwarded-Proto and X-Forwarded-Host headers are believed; from
-    /// anyone else they are ignored.
-    #[arg(long, env = "CODEX_MCP_TRUSTED_PROXIES", value_delimiter = ',')]
-    pub trusted_proxies: Vec<String>,
 }
 
 /// How Codex is invoked and with which credentials.

@@ -2,6 +2,10 @@
 
 use std::io::IsTerminal;
 
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -29,7 +33,41 @@ pub fn init(level: &str, format: LogFormat) {
             .json()
             .flatten_event(true)
             .with_current_span(true)
+            .finish()
+            .with(ClientGoneIsNotAnError)
             .try_init(),
-        LogFormat::Text => builder.with_target(false).try_init(),
+        LogFormat::Text => builder
+            .with_target(false)
+            .finish()
+            .with(ClientGoneIsNotAnError)
+            .try_init(),
     };
+}
+
+/// Drops rmcp's ERROR events about a response it could not deliver because
+/// the client's channel is closed. That is how a client cancels (closing its
+/// stream, MCP 2026-07-28) or goes away; the run's own log lines say how the
+/// call ended, at INFO, and an operator should not be paged for it.
+struct ClientGoneIsNotAnError;
+
+impl<S: Subscriber> Layer<S> for ClientGoneIsNotAnError {
+    fn event_enabled(&self, event: &Event<'_>, _: Context<'_, S>) -> bool {
+        let meta = event.metadata();
+        if *meta.level() != Level::ERROR || !meta.target().starts_with("rmcp") {
+            return true;
+        }
+        let mut closed = ChannelClosed(false);
+        event.record(&mut closed);
+        !closed.0
+    }
+}
+
+struct ChannelClosed(bool);
+
+impl Visit for ChannelClosed {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "error" && format!("{value:?}").contains("channel closed") {
+            self.0 = true;
+        }
+    }
 }

@@ -213,7 +213,7 @@ async fn a_revoked_login_fails_with_an_actionable_error() {
 }
 
 #[tokio::test]
-async fn unauthenticated_clients_can_discover_how_to_authenticate() {
+async fn unauthenticated_clients_are_told_how_to_authenticate() {
     let dir = tempfile::tempdir().unwrap();
     let model = FakeModel::start().await;
     let mut opts = GatewayOptions::new(dir.path(), &model);
@@ -226,18 +226,26 @@ async fn unauthenticated_clients_can_discover_how_to_authenticate() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
+    // Tokens come from whoever runs the gateway, not from an OAuth server, so
+    // no authorization metadata is advertised: the body says what to do.
     let challenge = resp.headers()["www-authenticate"]
         .to_str()
         .unwrap()
         .to_owned();
-    let url = challenge
-        .split("resource_metadata=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap_or_else(|| panic!("no resource_metadata in {challenge}"));
-    let meta: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
-    assert_eq!(meta["resource"], format!("{}/mcp", gateway.url));
-    assert_eq!(meta["bearer_methods_supported"], json!(["header"]));
+    assert_eq!(challenge, "Bearer realm=\"codex-mcp\"");
+    let body: Value = resp.json().await.unwrap();
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("Authorization: Bearer") && msg.contains("client-token"),
+        "{body}"
+    );
+    let meta = reqwest::get(format!(
+        "{}/.well-known/oauth-protected-resource",
+        gateway.url
+    ))
+    .await
+    .unwrap();
+    assert_eq!(meta.status(), 404);
     let started = Instant::now();
     let sse = reqwest::Client::new()
         .get(gateway.sse_url())

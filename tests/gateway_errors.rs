@@ -37,16 +37,25 @@ fn client(env: &Env) -> McpClient {
     McpClient::new(env.gateway.mcp_url(), Transport::Http)
 }
 
-/// The error a failed call reports: a JSON-RPC error's message, or the text
-/// of a tool result with `isError` (rmcp reports argument errors either way,
-/// depending on the protocol version).
+/// The text of a failed call that the calling model reads: a tool result
+/// with `isError`.
 fn failure(r: &support::mcp_client::StepResult) -> String {
-    if r.is_error() {
-        r.text().to_owned()
-    } else {
-        assert!(!r.ok(), "call succeeded: {r}");
-        r.error_message().to_owned()
-    }
+    assert!(r.ok() && r.is_error(), "not a tool error: {r}");
+    r.text().to_owned()
+}
+
+/// POSTs a raw body to the MCP endpoint as a client would.
+async fn post_raw(env: &Env, body: reqwest::Body) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(env.gateway.mcp_url())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
 }
 
 async fn still_healthy(env: &Env) {
@@ -89,7 +98,7 @@ async fn invalid_agent_names_are_refused_with_the_reason() {
 }
 
 #[tokio::test]
-async fn malformed_calls_get_protocol_errors() {
+async fn bad_arguments_are_tool_errors_the_model_can_act_on() {
     let env = start().await;
     let results = client(&env)
         .run(vec![
@@ -97,24 +106,35 @@ async fn malformed_calls_get_protocol_errors() {
             Step::call_tool("plan", json!({"task": 5})),
             Step::call_tool("no_such_tool", json!({})),
             Step::call_tool("plan", json!({"task": "   "})),
+            Step::call_tool(
+                "implement",
+                json!({"task": "x", "target_files": ["/etc/passwd"]}),
+            ),
         ])
         .await;
     assert!(
-        failure(&results[0]).contains("missing field `target_files`"),
+        failure(&results[0]).contains("\"target_files\" is a required property"),
         "{}",
         results[0]
     );
     assert!(
-        failure(&results[1]).contains("invalid type"),
+        failure(&results[1]).contains("`task`: 5 is not of type \"string\""),
         "{}",
         results[1]
     );
+    // An unknown tool is the client's mistake, not the arguments': a protocol error.
+    assert!(!results[2].ok(), "{}", results[2]);
     assert!(
-        failure(&results[2]).contains("no_such_tool"),
+        results[2].error_message().contains("no_such_tool"),
         "{}",
         results[2]
     );
     assert_eq!(failure(&results[3]), "argument `task` must not be empty");
+    assert!(
+        failure(&results[4]).contains("/etc/passwd"),
+        "{}",
+        results[4]
+    );
     assert!(env.model.requests().is_empty());
 }
 
@@ -132,6 +152,29 @@ async fn oversized_bodies_are_rejected_and_the_gateway_keeps_serving() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 413);
+    // Without a Content-Length the limit is found while reading.
+    let chunks = futures::stream::iter(
+        (0..4).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 40_000]))),
+    );
+    let (status, body) = post_raw(&env, reqwest::Body::wrap_stream(chunks)).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("100000 bytes"),
+        "{body}"
+    );
+    let metrics = reqwest::get(format!("{}/metrics", env.gateway.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"codex_mcp_http_requests_total{route="/mcp",status="413"} 2"#),
+        "{metrics}"
+    );
     still_healthy(&env).await;
     assert!(env.model.requests().is_empty());
 }
@@ -275,17 +318,53 @@ async fn clients_need_a_token_unless_explicitly_open() {
             .await;
         assert!(ok.ok(), "{transport:?}: {ok}");
     }
-    let resp = reqwest::Client::new()
-        .post(env.gateway.mcp_url())
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 401);
-    assert!(resp.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .starts_with("Bearer"));
+    // RFC 6750 3.1: no error code without credentials; invalid_token for a wrong one.
+    for (authz, challenge, says) in [
+        (None, "Bearer realm=\"codex-mcp\"", "needs a client token"),
+        (
+            Some("Bearer not-the-token-at-all"),
+            "Bearer realm=\"codex-mcp\", error=\"invalid_token\"",
+            "not valid",
+        ),
+    ] {
+        let mut req = reqwest::Client::new()
+            .post(env.gateway.mcp_url())
+            .body("{}");
+        if let Some(a) = authz {
+            req = req.header("authorization", a);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 401);
+        let got = resp.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(got.starts_with(challenge), "{got}");
+        assert!(!got.contains("resource_metadata"), "{got}");
+        let body: Value = resp.json().await.unwrap();
+        let msg = body["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains(says) && msg.contains("Authorization: Bearer"),
+            "{body}"
+        );
+    }
+    // No OAuth here: discovery and registration paths, and any unknown path,
+    // are 404 with or without a token, never 401.
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+        "/register",
+        "/authorize",
+        "/nothing",
+    ] {
+        let resp = reqwest::get(format!("{}{path}", env.gateway.url))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404, "{path}");
+        assert!(resp.headers().get("www-authenticate").is_none(), "{path}");
+    }
     let logs = env.gateway.logs().join("\n");
     assert!(
         !logs.contains(&token) && !logs.contains(TEST_API_KEY),

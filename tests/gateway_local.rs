@@ -262,8 +262,11 @@ async fn fix_changes_files_and_reports_the_diff() {
         "{s}"
     );
     let empty = http(&env, "fixer").call_tool("fix", json!({})).await;
-    assert!(!empty.ok(), "fix with nothing to go on is refused: {empty}");
-    assert!(empty.error_message().contains("at least one"), "{empty}");
+    assert!(
+        empty.is_error(),
+        "fix with nothing to go on is refused: {empty}"
+    );
+    assert!(empty.text().contains("at least one"), "{empty}");
 }
 
 #[tokio::test]
@@ -355,9 +358,9 @@ async fn agents_cannot_reach_each_others_files() {
         let r = bob
             .call_tool("implement", json!({"task": "read", "target_files": [path]}))
             .await;
-        assert!(!r.ok(), "{path} must be refused: {r}");
+        assert!(r.is_error(), "{path} must be refused: {r}");
         assert!(
-            r.error_message().contains("workspace") || r.error_message().contains("absolute"),
+            r.text().contains("workspace") || r.text().contains("absolute"),
             "{r}"
         );
     }

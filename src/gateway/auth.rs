@@ -43,6 +43,41 @@ pub enum Denied {
     InvalidToken,
 }
 
+impl Denied {
+    /// What the client's user reads: the problem and how to fix it. Clients
+    /// show the body of a 401, not its challenge.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::MissingToken => {
+                "this gateway needs a client token: send the header \
+                 `Authorization: Bearer <token>` (the token is a line of the file given \
+                 with --auth-tokens, or, without that option, the file client-token in \
+                 the gateway's data directory)"
+            }
+            Self::InvalidToken => {
+                "the client token is not valid for this gateway: send a token from the \
+                 file given with --auth-tokens, or, without that option, from the file \
+                 client-token in the gateway's data directory, as \
+                 `Authorization: Bearer <token>`"
+            }
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge (RFC 6750 3 and 3.1): a request without
+    /// credentials gets no error code; a wrong token gets `invalid_token`.
+    /// There is no authorization server to name: tokens are issued by whoever
+    /// runs the gateway, not through OAuth.
+    pub fn challenge(self) -> &'static str {
+        match self {
+            Self::MissingToken => "Bearer realm=\"codex-mcp\"",
+            Self::InvalidToken => {
+                "Bearer realm=\"codex-mcp\", error=\"invalid_token\", \
+                 error_description=\"the client token is not valid for this gateway\""
+            }
+        }
+    }
+}
+
 /// Who may call the gateway.
 #[derive(Debug, Clone)]
 pub enum ClientAuth {

@@ -4,7 +4,8 @@
 //! request; tools read the result from the request.
 
 pub mod auth;
-pub mod proxy;
+pub mod jsonrpc;
+pub mod resume;
 pub mod server;
 pub mod sessions;
 pub mod streamable;
@@ -12,7 +13,7 @@ pub mod streamable;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -29,8 +30,7 @@ use crate::runs::Runner;
 use crate::sse::{sse_router, SseServerConfig, SseSessions};
 use crate::tools::caller::{select_agent, Caller};
 use crate::tools::CodexTools;
-use auth::{ClientAuth, Denied};
-use proxy::{external_base, TrustedProxies};
+use auth::ClientAuth;
 use sessions::{SessionLimits, SessionOwner, SessionRegistry};
 
 /// HTTP settings.
@@ -40,8 +40,6 @@ pub struct HttpConfig {
     pub allowed_hosts: Vec<String>,
     pub max_body_bytes: usize,
     pub shutdown: CancellationToken,
-    /// Whose `X-Forwarded-*` headers are believed.
-    pub trusted_proxies: TrustedProxies,
     pub session_limits: SessionLimits,
 }
 
@@ -53,7 +51,6 @@ struct AppState {
     runner: Arc<Runner>,
     auth: Arc<ClientAuth>,
     allowed_hosts: Arc<Vec<String>>,
-    trusted_proxies: Arc<TrustedProxies>,
     sse_sessions: SseSessions,
     readiness: Readiness,
 }
@@ -82,6 +79,10 @@ fn json_error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
+/// The JSON-RPC error code of a 401 (implementation-defined server error
+/// range): clients that read the body as JSON-RPC show its message.
+const UNAUTHENTICATED: i64 = -32001;
+
 /// Authenticates, checks the Host, and attaches the [`Caller`].
 async fn mcp_guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let host = req
@@ -109,19 +110,15 @@ async fn mcp_guard(State(state): State<AppState>, mut req: Request, next: Next) 
     let (tenant, allowed_agents) = match state.auth.authenticate(authz) {
         Ok(ok) => ok,
         Err(denied) => {
-            let (msg, err) = match denied {
-                Denied::MissingToken => ("missing bearer token", "invalid_request"),
-                Denied::InvalidToken => ("invalid bearer token", "invalid_token"),
-            };
-            let mut resp = json_error(StatusCode::UNAUTHORIZED, msg);
-            let base = external_base(req.headers(), peer_ip(&req), &state.trusted_proxies);
-            let metadata = format!("{base}{PROTECTED_RESOURCE_PATH}");
-            let challenge = format!(
-                "Bearer realm=\"codex-mcp\", error=\"{err}\", resource_metadata=\"{metadata}\""
+            let mut resp = jsonrpc::error_response(
+                StatusCode::UNAUTHORIZED,
+                UNAUTHENTICATED,
+                denied.message(),
+                serde_json::Value::Null,
             );
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_str(&challenge).expect("ascii challenge"),
+                HeaderValue::from_static(denied.challenge()),
             );
             return resp;
         }
@@ -144,11 +141,7 @@ async fn mcp_guard(State(state): State<AppState>, mut req: Request, next: Next) 
         tenant,
         agent,
         allowed_agents,
-        transport: if path.ends_with("/mcp") {
-            "streamable-http"
-        } else {
-            "sse"
-        },
+        transport: transport_of(&path),
     };
     req.extensions_mut().insert(caller);
     next.run(req).await
@@ -176,28 +169,15 @@ fn agent_from(path: &str, headers: &http::HeaderMap) -> Result<crate::agent::Age
     }
 }
 
-/// The peer's address, as the listener recorded it.
-fn peer_ip(req: &Request) -> Option<std::net::IpAddr> {
-    req.extensions()
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip())
-}
-
-/// RFC 9728 protected-resource metadata, for clients that discover how to
-/// authenticate.
-pub const PROTECTED_RESOURCE_PATH: &str = "/.well-known/oauth-protected-resource";
-
-async fn protected_resource(
-    State(state): State<AppState>,
-    req: Request,
-) -> Json<serde_json::Value> {
-    let base = external_base(req.headers(), peer_ip(&req), &state.trusted_proxies);
-    Json(json!({
-        "resource": format!("{base}/mcp"),
-        "resource_name": "codex-mcp",
-        "bearer_methods_supported": ["header"],
-        "authorization_servers": [],
-    }))
+/// The transport a request path belongs to. The routes accept a trailing
+/// slash (`/agents/NAME/mcp/`), so the name is judged without it.
+fn transport_of(path: &str) -> &'static str {
+    let path = path.trim_end_matches('/');
+    if path.ends_with("/sse") || path.ends_with("/message") {
+        "sse"
+    } else {
+        "streamable-http"
+    }
 }
 
 /// Counts requests by route template and status.
@@ -213,6 +193,17 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
         .metrics()
         .http_request(&route, resp.status().as_u16());
     resp
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    json_error(
+        StatusCode::NOT_FOUND,
+        &format!(
+            "no such endpoint {}: MCP is served at /mcp (streamable HTTP) and /sse (legacy SSE), \
+             also under /agents/NAME/",
+            uri.path()
+        ),
+    )
 }
 
 async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
@@ -268,7 +259,7 @@ pub enum HttpError {
 /// The listener's and the sessions' limits from the flags.
 fn edge_settings(
     edge: &crate::config::EdgeArgs,
-) -> Result<(server::ConnLimits, SessionLimits, TrustedProxies), HttpError> {
+) -> Result<(server::ConnLimits, SessionLimits), HttpError> {
     let config = |m: String| HttpError::Config(m);
     if edge.header_read_timeout == 0 {
         return Err(config(
@@ -288,8 +279,6 @@ fn edge_settings(
             "CODEX_MCP_MAX_CONNECTIONS, CODEX_MCP_MAX_SESSIONS and CODEX_MCP_MAX_SESSIONS_PER_TOKEN must be at least 1".into(),
         ));
     }
-    let proxies =
-        TrustedProxies::parse(&edge.trusted_proxies).map_err(|e| config(e.to_string()))?;
     Ok((
         server::ConnLimits {
             header_read_timeout: Duration::from_secs(edge.header_read_timeout),
@@ -300,7 +289,6 @@ fn edge_settings(
             total: edge.max_sessions,
             per_token: edge.max_sessions_per_token,
         },
-        proxies,
     ))
 }
 
@@ -315,7 +303,7 @@ pub async fn serve_until_signal(
     context: &str,
 ) -> Result<(), HttpError> {
     let shutdown = CancellationToken::new();
-    let (conn_limits, session_limits, trusted_proxies) = edge_settings(&gateway.edge)?;
+    let (conn_limits, session_limits) = edge_settings(&gateway.edge)?;
     let conn_limits = conn_limits.fit_to_file_limit();
     let app = router(
         runner,
@@ -324,7 +312,6 @@ pub async fn serve_until_signal(
             allowed_hosts: gateway.allowed_hosts.clone(),
             max_body_bytes: gateway.max_body_bytes,
             shutdown: shutdown.clone(),
-            trusted_proxies,
             session_limits,
         },
         readiness,
@@ -394,7 +381,6 @@ pub fn router(
         runner,
         auth: Arc::new(auth),
         allowed_hosts: Arc::new(config.allowed_hosts),
-        trusted_proxies: Arc::new(config.trusted_proxies),
         sse_sessions,
         readiness,
     };
@@ -402,6 +388,9 @@ pub fn router(
         registry,
         sessions: session_manager,
     };
+    let streamable = tower::ServiceBuilder::new()
+        .layer(middleware::from_fn(resume::resume_after_last_event))
+        .service(streamable);
     let mcp = Router::new()
         .nest_service("/mcp", streamable.clone())
         .nest_service("/agents/{name}/mcp", streamable)
@@ -411,25 +400,42 @@ pub fn router(
         ))
         .merge(sse.clone())
         .nest("/agents/{name}", sse)
-        .layer(middleware::from_fn_with_state(state.clone(), mcp_guard));
+        .route_layer(middleware::from_fn_with_state(
+            config.max_body_bytes,
+            jsonrpc::check_body,
+        ))
+        // Route layers only: a path that matches nothing is a 404 for anyone,
+        // not a 401 that sends clients looking for a way to log in.
+        .route_layer(middleware::from_fn_with_state(state.clone(), mcp_guard));
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
-        .route(PROTECTED_RESOURCE_PATH, get(protected_resource))
-        .route(
-            &format!("{PROTECTED_RESOURCE_PATH}/mcp"),
-            get(protected_resource),
-        )
         .with_state(state.clone())
         .merge(mcp)
-        .layer(middleware::from_fn_with_state(state, count_requests))
+        .fallback(not_found)
+        // Outside the body limit, so refused bodies (413) are counted too.
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state, count_requests))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transport_follows_the_endpoint_with_or_without_a_slash() {
+        for (path, want) in [
+            ("/mcp", "streamable-http"),
+            ("/agents/a/mcp/", "streamable-http"),
+            ("/agents/a/mcp", "streamable-http"),
+            ("/sse", "sse"),
+            ("/agents/a/sse/", "sse"),
+            ("/agents/a/message", "sse"),
+        ] {
+            assert_eq!(transport_of(path), want, "{path}");
+        }
+    }
 
     #[test]
     fn host_check() {

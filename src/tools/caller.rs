@@ -66,7 +66,7 @@ impl Caller {
 
     /// The agent this call addresses, if the caller may use it.
     pub fn agent_id(&self) -> Result<AgentId, ToolError> {
-        let name = self.agent.clone().map_err(ToolError::InvalidParams)?;
+        let name = self.agent.clone().map_err(ToolError::Refused)?;
         self.check_allowed(&name)?;
         Ok(AgentId {
             tenant: self.tenant.clone(),
@@ -84,7 +84,7 @@ impl Caller {
         if self.may_use(name) {
             Ok(())
         } else {
-            Err(ToolError::InvalidParams(format!(
+            Err(ToolError::Refused(format!(
                 "this token may not use agent {name}"
             )))
         }
@@ -133,7 +133,7 @@ mod tests {
             allowed_agents: Some(vec![AgentName::parse("alice").unwrap()]),
             transport: "sse",
         };
-        assert!(matches!(c.agent_id(), Err(ToolError::InvalidParams(_))));
+        assert!(matches!(c.agent_id(), Err(ToolError::Refused(_))));
         let c = Caller {
             allowed_agents: None,
             ..c

@@ -40,9 +40,14 @@ pub use session::{
 /// A tool call that did not produce a result.
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
-    /// The call's arguments or identity are wrong: a JSON-RPC error.
+    /// The call's arguments are wrong: a tool result with `isError`, so the
+    /// calling model reads the reason and can correct its call.
     #[error("{0}")]
     InvalidParams(String),
+    /// The connection does not allow the call (agent name, token): a JSON-RPC
+    /// error, as no change of arguments helps.
+    #[error("{0}")]
+    Refused(String),
     /// The call ran and failed: a tool result with `isError`, so the calling
     /// agent reads the reason.
     #[error("{0}")]
@@ -58,8 +63,10 @@ impl From<RunError> for ToolError {
 impl IntoCallToolResult for ToolError {
     fn into_call_tool_result(self) -> Result<CallToolResponse, ErrorData> {
         match self {
-            Self::InvalidParams(m) => Err(ErrorData::invalid_params(m, None)),
-            Self::Failed(m) => Ok(CallToolResult::error(vec![ContentBlock::text(m)]).into()),
+            Self::Refused(m) => Err(ErrorData::invalid_params(m, None)),
+            Self::InvalidParams(m) | Self::Failed(m) => {
+                Ok(CallToolResult::error(vec![ContentBlock::text(m)]).into())
+            }
         }
     }
 }
@@ -243,7 +250,9 @@ impl CodexTools {
         // Stateless MCP requests build a server per request; generating the
         // schemas once keeps that cheap.
         static ROUTER: std::sync::OnceLock<ToolRouter<CodexTools>> = std::sync::OnceLock::new();
-        let tool_router = ROUTER.get_or_init(Self::tool_router).clone();
+        let tool_router = ROUTER
+            .get_or_init(|| schema::publish(Self::tool_router()))
+            .clone();
         Self {
             runner,
             tool_router,
@@ -538,8 +547,35 @@ impl ServerHandler for CodexTools {
                 None,
             ));
         }
+        if let Some(tool) = self.tool_router.get(&request.name) {
+            let arguments = request.arguments.clone().unwrap_or_default();
+            if let Err(problems) = schema::check_arguments(&tool.input_schema, &arguments) {
+                return ToolError::InvalidParams(problems).into_call_tool_result();
+            }
+        }
         let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
         self.tool_router.call(tcc).await
+    }
+
+    async fn on_custom_request(
+        &self,
+        request: rmcp::model::CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CustomResult, ErrorData> {
+        // A known method whose params do not parse lands here; it is there,
+        // its params are not.
+        if request.method == "tools/call" {
+            return Err(ErrorData::invalid_params(
+                "tools/call params must be an object with `name` (a string) and \
+                 `arguments` (an object, e.g. {\"task\": \"...\"})",
+                None,
+            ));
+        }
+        Err(ErrorData::new(
+            rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+            request.method,
+            None,
+        ))
     }
 }
 

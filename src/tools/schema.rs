@@ -1,6 +1,12 @@
-//! The JSON Schemas sent to the model with `--output-schema`, and the check
-//! of its reply against them. Codex does not validate replies; we do.
+//! The JSON Schemas clients and the model see: the tools' input and output
+//! schemas as published, the schemas sent to the model with
+//! `--output-schema`, and the check of its reply against them. Codex does not
+//! validate replies; we do.
 
+use std::sync::Arc;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::JsonObject;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -24,6 +30,7 @@ pub fn model_schema<T: JsonSchema>() -> Value {
     if let Some(obj) = v.as_object_mut() {
         obj.remove("$schema");
     }
+    portable(&mut v);
     strictify(&mut v);
     v
 }
@@ -31,24 +38,6 @@ pub fn model_schema<T: JsonSchema>() -> Value {
 fn strictify(v: &mut Value) {
     match v {
         Value::Object(obj) => {
-            if let Some(Value::String(f)) = obj.get("format") {
-                if matches!(
-                    f.as_str(),
-                    "int8"
-                        | "int16"
-                        | "int32"
-                        | "int64"
-                        | "uint"
-                        | "uint8"
-                        | "uint16"
-                        | "uint32"
-                        | "uint64"
-                        | "float"
-                        | "double"
-                ) {
-                    obj.remove("format");
-                }
-            }
             if let Some(Value::Object(props)) = obj.get("properties") {
                 let keys: Vec<Value> = props.keys().cloned().map(Value::String).collect();
                 obj.insert("required".into(), Value::Array(keys));
@@ -60,6 +49,159 @@ fn strictify(v: &mut Value) {
         }
         Value::Array(items) => items.iter_mut().for_each(strictify),
         _ => {}
+    }
+}
+
+/// The `format` values JSON Schema 2020-12 defines. schemars adds Rust's
+/// integer widths (`uint64`, ...), which validators warn about or reject.
+const STANDARD_FORMATS: [&str; 19] = [
+    "date-time",
+    "date",
+    "time",
+    "duration",
+    "email",
+    "idn-email",
+    "hostname",
+    "idn-hostname",
+    "ipv4",
+    "ipv6",
+    "uri",
+    "uri-reference",
+    "iri",
+    "iri-reference",
+    "uuid",
+    "uri-template",
+    "json-pointer",
+    "relative-json-pointer",
+    "regex",
+];
+
+/// Keywords that stay beside `anyOf` when a nullable type is split: they
+/// describe the property, not one of its types.
+const ANNOTATIONS: [&str; 4] = ["description", "title", "default", "examples"];
+
+/// Makes a generated schema portable, in place: only standard formats (an
+/// unsigned width becomes `minimum: 0`), descriptions on one line (doc
+/// comments wrap; a schema reader should not see their line breaks).
+fn portable(v: &mut Value) {
+    match v {
+        Value::Object(obj) => {
+            if let Some(Value::String(f)) = obj.get("format") {
+                if !STANDARD_FORMATS.contains(&f.as_str()) {
+                    let unsigned = f.starts_with("uint");
+                    obj.remove("format");
+                    if unsigned && !obj.contains_key("minimum") {
+                        obj.insert("minimum".into(), Value::from(0));
+                    }
+                }
+            }
+            if let Some(Value::String(d)) = obj.get_mut("description") {
+                *d = d.split_whitespace().collect::<Vec<_>>().join(" ");
+            }
+            for child in obj.values_mut() {
+                portable(child);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(portable),
+        _ => {}
+    }
+}
+
+/// Splits `"type": [T, "null"]` into `anyOf` branches of one type each, with
+/// T's keywords in its branch: clients that map tool schemas onto a
+/// single-type dialect (OpenAPI-style function declarations) reject type
+/// arrays or drop their constraints.
+fn single_types(v: &mut Value) {
+    match v {
+        Value::Object(obj) => {
+            for child in obj.values_mut() {
+                single_types(child);
+            }
+            let Some(Value::Array(types)) = obj.get("type") else {
+                return;
+            };
+            let types: Vec<Value> = types.clone();
+            obj.remove("type");
+            let keywords: Vec<String> = obj
+                .keys()
+                .filter(|k| !ANNOTATIONS.contains(&k.as_str()))
+                .cloned()
+                .collect();
+            let mut specific = serde_json::Map::new();
+            for k in keywords {
+                if let Some(val) = obj.remove(&k) {
+                    specific.insert(k, val);
+                }
+            }
+            let branches = types
+                .into_iter()
+                .map(|t| {
+                    let mut branch = serde_json::Map::new();
+                    if t != "null" {
+                        branch.extend(specific.clone());
+                    }
+                    branch.insert("type".into(), t);
+                    Value::Object(branch)
+                })
+                .collect();
+            obj.insert("anyOf".into(), Value::Array(branches));
+        }
+        Value::Array(items) => items.iter_mut().for_each(single_types),
+        _ => {}
+    }
+}
+
+/// A tool schema as clients get it: portable, and one type per subschema.
+pub fn published(schema: &JsonObject) -> JsonObject {
+    let mut v = Value::Object(schema.clone());
+    portable(&mut v);
+    single_types(&mut v);
+    match v {
+        Value::Object(obj) => obj,
+        _ => schema.clone(),
+    }
+}
+
+/// Publishes every tool's input and output schema in portable form.
+pub fn publish<S>(mut router: ToolRouter<S>) -> ToolRouter<S> {
+    for route in router.map.values_mut() {
+        let tool = &mut route.attr;
+        tool.input_schema = Arc::new(published(&tool.input_schema));
+        if let Some(out) = &tool.output_schema {
+            tool.output_schema = Some(Arc::new(published(out)));
+        }
+        if let Some(d) = &tool.description {
+            tool.description = Some(d.split_whitespace().collect::<Vec<_>>().join(" ").into());
+        }
+    }
+    router
+}
+
+/// Checks a call's arguments against the tool's published input schema,
+/// naming every problem found (up to ten), for the calling model to correct.
+pub fn check_arguments(schema: &JsonObject, arguments: &JsonObject) -> Result<(), String> {
+    let schema = Value::Object(schema.clone());
+    // Our own schemas compile; one that did not would reject nothing.
+    let Ok(validator) = jsonschema::validator_for(&schema) else {
+        return Ok(());
+    };
+    let instance = Value::Object(arguments.clone());
+    let errors: Vec<String> = validator
+        .iter_errors(&instance)
+        .take(10)
+        .map(|e| {
+            let at = e.instance_path.to_string();
+            if at.is_empty() {
+                e.to_string()
+            } else {
+                format!("`{}`: {e}", at.trim_start_matches('/'))
+            }
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("invalid arguments: {}", errors.join("; ")))
     }
 }
 
@@ -136,6 +278,85 @@ mod tests {
         });
         assert!(objects >= 2, "root and ReviewComment");
         assert_eq!(s["properties"]["security_score"]["maximum"], json!(10));
+    }
+
+    /// Every schema a client or the model sees: each tool's input and output
+    /// schema as published, and the model's reply schemas.
+    fn all_schemas() -> Vec<(String, Value)> {
+        use crate::tools::responses::{FixModelReply, ImplementModelReply};
+        let router = publish(crate::tools::CodexTools::tool_router());
+        let mut out = Vec::new();
+        for tool in router.list_all() {
+            let name = tool.name.to_string();
+            out.push((
+                format!("{name} description"),
+                json!({"description": tool.description}),
+            ));
+            out.push((
+                format!("{name} input"),
+                Value::Object((*tool.input_schema).clone()),
+            ));
+            let output = tool.output_schema.expect("every tool has an output schema");
+            out.push((format!("{name} output"), Value::Object((*output).clone())));
+        }
+        out.push(("plan reply".into(), model_schema::<PlanModelReply>()));
+        out.push((
+            "implement reply".into(),
+            model_schema::<ImplementModelReply>(),
+        ));
+        out.push(("review reply".into(), model_schema::<ReviewModelReply>()));
+        out.push(("fix reply".into(), model_schema::<FixModelReply>()));
+        out
+    }
+
+    #[test]
+    fn published_schemas_are_portable_and_read_for_agents() {
+        let schemas = all_schemas();
+        assert!(schemas.len() >= 4 * 3 + 4, "{}", schemas.len());
+        let mut unsigned = 0;
+        for (what, schema) in &schemas {
+            walk(schema, &mut |o| {
+                if let Some(Value::String(f)) = o.get("format") {
+                    assert!(
+                        STANDARD_FORMATS.contains(&f.as_str()),
+                        "{what}: non-standard format {f}"
+                    );
+                }
+                if o.get("minimum") == Some(&json!(0)) {
+                    unsigned += 1;
+                }
+                if let Some(Value::String(d)) = o.get("description") {
+                    assert!(!d.contains('\n'), "{what}: line break in {d:?}");
+                    assert!(!d.contains("[`"), "{what}: doc link in {d:?}");
+                }
+                if !what.ends_with("reply") {
+                    assert!(
+                        !matches!(o.get("type"), Some(Value::Array(_))),
+                        "{what}: type array in {o:?}"
+                    );
+                }
+            });
+        }
+        assert!(unsigned > 10, "unsigned integers keep minimum 0");
+    }
+
+    #[test]
+    fn nullable_types_split_into_single_type_branches() {
+        let schema = json!({"type": "object", "properties": {"files": {
+            "description": "Files\nto read.", "default": null,
+            "type": ["array", "null"], "items": {"type": "string", "format": "uint64"}
+        }}});
+        let Value::Object(obj) = schema else {
+            unreachable!()
+        };
+        let out = Value::Object(published(&obj));
+        assert_eq!(
+            out["properties"]["files"],
+            json!({"description": "Files to read.", "default": null, "anyOf": [
+                {"type": "array", "items": {"type": "string", "minimum": 0}},
+                {"type": "null"}
+            ]})
+        );
     }
 
     fn review(score: u8) -> Value {

@@ -11,10 +11,10 @@ use crate::agent::{AgentId, AgentName, Tenant};
 use crate::backend::{AgentRecord, EnvironmentStatus, UnreadableAgent};
 use crate::runs::Runner;
 
-/// One agent as the session tools show it. Kept apart from
-/// [`AgentRecord`], the stored form: this is the response shape agents read
-/// (its schema is part of the tools'), without the tenant or Codex's
-/// internal usage counters, and with a status.
+// Kept apart from `AgentRecord`, the stored form: this is the shape agents
+// read (its doc comment is part of the tools' schemas), without the tenant or
+// Codex's internal usage counters, and with a status.
+/// One agent: its status, conversation, activity and usage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AgentSummary {
     pub agent_id: String,
