@@ -44,6 +44,8 @@ apt_install() {
 command -v npm >/dev/null || apt_install npm
 # Every local run is a bubblewrap sandbox.
 command -v bwrap >/dev/null || apt_install bubblewrap
+# scripts/lint.sh (the first step of scripts/test.sh) checks the scripts.
+command -v shellcheck >/dev/null || apt_install shellcheck
 scripts/install-codex.sh
 
 # Prefer the interpreter on PATH (it may be a newer build than Debian's);
