@@ -68,9 +68,13 @@ struct Agent {
 
 impl Agent {
     fn new() -> Self {
+        // Not under /tmp: with a system bubblewrap, Codex's sandbox refuses
+        // to put its helper binaries in a temporary directory.
+        let base = support::cache_dir().join("test-agents");
+        std::fs::create_dir_all(&base).unwrap();
         Agent {
-            home: tempfile::tempdir().unwrap(),
-            workspace: tempfile::tempdir().unwrap(),
+            home: tempfile::tempdir_in(&base).unwrap(),
+            workspace: tempfile::tempdir_in(&base).unwrap(),
         }
     }
 
