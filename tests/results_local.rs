@@ -37,9 +37,8 @@ async fn large_diffs_are_truncated_and_say_so() {
         .env("CODEX_MCP_MAX_DIFF_TOTAL_BYTES", "200000");
     let gateway = Gateway::start(options);
     // Six files of about 300 KB each.
-    model.push(Reply::exec_then(
+    model.push(Reply::exec(
         "for i in 1 2 3 4 5 6; do yes 0123456789abcdefghijklmnopqrstuvwxyz | head -n 8000 > big$i.txt; done",
-        "written",
     ));
     model.push(Reply::Json(implement_reply(&["big1.txt"])));
     let r = client(&gateway, "bulk")
@@ -50,6 +49,7 @@ async fn large_diffs_are_truncated_and_say_so() {
         .await;
     assert!(r.ok() && !r.is_error(), "{r}");
     let s = r.structured().unwrap();
+    assert_eq!(s["run"]["turns"], 1, "{}", s["run"]);
     let changes = s["changes"].as_array().unwrap();
     assert_eq!(changes.len(), 6, "every changed file is listed");
     let mut total = 0;
