@@ -241,6 +241,13 @@ pub struct LimitsArgs {
     /// Calls that may wait for a busy agent before further ones are refused.
     #[arg(long, env = "CODEX_MCP_QUEUE_LIMIT", default_value_t = 4)]
     pub queue_limit: usize,
+    /// Longest diff reported for one changed file, in bytes; longer ones
+    /// are cut and marked truncated.
+    #[arg(long, env = "CODEX_MCP_MAX_DIFF_BYTES", default_value_t = 256 << 10)]
+    pub max_diff_bytes: usize,
+    /// Most diff text one call reports across its files, in bytes.
+    #[arg(long, env = "CODEX_MCP_MAX_DIFF_TOTAL_BYTES", default_value_t = 2 << 20)]
+    pub max_diff_total_bytes: usize,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -21,6 +21,7 @@ use crate::progress::Progress;
 use crate::tools::responses::RunInfo;
 
 mod cleanup;
+mod paths;
 mod unsaved;
 pub use cleanup::CleanupReport;
 
@@ -36,6 +37,7 @@ pub struct RunSettings {
     pub queue_limit: usize,
     pub session_timeout: Duration,
     pub max_concurrent_runs: usize,
+    pub diff_limits: crate::workspace::DiffLimits,
 }
 
 /// One Codex turn a tool wants.
@@ -340,14 +342,17 @@ impl Runner {
             codex_home: paths.codex_home,
             timeout_secs: Some(self.settings.run_timeout.as_secs()),
             follow_login,
+            diff_limits: self.settings.diff_limits,
         };
 
         let (tx, mut rx) = mpsc::unbounded_channel::<crate::codex::CodexEvent>();
+        let relative = paths::Relativizer::new(&request.workspace, &request.codex_home);
         let forward = {
             let progress = progress.clone();
+            let paths = relative.clone();
             tokio::spawn(async move {
                 while let Some(ev) = rx.recv().await {
-                    if let Some(m) = ev.progress_message() {
+                    if let Some(m) = paths.event(ev).progress_message() {
                         progress.send(m);
                     }
                 }
@@ -375,7 +380,7 @@ impl Runner {
         };
         self.metrics.runs_in_progress.dec();
         let _ = forward.await;
-        let outcome = match result {
+        let mut outcome = match result {
             Ok(outcome) => outcome,
             Err(e) => {
                 self.record_lost_run(agent, &record).await;
@@ -383,6 +388,9 @@ impl Runner {
             }
         };
 
+        outcome.error = outcome.error.map(|e| relative.text(&e));
+        // agent-run bounds its diffs already; an older one may not.
+        crate::workspace::bound_diffs(&mut outcome.changes, self.settings.diff_limits);
         let usage = record.run_usage(outcome.usage, request.thread_id.as_deref());
         self.metrics.tokens(usage.input_tokens, usage.output_tokens);
         let thread = match (&outcome.thread_id, turn.new_conversation) {

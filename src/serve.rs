@@ -67,6 +67,10 @@ pub fn run_settings(codex: &CodexArgs, limits: &LimitsArgs) -> Result<RunSetting
         queue_limit: limits.queue_limit,
         session_timeout: Duration::from_secs(limits.session_timeout),
         max_concurrent_runs: limits.max_concurrent_sessions,
+        diff_limits: crate::workspace::DiffLimits {
+            max_file_bytes: limits.max_diff_bytes,
+            max_total_bytes: limits.max_diff_total_bytes,
+        },
     })
 }
 

@@ -11,6 +11,9 @@ use similar::TextDiff;
 
 use crate::codex::{FileChange, FileChangeKind};
 
+mod diff_limits;
+pub use diff_limits::{bound_diffs, DiffLimits};
+
 /// Why a caller-supplied path was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PathError {
@@ -265,6 +268,7 @@ fn change(
         file: path.to_owned(),
         action,
         diff,
+        truncated: false,
     }
 }
 

@@ -98,7 +98,7 @@ async fn cleanup_skips_a_busy_agent_and_never_splits_one() {
 
     // Calls that arrive while a long cleanup releases the agent wait for it,
     // and then for each other: never two runs in the agent at once.
-    fill(tmp.clone(), 60_000).await;
+    fill(tmp.clone(), 200_000).await;
     for _ in 0..2 {
         env.model
             .push(Reply::delayed(Duration::from_secs(5), Reply::text("held")));
@@ -107,7 +107,7 @@ async fn cleanup_skips_a_busy_agent_and_never_splits_one() {
         let c = client(&env, "other");
         async move { c.call_tool("cleanup_inactive_agents", json!({})).await }
     });
-    while count(&tmp) > 55_000 && !cleanup.is_finished() {
+    while count(&tmp) > 195_000 && !cleanup.is_finished() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let during = tokio::spawn({

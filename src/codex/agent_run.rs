@@ -23,7 +23,7 @@ use super::login_follow::{LoginFollower, FOLLOW_PERIOD};
 use super::request::{Credentials, RunOutcome, RunRequest, RESULT_LINE_TYPE};
 use crate::credentials::write_private;
 use crate::operator::desired::{API_KEY_FILE, AUTH_JSON_FILE};
-use crate::workspace::{resolve_in_workspace, PathError, Snapshot, SnapshotLimits};
+use crate::workspace::{bound_diffs, resolve_in_workspace, PathError, Snapshot, SnapshotLimits};
 
 /// Largest request line accepted on stdin.
 pub const MAX_REQUEST_BYTES: u64 = 16 << 20;
@@ -369,11 +369,16 @@ async fn run<R: tokio::io::AsyncRead + Unpin>(
     let changes = match before {
         Some(before) => {
             let ws = req.workspace.clone();
-            let after = tokio::task::spawn_blocking(move || Snapshot::take(&ws, limits))
-                .await
-                .expect("snapshot task")
-                .map_err(|e| AgentRunError::Prepare("workspace snapshot".into(), e))?;
-            before.changes_to(&after)
+            let diff_limits = req.diff_limits;
+            tokio::task::spawn_blocking(move || {
+                let after = Snapshot::take(&ws, limits)?;
+                let mut changes = before.changes_to(&after);
+                bound_diffs(&mut changes, diff_limits);
+                Ok(changes)
+            })
+            .await
+            .expect("snapshot task")
+            .map_err(|e| AgentRunError::Prepare("workspace snapshot".into(), e))?
         }
         None => Vec::new(),
     };

@@ -142,6 +142,7 @@ mod tests {
             codex_home: PathBuf::from("/data/agents/a/codex-home"),
             timeout_secs: None,
             follow_login: None,
+            diff_limits: Default::default(),
         }
     }
 

@@ -125,6 +125,9 @@ pub struct RunRequest {
     /// follows its environment's credentials directory instead).
     #[serde(default)]
     pub follow_login: Option<PathBuf>,
+    /// How large the reported diffs may be.
+    #[serde(default)]
+    pub diff_limits: crate::workspace::DiffLimits,
 }
 
 /// How a file differs after a run.
@@ -144,6 +147,9 @@ pub struct FileChange {
     pub action: FileChangeKind,
     /// Unified diff of the change (empty for binary or oversized files).
     pub diff: String,
+    /// The diff was cut short or left out to bound the result's size.
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 /// The last line `agent-run` prints.

@@ -106,3 +106,169 @@ impl Runner {
         )]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use tokio_util::sync::CancellationToken;
+
+    use super::super::{RunSettings, Runner, Turn};
+    use crate::agent::{AgentId, AgentName, Tenant};
+    use crate::backend::{
+        AgentList, AgentPaths, AgentRecord, Backend, BackendError, EventSender, RunRecord,
+    };
+    use crate::codex::{RunOutcome, RunRequest, SandboxMode};
+    use crate::credentials::CredentialProvider;
+    use crate::metrics::{Metrics, ToolKind};
+    use crate::progress::Progress;
+
+    /// A backend whose saves fail while `full` is set, as on a full disk.
+    #[derive(Default)]
+    struct FullDisk {
+        full: AtomicBool,
+        stored: Mutex<Option<AgentRecord>>,
+        asked_threads: Mutex<Vec<Option<String>>>,
+    }
+
+    #[async_trait]
+    impl Backend for FullDisk {
+        fn kind(&self) -> &'static str {
+            "test"
+        }
+        async fn ensure_agent(
+            &self,
+            agent: &AgentId,
+            _: &(dyn Fn(String) + Send + Sync),
+        ) -> Result<AgentRecord, BackendError> {
+            let mut stored = self.stored.lock().unwrap();
+            Ok(stored
+                .get_or_insert_with(|| AgentRecord::new(agent, chrono::Utc::now()))
+                .clone())
+        }
+        fn paths(&self, _: &AgentId) -> AgentPaths {
+            AgentPaths {
+                workspace: "/w".into(),
+                codex_home: "/h".into(),
+            }
+        }
+        async fn run(
+            &self,
+            _: &AgentId,
+            request: &RunRequest,
+            _: EventSender,
+            _: CancellationToken,
+        ) -> Result<RunOutcome, BackendError> {
+            self.asked_threads
+                .lock()
+                .unwrap()
+                .push(request.thread_id.clone());
+            Ok(RunOutcome {
+                ok: true,
+                thread_id: Some(request.thread_id.clone().unwrap_or("t-new".into())),
+                final_message: Some("done".into()),
+                ..Default::default()
+            })
+        }
+        async fn record_run(
+            &self,
+            agent: &AgentId,
+            run: RunRecord,
+        ) -> Result<AgentRecord, BackendError> {
+            if self.full.load(Ordering::SeqCst) {
+                return Err(BackendError::write_state(
+                    agent,
+                    "No space left on device (os error 28)",
+                ));
+            }
+            let mut stored = self.stored.lock().unwrap();
+            let record = stored.as_mut().expect("created");
+            record.apply(&run, chrono::Utc::now());
+            Ok(record.clone())
+        }
+        async fn get_agent(&self, _: &AgentId) -> Result<Option<AgentRecord>, BackendError> {
+            Ok(self.stored.lock().unwrap().clone())
+        }
+        async fn list_agents(&self, _: &Tenant) -> Result<AgentList, BackendError> {
+            Ok(AgentList::default())
+        }
+        async fn release_agent(&self, _: &AgentId) -> Result<(), BackendError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_whose_state_cannot_be_saved_keeps_its_conversation() {
+        let backend = Arc::new(FullDisk::default());
+        let settings = RunSettings {
+            model: "m".into(),
+            provider: None,
+            write_sandbox: SandboxMode::WorkspaceWrite,
+            config_overrides: vec![],
+            run_timeout: Duration::from_secs(60),
+            queue_limit: 4,
+            session_timeout: Duration::from_secs(3600),
+            max_concurrent_runs: 2,
+            diff_limits: Default::default(),
+        };
+        let runner = Arc::new(Runner::new(
+            backend.clone(),
+            CredentialProvider::agent_secret("s".into()),
+            settings,
+            Arc::new(Metrics::new()),
+        ));
+        let agent = AgentId {
+            tenant: Tenant::default_tenant(),
+            name: AgentName::parse("a").unwrap(),
+        };
+        let turn = Turn {
+            tool: ToolKind::Chat,
+            prompt: "hi".into(),
+            output_schema: None,
+            writes: true,
+            track_changes: false,
+            new_conversation: false,
+            workspace_paths: Vec::new(),
+        };
+        let (progress, cancel) = (Progress::none(), CancellationToken::new());
+        let call = || runner.run_turn(&agent, &turn, &progress, &cancel);
+
+        backend.full.store(true, Ordering::SeqCst);
+        let first = call().await.unwrap();
+        assert_eq!(first.info.thread_id.as_deref(), Some("t-new"));
+        assert!(
+            first
+                .info
+                .notes
+                .iter()
+                .any(|n| n.contains("could not be saved")),
+            "{:?}",
+            first.info.notes
+        );
+        let health = crate::tools::session::health(&runner, None);
+        assert_eq!(health.status, "degraded", "{health:?}");
+        assert!(health.problems[0].contains("No space left"), "{health:?}");
+        assert!(!health.problems[0].contains("default/a"), "{health:?}");
+
+        backend.full.store(false, Ordering::SeqCst);
+        let second = call().await.unwrap();
+        assert!(second.info.notes.is_empty(), "{:?}", second.info.notes);
+        assert_eq!(
+            *backend.asked_threads.lock().unwrap(),
+            [None, Some("t-new".to_owned())],
+            "the second call continued the first one's conversation"
+        );
+        let stored = backend.stored.lock().unwrap().clone().unwrap();
+        assert_eq!(
+            (stored.runs, stored.thread_id.as_deref()),
+            (2, Some("t-new"))
+        );
+        assert_eq!(
+            crate::tools::session::health(&runner, None).status,
+            "healthy"
+        );
+    }
+}

@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod caller;
+mod changes;
 pub mod prompts;
 pub mod responses;
 pub mod schema;
@@ -28,6 +29,7 @@ use args::{
     ReviewArgs,
 };
 use caller::Caller;
+use changes::with_changes;
 use responses::{
     merge_changes, ChatResponse, FixModelReply, FixResponse, ImplementModelReply,
     ImplementResponse, PlanModelReply, PlanResponse, ReviewModelReply, ReviewResponse,
@@ -164,42 +166,6 @@ impl CodexTools {
         merged.outcome.final_message = second.outcome.final_message;
         Ok((reply, merged))
     }
-}
-
-/// Adds what the failed call changed in the workspace to its error: the
-/// caller must know its files changed even though no result came back.
-fn with_changes(e: ToolError, run: &TurnResult) -> ToolError {
-    match e {
-        ToolError::Failed(m) if !run.outcome.changes.is_empty() => {
-            ToolError::Failed(format!("{m}\n\n{}", describe_changes(&run.outcome.changes)))
-        }
-        other => other,
-    }
-}
-
-/// Changed files with their diffs while those stay short.
-fn describe_changes(changes: &[crate::codex::FileChange]) -> String {
-    const DIFF_BUDGET: usize = 8 * 1024;
-    let mut out = format!(
-        "The workspace was changed nonetheless ({} file(s)):",
-        changes.len()
-    );
-    for c in changes {
-        let action = match c.action {
-            crate::codex::FileChangeKind::Create => "created",
-            crate::codex::FileChangeKind::Modify => "modified",
-            crate::codex::FileChangeKind::Delete => "deleted",
-        };
-        out.push_str(&format!("\n- {} ({action})", c.file));
-    }
-    let total: usize = changes.iter().map(|c| c.diff.len()).sum();
-    if total <= DIFF_BUDGET {
-        out.push_str("\n\nDiffs:\n");
-        for c in changes {
-            out.push_str(&c.diff);
-        }
-    }
-    out
 }
 
 fn ensure_ok(r: &TurnResult) -> Result<(), ToolError> {

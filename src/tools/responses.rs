@@ -83,6 +83,8 @@ pub struct Change {
     pub diff: String,
     /// The model's explanation of this change (empty if it gave none).
     pub explanation: String,
+    /// The diff was cut short to bound the result's size (see warnings).
+    pub truncated: bool,
 }
 
 /// Facts about the run that produced a result.
@@ -259,6 +261,19 @@ pub fn merge_changes(
             ));
         }
     }
+    let cut: Vec<&str> = real
+        .iter()
+        .filter(|r| r.truncated)
+        .map(|r| r.file.as_str())
+        .collect();
+    if !cut.is_empty() {
+        warnings.push(format!(
+            "diffs of {} file(s) were truncated to bound the result's size: {}; read the files \
+             in the workspace for their full content",
+            cut.len(),
+            cut.join(", ")
+        ));
+    }
     real.into_iter()
         .map(|r| {
             let explanation = claimed
@@ -271,6 +286,7 @@ pub fn merge_changes(
                 action: r.action,
                 diff: r.diff,
                 explanation,
+                truncated: r.truncated,
             }
         })
         .collect()
@@ -287,6 +303,7 @@ mod tests {
             file: "src/a.rs".into(),
             action: FileChangeKind::Create,
             diff: "+fn a() {}\n".into(),
+            truncated: false,
         }];
         let claimed = vec![
             ChangeExplanation {
