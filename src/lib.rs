@@ -2,20 +2,20 @@
 //! environments running OpenAI's Codex CLI, on one machine or on Kubernetes.
 #![forbid(unsafe_code)]
 
-pub mod agent;
-pub mod backend;
+pub(crate) mod agent;
+pub(crate) mod backend;
 pub mod codex;
 pub mod config;
 pub mod credentials;
-pub mod gateway;
+pub(crate) mod gateway;
 pub mod gateway_kube;
-pub mod kubeconfig;
-pub mod metrics;
+pub(crate) mod kubeconfig;
+pub(crate) mod metrics;
 pub mod operator;
-pub mod progress;
-pub mod runs;
+pub(crate) mod progress;
+pub(crate) mod runs;
 pub mod serve;
 pub mod sse;
-pub mod telemetry;
-pub mod tools;
-pub mod workspace;
+pub(crate) mod telemetry;
+pub(crate) mod tools;
+pub(crate) mod workspace;

@@ -23,7 +23,6 @@ use crate::tools::responses::RunInfo;
 mod cleanup;
 mod paths;
 mod unsaved;
-pub use cleanup::CleanupReport;
 
 /// How runs are configured, from flags.
 #[derive(Debug, Clone)]
@@ -60,7 +59,6 @@ pub struct Turn {
 #[derive(Debug)]
 pub struct TurnResult {
     pub outcome: RunOutcome,
-    pub record: AgentRecord,
     pub info: RunInfo,
 }
 
@@ -439,10 +437,6 @@ impl Runner {
                 .into_iter()
                 .collect(),
         };
-        Ok(TurnResult {
-            outcome,
-            record,
-            info,
-        })
+        Ok(TurnResult { outcome, info })
     }
 }

@@ -168,12 +168,9 @@ impl Snapshot {
         Ok(snap)
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.files.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.files.is_empty()
     }
 
     /// The changes from `self` to `after`, sorted by path.

@@ -82,10 +82,6 @@ impl KubeBackend {
         }
     }
 
-    pub fn settings(&self) -> &KubeSettings {
-        &self.settings
-    }
-
     /// Whether the pod the status names is there and ready: the status may
     /// lag behind a pod that was just deleted or died.
     async fn pod_ready(&self, cr: &CodexAgent) -> bool {

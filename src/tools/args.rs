@@ -21,14 +21,6 @@ pub enum ContextFile {
     },
 }
 
-impl ContextFile {
-    pub fn path(&self) -> &str {
-        match self {
-            Self::Path(p) | Self::Inline { path: p, .. } => p,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct PlanArgs {
     /// What should be achieved, in plain words. Be specific about the goal and

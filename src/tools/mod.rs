@@ -35,9 +35,7 @@ use responses::{
     ImplementResponse, PlanModelReply, PlanResponse, ReviewModelReply, ReviewResponse,
 };
 use schema::{model_schema, parse_reply};
-pub use session::{
-    AgentStatus, AgentSummary, CleanupResult, HealthReport, SessionInfo, SessionList,
-};
+pub use session::{AgentStatus, CleanupResult, HealthReport, SessionInfo, SessionList};
 
 /// A tool call that did not produce a result.
 #[derive(Debug, thiserror::Error)]

@@ -191,8 +191,8 @@ mod tests {
     fn context_files_deserialize_from_both_forms() {
         let v: Vec<ContextFile> =
             serde_json::from_str(r#"["a.py", {"path": "b.py", "content": "x"}]"#).unwrap();
-        assert_eq!(v[0].path(), "a.py");
-        assert_eq!(v[1].path(), "b.py");
+        assert_eq!(v[0], ContextFile::Path("a.py".into()));
+        assert!(matches!(&v[1], ContextFile::Inline { path, .. } if path == "b.py"));
     }
 
     #[test]
