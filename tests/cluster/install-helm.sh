@@ -34,6 +34,8 @@ START=$SECONDS
 mkdir -p "$BIN"
 WORK="$(mktemp -d "$CACHE/.helm.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
+# A build cache of its own, as in install.sh; export GOCACHE to keep one.
+export GOCACHE="${GOCACHE:-$WORK/gocache}"
 # helm prints its version from these; the module system knows the real one.
 ldflags() { # MODULE-PATH
   local v minor p

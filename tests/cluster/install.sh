@@ -129,6 +129,10 @@ cleanup() {
   rm -rf "$WORK" 2>/dev/null || { chmod -R u+w "$WORK" && rm -rf "$WORK"; }
 }
 trap cleanup EXIT
+# A build cache of its own, removed with the work directory: the go command's
+# shared one would keep about 5 GB per release for rebuilds that the cache of
+# binaries makes rare. Export GOCACHE to keep one anyway.
+export GOCACHE="${GOCACHE:-$WORK/gocache}"
 step() { log "$* ($((SECONDS - START)) s)"; }
 # Others may be compiling on the same machine; the build can wait for them.
 gobuild() { (cd "$1" && shift && nice -n 10 "$GO" build "$@") >>"$LOG" 2>&1; }

@@ -292,14 +292,15 @@ syncFrequency: 10s
 resolvConf: $H/kubelet/resolv.conf
 # Images are imported by hand and cannot be pulled again: never collect
 # them, and never evict pods because the machine's disk is fuller than a
-# production node's would be.
+# production node's would be (absolute floors: a percentage of a large, busy
+# disk can be gigabytes).
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard:
   memory.available: "100Mi"
-  nodefs.available: "1%"
+  nodefs.available: "100Mi"
   nodefs.inodesFree: "1%"
-  imagefs.available: "1%"
+  imagefs.available: "100Mi"
 serializeImagePulls: false
 EOF
 }
