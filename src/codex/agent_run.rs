@@ -412,7 +412,7 @@ const SETPRIV: &[&str] = &["/usr/bin/setpriv", "/bin/setpriv"];
 /// would be lost. Setting the signal ourselves would need `pre_exec`, which is
 /// unsafe code.
 fn codex_command(codex_bin: &Path) -> Command {
-    match SETPRIV.iter().map(Path::new).find(|p| p.is_file()) {
+    match SETPRIV.iter().map(Path::new).find(|p| sets_pdeathsig(p)) {
         Some(setpriv) => {
             let mut cmd = Command::new(setpriv);
             cmd.args(["--pdeathsig", "KILL", "--"]).arg(codex_bin);
@@ -420,6 +420,24 @@ fn codex_command(codex_bin: &Path) -> Command {
         }
         None => Command::new(codex_bin),
     }
+}
+
+/// Whether `setpriv` is util-linux's and takes `--pdeathsig`: busybox has a
+/// `setpriv` too, without it, and would refuse to start Codex at all.
+fn sets_pdeathsig(setpriv: &Path) -> bool {
+    let Ok(this) = std::env::current_exe() else {
+        return false;
+    };
+    setpriv.is_file()
+        && std::process::Command::new(setpriv)
+            .args(["--pdeathsig", "KILL", "--"])
+            .arg(this)
+            .arg("--help")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
 }
 
 /// The binary `bin` names: itself when it is a path, else the first match
@@ -570,5 +588,28 @@ mod tests {
         req.workspace_paths.pop();
         let err = run(&opts, req, &b""[..]).await.unwrap_err();
         assert!(matches!(err, AgentRunError::CodexMissing(_)), "{err}");
+    }
+
+    #[test]
+    fn only_a_setpriv_that_takes_pdeathsig_is_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        // What busybox's setpriv does with an option it lacks.
+        let busybox_like = dir.path().join("setpriv");
+        std::fs::write(
+            &busybox_like,
+            "#!/bin/sh\necho 'usage: setpriv [--ambient-caps CAP,CAP]' >&2\nexit 1\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&busybox_like, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(!sets_pdeathsig(&busybox_like));
+        assert!(!sets_pdeathsig(&dir.path().join("missing")));
+        let real = Path::new("/usr/bin/setpriv");
+        if real.is_file() {
+            assert!(
+                sets_pdeathsig(real),
+                "util-linux's setpriv takes --pdeathsig"
+            );
+        }
     }
 }

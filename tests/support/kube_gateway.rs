@@ -392,25 +392,32 @@ pub async fn run_processes(pods: &Api<Pod>, pod: &str) -> Vec<String> {
         .collect()
 }
 
-/// A token of the service account, from its token Secret (1.20 still
-/// creates them).
+/// A token of the service account, from a token Secret made for it.
 pub async fn service_account_token(ns: &TestNamespace, account: &str) -> String {
-    use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
-    let accounts: Api<ServiceAccount> = ns.api();
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::PostParams;
+    // Since 1.24 no token Secret is made per account; one asked for with
+    // the account's annotation is still filled in by the token controller.
     let secrets: Api<Secret> = ns.api();
+    let name = format!("{account}-token");
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {
+            "name": name,
+            "annotations": {"kubernetes.io/service-account.name": account},
+        },
+        "type": "kubernetes.io/service-account-token",
+    }))
+    .unwrap();
+    match secrets.create(&PostParams::default(), &secret).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => panic!("creating a token Secret for {account}: {e}"),
+    }
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let sa = accounts.get(account).await.unwrap();
-        if let Some(name) = sa
-            .secrets
-            .unwrap_or_default()
-            .first()
-            .and_then(|r| r.name.clone())
-        {
-            let secret = secrets.get(&name).await.unwrap();
-            if let Some(token) = secret.data.and_then(|d| d.get("token").cloned()) {
-                return String::from_utf8(token.0).unwrap();
-            }
+        let secret = secrets.get(&name).await.unwrap();
+        if let Some(token) = secret.data.and_then(|d| d.get("token").cloned()) {
+            return String::from_utf8(token.0).unwrap();
         }
         assert!(Instant::now() < deadline, "no token for {account}");
         tokio::time::sleep(Duration::from_millis(300)).await;
