@@ -321,7 +321,14 @@ async fn cancellation_kills_the_run_inside_the_pod() {
         left = run_processes(&pods, &pod).await;
     }
     assert!(left.is_empty(), "the run survived cancellation: {left:?}");
-    let status = codex_agent(&ns, "bob").await.status.unwrap();
+    // The gateway records the run's end once the exec stream has closed,
+    // which may come a moment after the pod's processes are gone.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut status = codex_agent(&ns, "bob").await.status.unwrap();
+    while status.active_runs != Some(0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        status = codex_agent(&ns, "bob").await.status.unwrap();
+    }
     assert_eq!(status.active_runs, Some(0), "{status:?}");
 
     // The agent still works afterwards.
