@@ -155,7 +155,7 @@ pub fn build_image(image: &str, args: &[&str]) {
     );
 }
 
-/// The apiserver's minor version (e.g. 20 for 1.20).
+/// The apiserver's minor version (e.g. 37 for 1.37).
 pub async fn server_minor_version() -> u32 {
     static MINOR: tokio::sync::OnceCell<u32> = tokio::sync::OnceCell::const_new();
     *MINOR
@@ -250,7 +250,7 @@ impl TestNamespace {
     pub async fn cleanup(mut self) {
         self.cleaned_up = true;
         // Pods first, without grace: otherwise the namespace waits for each
-        // kubelet-confirmed termination (many seconds on a 1.20 kubelet).
+        // kubelet-confirmed termination (seconds per pod).
         let pods: Api<Pod> = self.api();
         let now = DeleteParams {
             grace_period_seconds: Some(0),
@@ -449,8 +449,8 @@ impl ExecOutput {
 
 /// Runs `command` in the pod's first container (or `container`), optionally
 /// writing `stdin` to it, and collects its output. The stream is closed after
-/// `stdin` is written, but note that clusters older than 1.29 (protocol v4,
-/// e.g. the harness's 1.20) cannot signal end-of-input: give commands input
+/// `stdin` is written, but note that clusters older than 1.29 (protocol v4)
+/// cannot signal end-of-input: give commands input
 /// they stop reading by themselves (one line, a length) rather than "until
 /// EOF". Fails the test after `timeout`.
 pub async fn exec_with(
