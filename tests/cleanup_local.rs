@@ -8,27 +8,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::fake_model::{FakeModel, Reply};
-use support::gateway::{Gateway, GatewayOptions};
+use support::fake_model::Reply;
+use support::gateway::LocalGateway as Env;
 use support::mcp_client::{McpClient, Step, StepResult, Transport};
 
-struct Env {
-    dir: tempfile::TempDir,
-    model: FakeModel,
-    gateway: Gateway,
-}
-
-/// A gateway where every agent counts as inactive at once.
 async fn start() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let model = FakeModel::start().await;
-    let options = GatewayOptions::new(&dir.path().join("data"), &model).env("SESSION_TIMEOUT", "0");
-    let gateway = Gateway::start(options);
-    Env {
-        dir,
-        model,
-        gateway,
-    }
+    Env::start_with(|o| o.env("SESSION_TIMEOUT", "0")).await
 }
 
 fn client(env: &Env, agent: &str) -> McpClient {
@@ -38,7 +23,7 @@ fn client(env: &Env, agent: &str) -> McpClient {
 }
 
 fn tmp_dir(env: &Env, agent: &str) -> PathBuf {
-    env.dir.path().join("data/agents").join(agent).join("tmp")
+    env.dir.path().join("agents").join(agent).join("tmp")
 }
 
 fn structured(r: &StepResult) -> Value {

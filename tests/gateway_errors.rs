@@ -8,30 +8,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::fake_model::{FakeModel, Reply};
-use support::gateway::{Gateway, GatewayOptions, TEST_API_KEY};
+use support::fake_model::Reply;
+use support::gateway::{LocalGateway as Env, TEST_API_KEY};
 use support::mcp_client::{McpClient, Step, Transport};
-
-struct Env {
-    dir: tempfile::TempDir,
-    model: FakeModel,
-    gateway: Gateway,
-}
-
-async fn start_with(f: impl FnOnce(GatewayOptions) -> GatewayOptions) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let model = FakeModel::start().await;
-    let gateway = Gateway::start(f(GatewayOptions::new(dir.path(), &model)));
-    Env {
-        dir,
-        model,
-        gateway,
-    }
-}
-
-async fn start() -> Env {
-    start_with(|o| o).await
-}
 
 fn client(env: &Env) -> McpClient {
     McpClient::new(env.gateway.mcp_url(), Transport::Http)
@@ -58,16 +37,9 @@ async fn post_raw(env: &Env, body: reqwest::Body) -> (u16, Value) {
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-async fn still_healthy(env: &Env) {
-    let r = reqwest::get(format!("{}/health", env.gateway.url))
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-}
-
 #[tokio::test]
 async fn invalid_agent_names_are_refused_with_the_reason() {
-    let env = start().await;
+    let env = Env::start().await;
     let long = "a".repeat(300);
     let cases: [(&str, &str); 4] = [
         ("../x", "DNS-1123"),
@@ -94,12 +66,12 @@ async fn invalid_agent_names_are_refused_with_the_reason() {
         !env.dir.path().join("agents").exists(),
         "no agent directory for a refused name"
     );
-    still_healthy(&env).await;
+    env.gateway.assert_healthy().await;
 }
 
 #[tokio::test]
 async fn bad_arguments_are_tool_errors_the_model_can_act_on() {
-    let env = start().await;
+    let env = Env::start().await;
     let results = client(&env)
         .run(vec![
             Step::call_tool("implement", json!({"task": "x"})),
@@ -140,7 +112,7 @@ async fn bad_arguments_are_tool_errors_the_model_can_act_on() {
 
 #[tokio::test]
 async fn oversized_bodies_are_rejected_and_the_gateway_keeps_serving() {
-    let env = start_with(|o| o.env("CODEX_MCP_MAX_BODY_BYTES", "100000")).await;
+    let env = Env::start_with(|o| o.env("CODEX_MCP_MAX_BODY_BYTES", "100000")).await;
     let big = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                      "params": {"name": "chat", "arguments": {"message": "x".repeat(200_000)}}});
     let resp = reqwest::Client::new()
@@ -175,13 +147,13 @@ async fn oversized_bodies_are_rejected_and_the_gateway_keeps_serving() {
         metrics.contains(r#"codex_mcp_http_requests_total{route="/mcp",status="413"} 2"#),
         "{metrics}"
     );
-    still_healthy(&env).await;
+    env.gateway.assert_healthy().await;
     assert!(env.model.requests().is_empty());
 }
 
 #[tokio::test]
 async fn model_errors_and_unusable_replies_are_reported_not_patched() {
-    let env = start().await;
+    let env = Env::start().await;
     env.model
         .push(Reply::HttpError(500, "upstream exploded".into()));
     let r = client(&env)
@@ -220,12 +192,12 @@ async fn model_errors_and_unusable_replies_are_reported_not_patched() {
         .await;
     assert!(r.ok() && !r.is_error(), "{r}");
     assert_eq!(r.structured().unwrap()["summary"], "s");
-    still_healthy(&env).await;
+    env.gateway.assert_healthy().await;
 }
 
 #[tokio::test]
 async fn stalled_model_hits_the_run_time_limit() {
-    let env = start_with(|o| o.env("CODEX_MCP_RUN_TIMEOUT", "3")).await;
+    let env = Env::start_with(|o| o.env("CODEX_MCP_RUN_TIMEOUT", "3")).await;
     env.model.push(Reply::Stall(Duration::from_secs(60)));
     let r = client(&env)
         .call_tool("chat", json!({"message": "hang"}))
@@ -242,7 +214,7 @@ async fn stalled_model_hits_the_run_time_limit() {
 
 #[tokio::test]
 async fn a_busy_agent_queues_then_refuses() {
-    let env = start_with(|o| o.env("CODEX_MCP_QUEUE_LIMIT", "1")).await;
+    let env = Env::start_with(|o| o.env("CODEX_MCP_QUEUE_LIMIT", "1")).await;
     env.model.push(Reply::Stall(Duration::from_secs(4)));
     env.model.push(Reply::text("second"));
     let call = |m: &str| Step::call_tool("chat", json!({"message": m}));
@@ -268,7 +240,7 @@ async fn a_busy_agent_queues_then_refuses() {
 
 #[tokio::test]
 async fn missing_codex_is_explained() {
-    let env = start_with(|mut o| {
+    let env = Env::start_with(|mut o| {
         o.codex_bin = "/nonexistent/codex".into();
         o
     })
@@ -285,12 +257,12 @@ async fn missing_codex_is_explained() {
         r.is_error() && r.text().contains("Codex CLI not found"),
         "{r}"
     );
-    still_healthy(&env).await;
+    env.gateway.assert_healthy().await;
 }
 
 #[tokio::test]
 async fn clients_need_a_token_unless_explicitly_open() {
-    let env = start_with(|mut o| {
+    let env = Env::start_with(|mut o| {
         o.default_auth = true;
         o
     })
@@ -394,7 +366,7 @@ async fn tenants_and_agent_limits_come_from_the_token_file() {
         "tok-team-a-0123456789 team-a\ntok-team-b-0123456789 team-b only-me\n",
     )
     .unwrap();
-    let env = start_with(|mut o| {
+    let env = Env::start_with(|mut o| {
         o.auth_tokens = Some(tokens.clone());
         o
     })
@@ -461,7 +433,7 @@ async fn tenants_and_agent_limits_come_from_the_token_file() {
 
 #[tokio::test]
 async fn workspace_paths_that_leave_the_workspace_are_refused_before_codex_runs() {
-    let env = start().await;
+    let env = Env::start().await;
     let agent = |r: McpClient| r.header("X-Codex-Agent", "linker");
     // Lexically, by the gateway.
     let out = agent(client(&env))
@@ -494,5 +466,5 @@ async fn workspace_paths_that_leave_the_workspace_are_refused_before_codex_runs(
         "{out}"
     );
     assert_eq!(env.model.requests().len(), before, "Codex never ran");
-    still_healthy(&env).await;
+    env.gateway.assert_healthy().await;
 }

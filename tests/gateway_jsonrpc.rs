@@ -5,25 +5,8 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::fake_model::{FakeModel, Reply};
-use support::gateway::{Gateway, GatewayOptions};
-
-struct Env {
-    _dir: tempfile::TempDir,
-    model: FakeModel,
-    gateway: Gateway,
-}
-
-async fn start() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let model = FakeModel::start().await;
-    let gateway = Gateway::start(GatewayOptions::new(dir.path(), &model));
-    Env {
-        _dir: dir,
-        model,
-        gateway,
-    }
-}
+use support::fake_model::Reply;
+use support::gateway::LocalGateway as Env;
 
 /// POSTs a raw body to the MCP endpoint as a client would.
 async fn post_raw(env: &Env, body: reqwest::Body) -> (u16, Value) {
@@ -39,16 +22,9 @@ async fn post_raw(env: &Env, body: reqwest::Body) -> (u16, Value) {
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-async fn still_healthy(env: &Env) {
-    let r = reqwest::get(format!("{}/health", env.gateway.url))
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-}
-
 #[tokio::test]
 async fn malformed_messages_get_json_rpc_errors() {
-    let env = start().await;
+    let env = Env::start().await;
     let (status, body) = post_raw(&env, "{not json".into()).await;
     assert_eq!(
         (status, &body["error"]["code"]),
@@ -121,7 +97,7 @@ async fn malformed_messages_get_json_rpc_errors() {
         .unwrap()
         .contains("`arguments`"));
     assert!(env.model.requests().is_empty());
-    still_healthy(&env).await;
+    env.gateway.assert_healthy().await;
 }
 
 /// Event ids (and data) read from an SSE response until `count` ids are seen.
@@ -156,7 +132,7 @@ async fn read_events(resp: &mut reqwest::Response, count: usize) -> Vec<(String,
 
 #[tokio::test]
 async fn a_resumed_stream_continues_after_the_last_event_seen() {
-    let env = start().await;
+    let env = Env::start().await;
     env.model
         .push(Reply::Stall(std::time::Duration::from_secs(30)));
     let http = reqwest::Client::new();

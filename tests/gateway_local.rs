@@ -6,30 +6,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::fake_model::{self, FakeModel, Reply};
-use support::gateway::{processes_mentioning, Gateway, GatewayOptions};
+use support::fake_model::{self, Reply};
+use support::gateway::{processes_mentioning, LocalGateway as Env};
 use support::mcp_client::{McpClient, Protocol, Step, Transport};
-
-struct Env {
-    _dir: tempfile::TempDir,
-    model: FakeModel,
-    gateway: Gateway,
-}
-
-async fn start() -> Env {
-    start_with(|o| o).await
-}
-
-async fn start_with(f: impl FnOnce(GatewayOptions) -> GatewayOptions) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let model = FakeModel::start().await;
-    let gateway = Gateway::start(f(GatewayOptions::new(dir.path(), &model)));
-    Env {
-        _dir: dir,
-        model,
-        gateway,
-    }
-}
 
 fn http(env: &Env, agent: &str) -> McpClient {
     McpClient::new(env.gateway.mcp_url(), Transport::Http).header("X-Codex-Agent", agent)
@@ -69,7 +48,7 @@ pub fn review_reply() -> Value {
 
 #[tokio::test]
 async fn lists_every_tool_with_schemas_written_for_agents() {
-    let env = start().await;
+    let env = Env::start().await;
     let tools = http(&env, "default").list_tools().await;
     assert!(tools.ok(), "{tools}");
     for name in [
@@ -145,7 +124,7 @@ async fn lists_every_tool_with_schemas_written_for_agents() {
 
 #[tokio::test]
 async fn plan_is_validated_and_sent_with_an_output_schema() {
-    let env = start().await;
+    let env = Env::start().await;
     env.model.push(Reply::Json(plan_reply()));
     let r = http(&env, "planner")
         .call_tool(
@@ -170,7 +149,7 @@ async fn plan_is_validated_and_sent_with_an_output_schema() {
 
 #[tokio::test]
 async fn implement_writes_the_file_and_returns_its_real_diff() {
-    let env = start().await;
+    let env = Env::start().await;
     env.model
         .push(Reply::add_file("hello.py", "print('hello')"));
     env.model
@@ -214,7 +193,7 @@ async fn implement_writes_the_file_and_returns_its_real_diff() {
 
 #[tokio::test]
 async fn review_cannot_modify_the_workspace() {
-    let env = start().await;
+    let env = Env::start().await;
     env.model.push(Reply::exec("echo owned > pwned.txt"));
     env.model.push(Reply::Json(review_reply()));
     let r = http(&env, "reviewer")
@@ -235,7 +214,7 @@ async fn review_cannot_modify_the_workspace() {
 
 #[tokio::test]
 async fn fix_changes_files_and_reports_the_diff() {
-    let env = start().await;
+    let env = Env::start().await;
     let ws_file = "calc.py";
     env.model.push(Reply::exec(format!(
         "printf 'def div(a, b):\\n    return a / b if b else 0\\n' > {ws_file}"
@@ -271,7 +250,7 @@ async fn fix_changes_files_and_reports_the_diff() {
 
 #[tokio::test]
 async fn conversation_continues_across_calls_reconnects_and_restarts() {
-    let mut env = start().await;
+    let mut env = Env::start().await;
     env.model.push(Reply::text("Noted: PINEAPPLE"));
     env.model.push(Reply::text("You said PINEAPPLE"));
     env.model.push(Reply::text("Still PINEAPPLE"));
@@ -333,7 +312,7 @@ async fn conversation_continues_across_calls_reconnects_and_restarts() {
 
 #[tokio::test]
 async fn agents_cannot_reach_each_others_files() {
-    let env = start().await;
+    let env = Env::start().await;
     env.model
         .push(Reply::add_file("secret.txt", "alice's secret"));
     env.model
@@ -380,7 +359,7 @@ async fn agents_cannot_reach_each_others_files() {
 
 #[tokio::test]
 async fn session_tools_report_agents_and_health() {
-    let env = start().await;
+    let env = Env::start().await;
     env.model.push(Reply::text("hi"));
     let client = http(&env, "lister");
     let results = client
@@ -436,7 +415,7 @@ async fn session_tools_report_agents_and_health() {
 
 #[tokio::test]
 async fn cancellation_kills_the_codex_process() {
-    let env = start().await;
+    let env = Env::start().await;
     env.model.push(Reply::Stall(Duration::from_secs(60)));
     let ws = env.gateway.workspace("canceller").display().to_string();
     let client = http(&env, "canceller");

@@ -58,19 +58,18 @@ async fn an_agent_reads_only_its_own_directories() {
     assert!(r.ok() && !r.is_error(), "{r}");
     let alpha_agent = data.join("tenants/alpha/agents/work");
     std::fs::write(alpha_agent.join("workspace/plan.txt"), "alpha-private").unwrap();
-    // Gateway files a run must never see (a generated token, a login for runs).
+    // Gateway files a run must never see. (The login for runs, under
+    // run-login/, is bound read-only on purpose: runs follow it.)
     std::fs::write(data.join("client-token"), "gateway-private").unwrap();
-    std::fs::write(data.join("run-login.json"), "gateway-private").unwrap();
 
     let targets = [
         tokens.clone(),
         data.join("client-token"),
-        data.join("run-login.json"),
         alpha_agent.join("agent.json"),
         alpha_agent.join("workspace/plan.txt"),
         data.join("tenants/beta/agents/work/agent.json"),
     ];
-    for t in &targets[..5] {
+    for t in &targets[..4] {
         assert!(
             t.is_file(),
             "{} should exist outside the sandbox",

@@ -10,8 +10,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::fake_model::{FakeModel, Reply};
-use support::gateway::{Gateway, GatewayOptions};
+use support::fake_model::Reply;
+use support::gateway::LocalGateway as Env;
 use support::mcp_client::{McpClient, Step, Transport};
 
 const TOKEN: &str = "tok-real-clients-0123456789";
@@ -21,25 +21,21 @@ fn inspector() -> PathBuf {
     support::cache_dir().join("inspector/node_modules/.bin/mcp-inspector")
 }
 
-struct Env {
-    _dir: tempfile::TempDir,
-    model: FakeModel,
-    gateway: Gateway,
-}
-
 async fn start() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens");
-    std::fs::write(&tokens, format!("{TOKEN}\n")).unwrap();
-    let model = FakeModel::start().await;
-    let mut options = GatewayOptions::new(&dir.path().join("data"), &model);
-    options.auth_tokens = Some(tokens);
-    let gateway = Gateway::start(options);
-    Env {
-        _dir: dir,
-        model,
-        gateway,
-    }
+    Env::start_with(|mut o| {
+        let tokens = o.data_dir.join("client-tokens");
+        std::fs::write(
+            &tokens,
+            format!(
+                "{TOKEN}
+"
+            ),
+        )
+        .unwrap();
+        o.auth_tokens = Some(tokens);
+        o
+    })
+    .await
 }
 
 /// Runs the Inspector CLI without a terminal, as CI and agents do.
@@ -162,7 +158,8 @@ async fn a_client_cancel_is_not_logged_as_an_error() {
     let client = McpClient::new(env.gateway.mcp_url(), Transport::Http).bearer(TOKEN);
     let r = client
         .run(vec![Step::call_tool("chat", json!({"message": "wait"}))
-            .cancel_after(Duration::from_secs(3))])
+            // Long enough for Codex to reach the model on a loaded machine.
+            .cancel_after(Duration::from_secs(10))])
         .await
         .remove(0);
     assert!(r.cancelled(), "{r}");

@@ -156,6 +156,12 @@ impl Gateway {
         let _ = self.child.wait();
     }
 
+    /// Fails the test unless `/health` answers 200.
+    pub async fn assert_healthy(&self) {
+        let r = reqwest::get(format!("{}/health", self.url)).await.unwrap();
+        assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -208,4 +214,29 @@ pub fn processes_mentioning(needle: &str) -> Vec<u32> {
         }
     }
     out
+}
+
+/// What most local tests start from: a gateway of their own on a fresh data
+/// directory (`dir`), with its own fake model.
+pub struct LocalGateway {
+    pub dir: tempfile::TempDir,
+    pub model: FakeModel,
+    pub gateway: Gateway,
+}
+
+impl LocalGateway {
+    pub async fn start() -> Self {
+        Self::start_with(|o| o).await
+    }
+
+    pub async fn start_with(f: impl FnOnce(GatewayOptions) -> GatewayOptions) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let model = FakeModel::start().await;
+        let gateway = Gateway::start(f(GatewayOptions::new(dir.path(), &model)));
+        Self {
+            dir,
+            model,
+            gateway,
+        }
+    }
 }
