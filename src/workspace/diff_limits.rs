@@ -26,6 +26,12 @@ impl Default for DiffLimits {
 pub fn bound_diffs(changes: &mut [FileChange], limits: DiffLimits) {
     let mut left = limits.max_total_bytes;
     for c in changes.iter_mut() {
+        // Cut once (in agent-run); the gateway's pass then only counts it,
+        // so applying the limits again changes nothing.
+        if c.truncated {
+            left = left.saturating_sub(c.diff.len());
+            continue;
+        }
         let full = c.diff.len();
         let budget = limits.max_file_bytes.min(left);
         if full <= budget {
@@ -53,7 +59,7 @@ pub fn bound_diffs(changes: &mut [FileChange], limits: DiffLimits) {
             "[diff truncated: {cut} of {full} bytes shown; {why}]\n"
         ));
         c.truncated = true;
-        left -= cut.min(left);
+        left = left.saturating_sub(c.diff.len());
     }
 }
 
@@ -90,5 +96,11 @@ mod tests {
             .map(|c| c.diff.lines().filter(|l| l.starts_with('+')).count() * 12)
             .sum();
         assert!(shown <= 1000, "{shown}");
+
+        // agent-run cuts, the gateway applies the same limits again: the
+        // second pass must change nothing.
+        let once = changes.clone();
+        bound_diffs(&mut changes, limits);
+        assert_eq!(changes, once);
     }
 }
