@@ -406,10 +406,16 @@ impl Backend for KubeBackend {
                 Ok(_) => {
                     let usage = naming::format_usage(&record.thread_usage);
                     let body = json!({"metadata": {"annotations": {naming::ANNOTATION_THREAD_USAGE: usage}}});
-                    self.agents
+                    // The counters are saved: failing now would have the
+                    // run recorded again. A stale annotation only makes the
+                    // next run of this thread count some tokens twice.
+                    if let Err(e) = self
+                        .agents
                         .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
                         .await
-                        .map_err(|e| BackendError::write_state(agent, e))?;
+                    {
+                        tracing::warn!(agent = %agent, error = %e, "saving the thread's usage failed");
+                    }
                     return Ok(record);
                 }
                 Err(e) if is_conflict(&e) => continue,

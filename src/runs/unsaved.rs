@@ -61,11 +61,19 @@ impl Runner {
             Some(p) => p,
             None => return record,
         };
+        // The agent's own settings come with `ensure_agent` only; the
+        // records `record_run` returns do not carry them.
+        let codex = record.codex.clone();
         let mut current = record;
         let mut runs = pending.runs.into_iter();
         for run in runs.by_ref() {
             match self.backend.record_run(agent, run.clone()).await {
-                Ok(r) => current = r,
+                Ok(r) => {
+                    current = AgentRecord {
+                        codex: codex.clone(),
+                        ..r
+                    }
+                }
                 Err(e) => {
                     current.apply(&run, chrono::Utc::now());
                     let mut left = vec![run];
