@@ -158,11 +158,12 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// An IO error without the file path some layers add to it: callers see
-/// what went wrong, not where the server keeps its files.
+/// what went wrong, not where the server keeps its files. Errors that are
+/// not the OS's (a panicked task, bad JSON) are our own words and kept whole.
 fn io_reason(e: &std::io::Error) -> String {
     match e.raw_os_error() {
         Some(code) => std::io::Error::from_raw_os_error(code).to_string(),
-        None => e.kind().to_string(),
+        None => e.to_string(),
     }
 }
 
