@@ -423,21 +423,18 @@ fn codex_command(codex_bin: &Path) -> Command {
 }
 
 /// Whether `setpriv` is util-linux's and takes `--pdeathsig`: busybox has a
-/// `setpriv` too, without it, and would refuse to start Codex at all.
+/// `setpriv` too, without it, and would refuse to start Codex at all. One
+/// look at its help, before each run's Codex starts.
 fn sets_pdeathsig(setpriv: &Path) -> bool {
-    let Ok(this) = std::env::current_exe() else {
-        return false;
-    };
     setpriv.is_file()
         && std::process::Command::new(setpriv)
-            .args(["--pdeathsig", "KILL", "--"])
-            .arg(this)
             .arg("--help")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+            .output()
+            .is_ok_and(|o| {
+                String::from_utf8_lossy(&o.stdout).contains("--pdeathsig")
+                    || String::from_utf8_lossy(&o.stderr).contains("--pdeathsig")
+            })
 }
 
 /// The binary `bin` names: itself when it is a path, else the first match
