@@ -2,7 +2,8 @@
 # Stops the test cluster that up.sh started and removes what it left on the
 # machine: pods (and their processes, network namespaces and mounts), every
 # process up.sh started, the containerd shims, mounts under the harness
-# directory, the service address and route, the pod bridge, and etcd's data.
+# directory, the service address and route, the NetworkPolicy chain, the pod
+# bridge, and etcd's data.
 # Safe to run when nothing is up, and more than once.
 #
 # Kept for the next up.sh: the CA and tokens, containerd's image store, logs.
@@ -166,6 +167,11 @@ find /var/log/containers -maxdepth 1 -xtype l -lname '/var/log/pods/*' -delete 2
 if ip link show "$BRIDGE" >/dev/null 2>&1; then ip link delete "$BRIDGE" 2>/dev/null || true; fi
 ip route del unreachable "$SERVICE_SUBNET" 2>/dev/null || true
 ip addr del "$SERVICE_IP/32" dev lo 2>/dev/null || true
+for hook in POSTROUTING INPUT; do
+  while iptables -w 10 -t mangle -D "$hook" -j "$NETPOL_CHAIN" 2>/dev/null; do :; done
+done
+iptables -w 10 -t mangle -F "$NETPOL_CHAIN" 2>/dev/null || true
+iptables -w 10 -t mangle -X "$NETPOL_CHAIN" 2>/dev/null || true
 if [ -f "$H/ip_forward.orig" ]; then
   cat "$H/ip_forward.orig" >/proc/sys/net/ipv4/ip_forward 2>/dev/null || true
   rm -f "$H/ip_forward.orig"

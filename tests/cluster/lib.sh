@@ -6,7 +6,8 @@
 # insist on putting elsewhere: pod log directories (/var/log/pods), the
 # kubelet's device-plugin socket (/var/lib/kubelet), containerd shim sockets
 # (/run/containerd/s), the provisioner's /tmp/hostpath_pv symlink, and a
-# loopback address plus a route for the service range. down.sh removes each
+# loopback address plus a route for the service range, and a mangle chain
+# (with its jumps) that feeds the NetworkPolicy enforcer. down.sh removes each
 # of those again.
 
 CACHE="${CODEX_MCP_CACHE:-$HOME/.cache/codex-mcp}"
@@ -44,6 +45,12 @@ SERVICE_IP=10.96.0.1
 # to its own directory.
 PV_LINK=/tmp/hostpath_pv
 
+# The NetworkPolicy enforcer (install-netpol.sh builds it), the netfilter
+# queue it reads and the mangle chain that feeds the queue.
+NETPOL_BIN="$CACHE/bin/kube-network-policies"
+NETPOL_QUEUE=100
+NETPOL_CHAIN=CODEXMCP-NETPOL
+
 PAUSE_IMAGE=localhost/codex-mcp/pause:1
 # The probe pod's image, and the image cluster tests use for plain pods.
 BUSYBOX_IMAGE=codex-mcp-test/busybox:1
@@ -54,7 +61,7 @@ BUSYBOX_REF=docker.io/codex-mcp-test/busybox:1
 HOST_PATHS=(/var/lib/kubelet /var/lib/cni /var/log/pods /var/log/containers /run/containerd /run/netns /usr/libexec/kubernetes)
 
 # Everything up.sh starts, in start order (down.sh stops them in reverse).
-PROCESSES=(etcd kube-apiserver service-proxy dns-stub pv-watcher containerd kube-controller-manager kube-scheduler kubelet)
+PROCESSES=(etcd kube-apiserver service-proxy network-policies dns-stub pv-watcher containerd kube-controller-manager kube-scheduler kubelet)
 
 k() { "$KUBECTL" --kubeconfig "$ADMIN_KUBECONFIG" --request-timeout 30s "$@"; }
 # The harness's own ctr (containerd 2's; Debian's containerd is not

@@ -68,6 +68,7 @@ wait_for() { # WHAT SECONDS LOG-NAME COMMAND...
 config_hash() {
   cat "$HERE/up.sh" "$HERE/lib.sh" "$HERE/dns-stub.py" "$HERE/pv-watcher.py" | sha256sum | cut -c1-16
   readlink -f "$CACHE/kubernetes"
+  cat "$CACHE/bin/.netpol-build" 2>/dev/null
 }
 
 apiserver_ready() {
@@ -102,7 +103,7 @@ write_pki() {
   local d="$H/pki"
   mkdir -p "$d"
   chmod 700 "$d"
-  [ -s "$d/ca.crt" ] && [ -s "$d/apiserver.crt" ] && [ -s "$d/sa.pub" ] && [ -s "$d/tokens.csv" ] && return 0
+  [ -s "$d/ca.crt" ] && [ -s "$d/apiserver.crt" ] && [ -s "$d/sa.pub" ] && [ -s "$d/tokens.csv" ] && [ -s "$d/network-policies.token" ] && return 0
   log "generating the cluster CA, serving certificate and tokens"
   (
     cd "$d"
@@ -123,7 +124,7 @@ EOF
     openssl genrsa -out sa.key 2048 2>/dev/null
     openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
     local who
-    for who in admin controller-manager scheduler kubelet; do openssl rand -hex 24 >"$who.token"; done
+    for who in admin controller-manager scheduler kubelet network-policies; do openssl rand -hex 24 >"$who.token"; done
     # Components authenticate with static tokens, under the identities
     # RBAC's bootstrap policy (and the Node authorizer) expect.
     cat >tokens.csv <<EOF
@@ -131,6 +132,7 @@ $(cat admin.token),admin,admin,"system:masters"
 $(cat controller-manager.token),system:kube-controller-manager,system:kube-controller-manager
 $(cat scheduler.token),system:kube-scheduler,system:kube-scheduler
 $(cat kubelet.token),system:node:localhost,system:node:localhost,"system:nodes"
+$(cat network-policies.token),system:kube-network-policies,system:kube-network-policies
 EOF
   )
 }
@@ -165,7 +167,7 @@ write_configs() {
   mkdir -p "$H/kubeconfigs" "$H/containerd/run" "$H/cni/net.d" "$H/kubelet/root" "$H/bin" "$H/pv"
   write_kubeconfig "$ADMIN_KUBECONFIG" admin
   local c
-  for c in controller-manager scheduler kubelet; do write_kubeconfig "$H/kubeconfigs/$c" "$c"; done
+  for c in controller-manager scheduler kubelet network-policies; do write_kubeconfig "$H/kubeconfigs/$c" "$c"; done
 
   # runc refuses to start containers here when asked for a negative
   # oom_score_adj (the pause container and Guaranteed pods get one): it fails
@@ -322,12 +324,75 @@ setup_host_network() {
   ip -4 addr show dev lo | grep " $SERVICE_IP/32 " >/dev/null || ip addr add "$SERVICE_IP/32" dev lo
   ip route show table main | grep "^unreachable $SERVICE_SUBNET" >/dev/null ||
     ip route add unreachable "$SERVICE_SUBNET"
+  hook_network_policies
   # The hostpath provisioner puts volumes under /tmp/hostpath_pv.
   if [ -L "$PV_LINK" ] || [ ! -e "$PV_LINK" ]; then
     ln -sfn "$H/pv" "$PV_LINK"
   else
     die "$PV_LINK exists and is not the harness's symlink; remove it"
   fi
+}
+
+# NetworkPolicies: the first packet of every connection that a pod opens or
+# receives goes to the enforcer's netfilter queue, which accepts or drops it
+# (and so the whole connection) by the policies. Both directions meet in
+# mangle POSTROUTING (bridged pod-to-pod traffic too, through
+# br_netfilter) except what pods send to the machine itself (the service
+# address, the DNS stub, the host's ports), which INPUT sees. Connections
+# the machine opens, like the kubelet's probes, are not policed, as with most
+# network plugins. The queue is bypassed while no enforcer listens: a dead
+# enforcer shows as policies not holding, not as a cluster without network.
+hook_network_policies() {
+  local c=(iptables -w 10 -t mangle) hook
+  "${c[@]}" -N "$NETPOL_CHAIN" 2>/dev/null || "${c[@]}" -F "$NETPOL_CHAIN"
+  "${c[@]}" -A "$NETPOL_CHAIN" -m conntrack ! --ctstate NEW -j RETURN
+  "${c[@]}" -A "$NETPOL_CHAIN" -m addrtype --src-type LOCAL -j RETURN
+  "${c[@]}" -A "$NETPOL_CHAIN" -s "$POD_SUBNET" -j NFQUEUE --queue-num "$NETPOL_QUEUE" --queue-bypass
+  "${c[@]}" -A "$NETPOL_CHAIN" -d "$POD_SUBNET" -j NFQUEUE --queue-num "$NETPOL_QUEUE" --queue-bypass
+  for hook in POSTROUTING INPUT; do
+    "${c[@]}" -C "$hook" -j "$NETPOL_CHAIN" 2>/dev/null || "${c[@]}" -A "$hook" -j "$NETPOL_CHAIN"
+  done
+}
+
+# shellcheck disable=SC2317 # called through wait_for
+netpol_queue_bound() {
+  awk -v q="$NETPOL_QUEUE" '$1 == q { found = 1 } END { exit !found }' /proc/net/netfilter/nfnetlink_queue
+}
+
+start_network_policies() {
+  log "starting the NetworkPolicy enforcer"
+  k apply -f - >/dev/null <<EOF
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: system:kube-network-policies
+rules:
+- apiGroups: [""]
+  resources: [pods, namespaces]
+  verbs: [get, list, watch]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch]
+- apiGroups: ["", events.k8s.io]
+  resources: [events]
+  verbs: [create, patch, update]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: system:kube-network-policies
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: system:kube-network-policies
+subjects:
+- apiGroup: rbac.authorization.k8s.io
+  kind: User
+  name: system:kube-network-policies
+EOF
+  launch network-policies -- "$NETPOL_BIN" --kubeconfig "$H/kubeconfigs/network-policies" \
+    --node-name localhost --nfqueue-id "$NETPOL_QUEUE" --v=1
+  wait_for "the NetworkPolicy enforcer to take its queue" 60 network-policies netpol_queue_bound
 }
 
 start_etcd() {
@@ -496,6 +561,7 @@ start_cluster() {
   start_etcd
   start_apiserver
   start_service_proxy
+  start_network_policies
   start_dns_stub
   start_pv_watcher
   start_containerd
@@ -514,11 +580,13 @@ fi
 
 [ "$(id -u)" = 0 ] || die "must run as root (the kubelet and containerd need it)"
 "$HERE/install.sh"
+"$HERE/install-netpol.sh"
 # One up.sh or down.sh at a time (down.sh knows when we already hold it).
 mkdir -p "$H"
 exec 9>"$H/.lock"
 flock 9
 export CODEX_MCP_CLUSTER_LOCKED=1
+[ -x "$NETPOL_BIN" ] || die "$NETPOL_BIN is missing; run tests/cluster/install-netpol.sh"
 for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl containerd ctr; do
   [ -x "$KBIN/$b" ] || die "$KBIN/$b is missing; run tests/cluster/install.sh"
 done
