@@ -1,7 +1,8 @@
 //! The Helm chart (`charts/codex-mcp`) through the `helm` command, Helm 4
 //! and Helm 3, offline: its CRD, versions and `manifests/` are not stale, it
-//! lints clean, and its defaults render least-privilege RBAC, locked-down
-//! pods and the settings as the variables the binaries read.
+//! lints clean, it refuses a Kubernetes older than its `kubeVersion`, and its
+//! defaults render least-privilege RBAC, locked-down pods and the settings as
+//! the variables the binaries read.
 //! Other values: `tests/helm_values.rs`; the API server's verdict:
 //! `tests/helm_dry_run.rs`; a real install: `tests/helm_install.rs`.
 
@@ -154,6 +155,35 @@ fn lint_is_clean_with_every_set_of_values() {
                 "{helm} lint --strict with {values}: {problems:#?}"
             );
         }
+    });
+}
+
+/// `kubeVersion` in Chart.yaml: both majors refuse to render (and so to
+/// install) for an older cluster, naming the constraint, and accept the
+/// oldest version it allows.
+#[test]
+fn a_kubernetes_older_than_the_charts_kube_version_is_refused() {
+    let chart =
+        std::fs::read_to_string(cluster::repo_root().join("charts/codex-mcp/Chart.yaml")).unwrap();
+    assert!(
+        chart.lines().any(|l| l == "kubeVersion: \">=1.35.0-0\""),
+        "Chart.yaml's kubeVersion is not >=1.35.0-0"
+    );
+    with_each_helm(|helm| {
+        let kube = |version: &str| {
+            helm::try_template(helm, RELEASE, NS, &json!({}), &["--kube-version", version])
+        };
+        let refused = kube("1.34.0")
+            .err()
+            .unwrap_or_else(|| panic!("{helm} rendered the chart for Kubernetes 1.34"));
+        assert!(
+            refused.contains(
+                "chart requires kubeVersion: >=1.35.0-0 which is incompatible with Kubernetes v1.34.0"
+            ),
+            "{refused}"
+        );
+        let oldest = kube("1.35.0").unwrap_or_else(|e| panic!("Kubernetes 1.35: {e}"));
+        assert!(oldest.find("Deployment", "codex-mcp-gateway").is_some());
     });
 }
 
