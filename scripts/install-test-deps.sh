@@ -2,13 +2,12 @@
 # Installs everything the integration tests and the benchmark need into the
 # cache, so a fresh machine of this image can run `make test`:
 #   $CACHE/bin/codex   the real Codex CLI (scripts/install-codex.sh)
-#   $CACHE/venv        a Python venv with the pinned MCP client library and
-#                      helm-python-sdk (the Helm v4 engine, for the chart tests
-#                      and scripts/render-manifests.sh)
+#   $CACHE/venv        a Python venv with the pinned MCP client library
 #   $CACHE/prometheus  promtool and prometheus from Debian's package, unpacked
 #                      (no service installed or started)
 #   $CACHE/bin/helm    the helm CLI, Helm 4 (and $CACHE/bin/helm3, Helm 3), built
-#                      by tests/cluster/install-helm.sh with the go command
+#                      by tests/cluster/install-helm.sh with the go command, for
+#                      the chart tests and scripts/render-manifests.sh
 #   $CACHE/inspector   the MCP Inspector (npm), whose CLI is a real client
 #                      for tests/real_clients.rs
 #   cluster binaries   tests/cluster/install.sh, when present
@@ -19,7 +18,6 @@ cd "$(dirname "$0")/.."
 CACHE="${CODEX_MCP_CACHE:-$HOME/.cache/codex-mcp}"
 export CODEX_MCP_CACHE="$CACHE"
 MCP_VERSION="${CODEX_MCP_PY_MCP_VERSION:-2.3.0}"
-HELM_SDK_VERSION="${CODEX_MCP_HELM_SDK_VERSION:-0.2.2}"
 INSPECTOR_VERSION="${CODEX_MCP_INSPECTOR_VERSION:-2.12.0}"
 VENV="$CACHE/venv"
 
@@ -87,17 +85,6 @@ else
   venv_has_pinned_mcp || { say "mcp==$MCP_VERSION did not install into $VENV"; exit 1; }
 fi
 
-# The Helm v4 engine as a Python library (no helm binary): chart lint,
-# render, install, upgrade and uninstall, offline except for the cluster.
-if venv_has helm-python-sdk "$HELM_SDK_VERSION"; then
-  say "venv at $VENV already has helm-python-sdk==$HELM_SDK_VERSION"
-else
-  say "installing helm-python-sdk==$HELM_SDK_VERSION"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "helm-python-sdk==$HELM_SDK_VERSION" >&2
-  venv_has helm-python-sdk "$HELM_SDK_VERSION" ||
-    { say "helm-python-sdk==$HELM_SDK_VERSION did not install into $VENV"; exit 1; }
-fi
-
 # The MCP Inspector's CLI sees the gateway as users' clients do: schema
 # warnings, authentication errors. Installed locally, never globally.
 INSPECTOR_DIR="$CACHE/inspector"
@@ -145,12 +132,11 @@ else
   echo "$PROM_VERSION" >"$PROM_DIR/VERSION"
 fi
 
-# The helm CLI, built from Go modules (the Go module proxy is the one place
-# it can come from here).
-if [ -x tests/cluster/install-helm.sh ]; then
-  say "running tests/cluster/install-helm.sh"
-  tests/cluster/install-helm.sh
-fi
+# The helm CLI, Helm 4 and Helm 3, which the chart tests and
+# scripts/render-manifests.sh run; built from Go modules (the Go module proxy
+# is the one place it can come from here).
+say "running tests/cluster/install-helm.sh"
+tests/cluster/install-helm.sh
 
 # The cluster harness (a real single-node Kubernetes built from Go modules)
 # has its own installer, maintained beside the cluster tests; it is optional

@@ -1,7 +1,8 @@
-//! The Helm chart (`charts/codex-mcp`) through the real Helm engine
-//! (helm-python-sdk), offline: its CRD, versions and `manifests/` are not
-//! stale, it lints clean, and its defaults render least-privilege RBAC,
-//! locked-down pods and the settings as the variables the binaries read.
+//! The Helm chart (`charts/codex-mcp`) through the `helm` command, Helm 4
+//! and Helm 3, offline: its CRD, versions and `manifests/` are not stale, it
+//! lints clean, it refuses a Kubernetes older than its `kubeVersion`, and its
+//! defaults render least-privilege RBAC, locked-down pods and the settings as
+//! the variables the binaries read.
 //! Other values: `tests/helm_values.rs`; the API server's verdict:
 //! `tests/helm_dry_run.rs`; a real install: `tests/helm_install.rs`.
 
@@ -13,7 +14,7 @@ use codex_mcp::operator::desired::{APP_NAME, LABEL_MANAGED_BY, LABEL_NAME, MANAG
 use serde_json::{json, Value};
 use support::cluster;
 use support::helm::values::{api_key_only, decode, existing, exposed, pod_spec, NS, RELEASE};
-use support::helm::{self, container_env, Rendered};
+use support::helm::{self, container_env, with_each_helm, Helm, Rendered};
 
 /// Exactly what `tests/gateway_kube.rs` proves the gateway needs.
 fn gateway_rules() -> Value {
@@ -26,8 +27,8 @@ fn gateway_rules() -> Value {
     ])
 }
 
-fn render(values: &Value) -> Rendered {
-    helm::template(RELEASE, NS, values)
+fn render(helm: Helm, values: &Value) -> Rendered {
+    helm::template(helm, RELEASE, NS, values)
 }
 
 /// Names the binary reads, from `codex-mcp SUBCOMMAND --help`.
@@ -93,53 +94,121 @@ fn chart_crd_versions_and_pins_follow_the_crate() {
     );
 }
 
-#[test]
-fn committed_manifests_match_the_chart() {
+/// `scripts/render-manifests.sh DIR` run with this Helm: the files it wrote.
+fn rendered_manifests(helm: Helm) -> BTreeMap<String, String> {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("manifests");
-    helm::helm_py(&["manifests", helm::CHART, out.to_str().unwrap()]);
-    let read = |d: &std::path::Path| -> BTreeMap<String, String> {
-        std::fs::read_dir(d)
-            .map(|entries| {
-                entries
-                    .map(|e| e.unwrap().path())
-                    .map(|p| {
-                        (
-                            p.file_name().unwrap().to_string_lossy().into_owned(),
-                            std::fs::read_to_string(&p).unwrap(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let (fresh, committed) = (read(&out), read(&cluster::repo_root().join("manifests")));
-    assert_eq!(fresh.keys().collect::<Vec<_>>(), committed.keys().collect::<Vec<_>>(), "manifests/ has other files than the chart renders: regenerate it with `scripts/render-manifests.sh` (or `make manifests`)");
-    for (name, text) in &fresh {
-        assert!(text == &committed[name], "manifests/{name} is stale: regenerate it with `scripts/render-manifests.sh` (or `make manifests`)");
-    }
-    // Nothing secret is committed.
+    let run = std::process::Command::new(cluster::repo_root().join("scripts/render-manifests.sh"))
+        .arg(&out)
+        .env("HELM", helm.binary())
+        .output()
+        .unwrap();
     assert!(
-        !fresh.values().any(|t| t.contains("kind: Secret")),
-        "manifests/ must not hold Secrets"
+        run.status.success(),
+        "scripts/render-manifests.sh with {helm}: {}",
+        String::from_utf8_lossy(&run.stderr)
     );
+    read_dir(&out)
+}
+
+fn read_dir(dir: &std::path::Path) -> BTreeMap<String, String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().path())
+                .map(|p| {
+                    (
+                        p.file_name().unwrap().to_string_lossy().into_owned(),
+                        std::fs::read_to_string(&p).unwrap(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn committed_manifests_match_the_chart() {
+    let committed = read_dir(&cluster::repo_root().join("manifests"));
+    // Rendered by Helm 4, as `make manifests` does; Helm 3 writes the same.
+    with_each_helm(|helm| {
+        let fresh = rendered_manifests(helm);
+        assert_eq!(fresh.keys().collect::<Vec<_>>(), committed.keys().collect::<Vec<_>>(), "manifests/ has other files than the chart renders: regenerate it with `scripts/render-manifests.sh` (or `make manifests`)");
+        for (name, text) in &fresh {
+            assert!(text == &committed[name], "manifests/{name} is stale ({helm} renders it otherwise): regenerate it with `scripts/render-manifests.sh` (or `make manifests`)");
+        }
+        // Nothing secret is committed.
+        assert!(
+            !fresh.values().any(|t| t.contains("kind: Secret")),
+            "manifests/ must not hold Secrets"
+        );
+    });
 }
 
 #[test]
 fn lint_is_clean_with_every_set_of_values() {
-    for values in [json!({}), exposed(), existing(), api_key_only(false)] {
-        let problems = helm::lint(&values);
+    with_each_helm(|helm| {
+        for values in [json!({}), exposed(), existing(), api_key_only(false)] {
+            let problems = helm::lint(helm, &values);
+            assert!(
+                problems.is_empty(),
+                "{helm} lint --strict with {values}: {problems:#?}"
+            );
+        }
+    });
+}
+
+/// `kubeVersion` in Chart.yaml: both majors refuse to render (and so to
+/// install) for an older cluster, naming the constraint, and accept the
+/// oldest version it allows.
+#[test]
+fn a_kubernetes_older_than_the_charts_kube_version_is_refused() {
+    let chart =
+        std::fs::read_to_string(cluster::repo_root().join("charts/codex-mcp/Chart.yaml")).unwrap();
+    assert!(
+        chart.lines().any(|l| l == "kubeVersion: \">=1.35.0-0\""),
+        "Chart.yaml's kubeVersion is not >=1.35.0-0"
+    );
+    with_each_helm(|helm| {
+        let kube = |version: &str| {
+            helm::try_template(helm, RELEASE, NS, &json!({}), &["--kube-version", version])
+        };
+        let refused = kube("1.34.0")
+            .err()
+            .unwrap_or_else(|| panic!("{helm} rendered the chart for Kubernetes 1.34"));
         assert!(
-            problems.is_empty(),
-            "helm lint --strict with {values}: {problems:#?}"
+            refused.contains(
+                "chart requires kubeVersion: >=1.35.0-0 which is incompatible with Kubernetes v1.34.0"
+            ),
+            "{refused}"
         );
-    }
+        let oldest = kube("1.35.0").unwrap_or_else(|e| panic!("Kubernetes 1.35: {e}"));
+        assert!(oldest.find("Deployment", "codex-mcp-gateway").is_some());
+    });
 }
 
 #[test]
 fn defaults_are_least_privilege_and_locked_down() {
-    let r = render(&json!({}));
+    with_each_helm(|helm| defaults_render_least_privilege(&render(helm, &json!({}))));
 
+    // No credentials Secret, so NOTES say how to make one; and how to connect.
+    let notes = helm::notes(RELEASE, NS, &json!({}));
+    for needle in [
+        "create secret generic codex-mcp-credentials",
+        "claude mcp add --transport http codex \"$URL/mcp\" -H \"Authorization: Bearer $TOKEN\"",
+        "claude mcp add --transport sse codex \"$URL/sse\"",
+        "get codexagents",
+        "get cxa -o wide",
+        "describe cxa NAME",
+    ] {
+        assert!(
+            notes.contains(needle),
+            "NOTES.txt lacks {needle:?}:\n{notes}"
+        );
+    }
+}
+
+fn defaults_render_least_privilege(r: &Rendered) {
     // RBAC: the gateway exactly its proven Role, nothing on Secrets.
     let gateway_role = r.get("Role", "codex-mcp-gateway");
     assert_eq!(gateway_role["rules"], gateway_rules());
@@ -357,7 +426,7 @@ fn defaults_are_least_privilege_and_locked_down() {
         assert!(r.of_kind(kind).is_empty(), "no {kind} by default");
     }
 
-    // One generated client token; no credentials Secret, and NOTES say how to make one.
+    // One generated client token; no credentials Secret.
     let tokens = decode(r.get("Secret", "codex-mcp-client-tokens"), "tokens");
     let fields: Vec<&str> = tokens.trim_end().split(' ').collect();
     assert!(
@@ -368,18 +437,4 @@ fn defaults_are_least_privilege_and_locked_down() {
         "a generated `TOKEN default` line"
     );
     assert!(r.find("Secret", "codex-mcp-credentials").is_none());
-    for needle in [
-        "create secret generic codex-mcp-credentials",
-        "claude mcp add --transport http codex \"$URL/mcp\" -H \"Authorization: Bearer $TOKEN\"",
-        "claude mcp add --transport sse codex \"$URL/sse\"",
-        "get codexagents",
-        "get cxa -o wide",
-        "describe cxa NAME",
-    ] {
-        assert!(
-            r.notes.contains(needle),
-            "NOTES.txt lacks {needle:?}:\n{}",
-            r.notes
-        );
-    }
 }

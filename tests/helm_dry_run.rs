@@ -1,14 +1,16 @@
 //! Every object the Helm chart renders, for each set of values the chart
 //! tests use, passes the test cluster's server-side dry run (its API
-//! versions, schemas and admission), and so does its CRD. Needs
-//! CODEX_MCP_TEST_KUBECONFIG.
+//! versions, schemas and admission), and so does its CRD. Rendered by Helm 4
+//! (`tests/helm_chart.rs` and `tests/helm_values.rs` check Helm 3's offline
+//! render too).
+//! Needs CODEX_MCP_TEST_KUBECONFIG.
 
 mod support;
 
 use serde_json::{json, Value};
 use support::cluster::{self, TestNamespace};
-use support::helm;
 use support::helm::values::{api_key_only, existing, exposed, RELEASE};
+use support::helm::{self, Helm};
 use support::kube_gateway;
 
 /// A stand-in for the Prometheus Operator's ServiceMonitor CRD, which is not
@@ -111,7 +113,7 @@ async fn every_rendered_object_passes_a_server_side_dry_run() {
         ("api key", api_key_only(true)),
     ] {
         // Rendered as an install on this cluster would be (its API versions).
-        let r = helm::template_for_cluster(RELEASE, ns.name(), &values);
+        let r = helm::template_for_cluster(Helm::V4, RELEASE, ns.name(), &values);
         let file = dir.path().join("release.yaml");
         std::fs::write(&file, r.yaml()).unwrap();
         let out = kube_gateway::kubectl_ok(&[

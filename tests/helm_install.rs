@@ -1,10 +1,11 @@
-//! The chart installed for real, with the Helm engine (helm-python-sdk),
-//! into the test cluster: images built from this build (`runtime` for the
-//! gateway and the operator, as the Dockerfile's default target; the agent
-//! image with the real Codex CLI), the operator watching only the test's
-//! namespace, an MCP client calling `chat` through the gateway into an agent
-//! pod that talks to the fake model, an upgrade that rolls the gateway out,
-//! and an uninstall that removes the release but keeps what users keep.
+//! The chart installed for real with the `helm` command into the test
+//! cluster: images built from this build (`runtime` for the gateway and the
+//! operator, as the Dockerfile's default target; the agent image with the
+//! real Codex CLI), the operator watching only the test's namespace, an MCP
+//! client calling `chat` through the gateway into an agent pod that talks to
+//! the fake model, an upgrade that rolls the gateway out, and an uninstall
+//! that removes the release but keeps what users keep, with Helm 4; an
+//! install and uninstall with Helm 3 (pod starts are slow here: not twice).
 //!
 //! The test cluster has no kube-proxy: the chart's `testCluster` values put
 //! both components on the host network, so the gateway is reached at
@@ -24,7 +25,7 @@ use serde_json::{json, Value};
 use support::cluster::TestNamespace;
 use support::fake_model::{FakeModel, Reply, API_KEY_ENV, MODEL};
 use support::gateway::TEST_API_KEY;
-use support::helm::{self, container_env, split_image};
+use support::helm::{self, container_env, split_image, Helm, Step};
 use support::kube_gateway::{self, codex_agent};
 use support::mcp_client::{McpClient, Transport};
 
@@ -61,12 +62,12 @@ fn values(model: &FakeModel, gateway_port: u16, operator_port: u16) -> Value {
     })
 }
 
-/// `helm COMMAND`; on failure, shows what the pods were doing first.
-async fn helm_release(command: &'static str, ns: &TestNamespace, values: &Value) {
+/// `helm STEP`; on failure, shows what the pods were doing first.
+async fn helm_release(helm: Helm, step: Step, ns: &TestNamespace, values: &Value) {
     let (name, values) = (ns.name().to_owned(), values.clone());
     let started = Instant::now();
     let result = tokio::task::spawn_blocking(move || {
-        helm::release(command, RELEASE, &name, &values, TIMEOUT_SECS)
+        helm::release(helm, step, RELEASE, &name, &values, TIMEOUT_SECS)
     })
     .await;
     if let Err(e) = result {
@@ -92,7 +93,7 @@ async fn helm_release(command: &'static str, ns: &TestNamespace, values: &Value)
         }
         std::panic::resume_unwind(e.into_panic());
     }
-    eprintln!("helm {command}: {:?}", started.elapsed());
+    eprintln!("{helm} {step}: {:?}", started.elapsed());
 }
 
 /// The generated client token (the first field of the token file's line).
@@ -257,7 +258,7 @@ async fn install_call_upgrade_and_uninstall_the_chart() {
     let (gateway_port, operator_port) = (free_port(), free_port());
     let mut values = values(&model, gateway_port, operator_port);
 
-    helm_release("install", &ns, &values).await;
+    helm_release(Helm::V4, Step::Install, &ns, &values).await;
     let deployments: Api<Deployment> = ns.api();
     for name in [GATEWAY, OPERATOR] {
         let d = deployments.get(name).await.unwrap();
@@ -336,7 +337,7 @@ async fn install_call_upgrade_and_uninstall_the_chart() {
     // found again, gives the same checksum.
     let names = |sets: &[ReplicaSet]| sets.iter().map(|rs| rs.name_any()).collect::<Vec<_>>();
     let first = names(&gateway_replica_sets(&ns, true).await);
-    helm_release("upgrade", &ns, &values).await;
+    helm_release(Helm::V4, Step::Upgrade, &ns, &values).await;
     assert_eq!(
         names(&gateway_replica_sets(&ns, true).await),
         first,
@@ -347,7 +348,7 @@ async fn install_call_upgrade_and_uninstall_the_chart() {
     // the agent's conversation stay.
     let before = names(&gateway_replica_sets(&ns, false).await);
     values["config"]["LOG_LEVEL"] = json!("debug");
-    helm_release("upgrade", &ns, &values).await;
+    helm_release(Helm::V4, Step::Upgrade, &ns, &values).await;
     let gateway = serde_json::to_value(deployments.get(GATEWAY).await.unwrap()).unwrap();
     assert_eq!(container_env(&gateway)["LOG_LEVEL"], "debug");
     let current = gateway_replica_sets(&ns, true).await;
@@ -375,7 +376,7 @@ async fn install_call_upgrade_and_uninstall_the_chart() {
 
     // Uninstall: the release goes; the CRD, the kept credentials and the
     // agents' own objects (their data) stay.
-    helm_release("uninstall", &ns, &values).await;
+    helm_release(Helm::V4, Step::Uninstall, &ns, &values).await;
     for name in [GATEWAY, OPERATOR] {
         let left = [
             exists::<Deployment>(&ns, name).await,
@@ -419,9 +420,15 @@ async fn install_call_upgrade_and_uninstall_the_chart() {
 
 /// A ChatGPT login from values is written once: the operator rotates it in
 /// the Secret, and neither an upgrade nor a reinstall may put the original
-/// (spent) refresh token back. Only the Secret is installed here.
+/// (spent) refresh token back, with either major. Only the Secret is installed.
 #[tokio::test]
 async fn a_login_from_values_is_never_rewritten_by_helm() {
+    for helm in Helm::BOTH {
+        login_kept_through_upgrades_and_reinstalls(helm).await;
+    }
+}
+
+async fn login_kept_through_upgrades_and_reinstalls(helm: Helm) {
     let ns = TestNamespace::create("helm-login").await;
     let original = r#"{"auth_mode":"chatgpt","tokens":{"refresh_token":"rt-original"}}"#;
     let rotated = r#"{"auth_mode":"chatgpt","tokens":{"refresh_token":"rt-rotated"}}"#;
@@ -432,10 +439,11 @@ async fn a_login_from_values_is_never_rewritten_by_helm() {
     let secrets: Api<Secret> = ns.api();
     let login = |s: Secret| String::from_utf8(s.data.unwrap()["auth.json"].0.clone()).unwrap();
 
-    helm_release("install", &ns, &values).await;
+    helm_release(helm, Step::Install, &ns, &values).await;
     assert_eq!(
         login(secrets.get("codex-mcp-credentials").await.unwrap()),
-        original
+        original,
+        "{helm}"
     );
     // What the operator does after a refresh.
     let patch = json!({"stringData": {"auth.json": rotated}});
@@ -448,11 +456,45 @@ async fn a_login_from_values_is_never_rewritten_by_helm() {
         .await
         .unwrap();
 
-    for step in ["upgrade", "uninstall", "install"] {
-        helm_release(step, &ns, &values).await;
+    for step in [Step::Upgrade, Step::Uninstall, Step::Install] {
+        helm_release(helm, step, &ns, &values).await;
         let now = login(secrets.get("codex-mcp-credentials").await.unwrap());
-        assert_eq!(now, rotated, "the rotated login after helm {step}");
+        assert_eq!(now, rotated, "the rotated login after {helm} {step}");
     }
-    helm_release("uninstall", &ns, &values).await;
+    helm_release(helm, Step::Uninstall, &ns, &values).await;
+    ns.cleanup().await;
+}
+
+/// Helm 3 installs the chart: the gateway serves its tools to a client with
+/// the generated token, the operator leads, and the uninstall removes both.
+/// (Agent pods and upgrades: `install_call_upgrade_and_uninstall_the_chart`.)
+#[tokio::test]
+async fn helm3_installs_and_uninstalls_the_chart() {
+    let _ =
+        tokio::task::spawn_blocking(|| (kube_gateway::agent_image(), helm::runtime_image())).await;
+    support::kubectl::install_crd().await;
+    let ns = TestNamespace::create("helm3-install").await;
+    let model = kube_gateway::pod_reachable_model().await;
+    let (gateway_port, operator_port) = (free_port(), free_port());
+    let values = values(&model, gateway_port, operator_port);
+
+    helm_release(Helm::V3, Step::Install, &ns, &values).await;
+    let token = client_token(&ns).await;
+    let tools = gateway_client(gateway_port, &token).list_tools().await;
+    assert!(tools.tool("chat").is_some(), "{tools}");
+    let metrics = reqwest::get(format!("http://127.0.0.1:{operator_port}/metrics")).await;
+    let metrics = metrics.unwrap().text().await.unwrap();
+    assert!(metrics.contains("codex_mcp_operator_leader 1"), "{metrics}");
+
+    helm_release(Helm::V3, Step::Uninstall, &ns, &values).await;
+    let left = [
+        exists::<Deployment>(&ns, GATEWAY).await,
+        exists::<Deployment>(&ns, OPERATOR).await,
+        exists::<Secret>(&ns, "codex-mcp-client-tokens").await,
+    ];
+    assert_eq!(
+        left, [false; 3],
+        "gateway, operator, tokens after uninstall"
+    );
     ns.cleanup().await;
 }

@@ -2,21 +2,27 @@
 //! ingress for SSE with TLS, monitoring, the dashboard, replicas, an
 //! all-namespaces operator, credentials and tokens from values or existing
 //! Secrets, the test cluster's host network, optional parts turned off.
+//! Rendered by `helm template`, Helm 4 and Helm 3.
 
 mod support;
 
 use serde_json::{json, Value};
 use support::cluster;
 use support::helm::values::{api_key_only, decode, existing, exposed, pod_spec, NS, RELEASE};
-use support::helm::{self, container_env, Rendered};
+use support::helm::{self, container_env, with_each_helm, Helm, Rendered};
 
-fn render(values: &Value) -> Rendered {
-    helm::template(RELEASE, NS, values)
+fn render(helm: Helm, values: &Value) -> Rendered {
+    helm::template(helm, RELEASE, NS, values)
 }
 
 #[test]
 fn ingress_monitoring_replicas_and_an_all_namespaces_operator() {
-    let r = render(&exposed());
+    with_each_helm(|helm| exposed_release(&render(helm, &exposed())));
+    let notes = helm::notes(RELEASE, NS, &exposed());
+    assert!(notes.contains("URL=https://codex.example.org"), "{notes}");
+}
+
+fn exposed_release(r: &Rendered) {
     let ingress = r.get("Ingress", "codex-mcp-gateway");
     let a = &ingress["metadata"]["annotations"];
     for (k, v) in [
@@ -55,11 +61,6 @@ fn ingress_monitoring_replicas_and_an_all_namespaces_operator() {
     assert_eq!(
         r.get("Service", "codex-mcp-gateway")["spec"]["sessionAffinity"],
         "ClientIP"
-    );
-    assert!(
-        r.notes.contains("URL=https://codex.example.org"),
-        "{}",
-        r.notes
     );
 
     // Monitoring: one ServiceMonitor per component, selecting its Service.
@@ -124,7 +125,17 @@ fn ingress_monitoring_replicas_and_an_all_namespaces_operator() {
 
 #[test]
 fn existing_secrets_host_network_and_optional_parts_off() {
-    let r = render(&existing());
+    with_each_helm(existing_secrets_and_optional_parts);
+    let notes = helm::notes(RELEASE, NS, &existing());
+    assert!(
+        notes.contains("kubectl -n codex-mcp get codexagents"),
+        "{notes}"
+    );
+    assert!(!notes.contains("No Codex credentials yet"), "{notes}");
+}
+
+fn existing_secrets_and_optional_parts(helm: Helm) {
+    let r = render(helm, &existing());
     assert!(
         r.of_kind("Secret").is_empty(),
         "existing Secrets are used, none created: {}",
@@ -141,7 +152,6 @@ fn existing_secrets_host_network_and_optional_parts_off() {
     assert!(pod_spec(gateway)["volumes"]
         .to_string()
         .contains("\"secretName\":\"my-tokens\""));
-    assert!(!r.notes.contains("No Codex credentials yet"), "{}", r.notes);
     for name in ["codex-mcp-gateway", "codex-mcp-operator"] {
         let d = r.get("Deployment", name);
         assert_eq!(pod_spec(d)["hostNetwork"], true, "{name}");
@@ -166,14 +176,14 @@ fn existing_secrets_host_network_and_optional_parts_off() {
     }
 
     // An API key alone is an ordinary part of the release, kept on uninstall unless asked not to.
-    let kept = render(&api_key_only(true));
+    let kept = render(helm, &api_key_only(true));
     let creds = kept.get("Secret", "codex-mcp-credentials");
     assert_eq!(
         creds["metadata"]["annotations"],
         json!({"helm.sh/resource-policy": "keep"})
     );
     assert_eq!(decode(creds, "OPENAI_API_KEY"), "sk-only");
-    let plain = render(&api_key_only(false));
+    let plain = render(helm, &api_key_only(false));
     assert!(plain.get("Secret", "codex-mcp-credentials")["metadata"]
         .get("annotations")
         .is_none());
@@ -181,6 +191,10 @@ fn existing_secrets_host_network_and_optional_parts_off() {
 
 #[test]
 fn misspelt_or_invalid_values_are_refused_by_the_schema() {
+    with_each_helm(schema_refuses);
+}
+
+fn schema_refuses(helm: Helm) {
     for (values, named) in [
         (json!({"gatway": {"replicas": 2}}), "gatway"),
         (json!({"gateway": {"replica": 2}}), "replica"),
@@ -194,9 +208,9 @@ fn misspelt_or_invalid_values_are_refused_by_the_schema() {
         ),
         (json!({"logFormat": "xml"}), "logFormat"),
     ] {
-        let refused = helm::try_render(RELEASE, NS, &values, None)
+        let refused = helm::try_template(helm, RELEASE, NS, &values, &[])
             .err()
-            .unwrap_or_else(|| panic!("{values} was accepted"));
+            .unwrap_or_else(|| panic!("{helm}: {values} was accepted"));
         assert!(
             refused.contains(named),
             "the error names {named}: {refused}"

@@ -43,7 +43,7 @@ ldflags() { # MODULE-PATH
   echo -n "-s -w -X $1/internal/version.version=$v -X $1/internal/version.gitTreeState=clean"
   # Helm 3 takes the Kubernetes version it assumes for `helm template` and
   # lint (.Capabilities.KubeVersion) from the linker too, as its Makefile
-  # does, or it says 1.20.
+  # does; without it, it assumes 1.20, which the chart's kubeVersion refuses.
   if [ "$1" = helm.sh/helm/v3 ]; then
     minor="$(cd "$MOD" && "$GO" list -m -f '{{.Version}}' k8s.io/client-go | cut -d. -f2)"
     for p in pkg/lint/rules pkg/chartutil; do

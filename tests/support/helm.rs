@@ -1,17 +1,61 @@
-//! The Helm chart through the real Helm engine: `scripts/helm.py`, run by
-//! the test venv's Python with PyPI's helm-python-sdk (Helm v4 as a library;
-//! `scripts/install-test-deps.sh` installs it). Lint and render are offline;
-//! installs go to the test cluster.
+//! The Helm chart through the real `helm` command users run: Helm 4
+//! (`$CODEX_MCP_CACHE/bin/helm`) and Helm 3 (`bin/helm3`), both built by
+//! `scripts/install-test-deps.sh`. Lint and template are offline; installs
+//! go to the test cluster. Every run gets empty Helm config, cache and data
+//! directories of its own, so no test reads or changes the user's Helm
+//! repositories, plugins or registry logins.
 
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
 
 use super::cluster;
 
+pub mod values;
+
 /// The chart, relative to the repository root.
 pub const CHART: &str = "charts/codex-mcp";
+
+/// A major version of the `helm` CLI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Helm {
+    V4,
+    V3,
+}
+
+impl Helm {
+    /// Both majors users run, the current one first.
+    pub const BOTH: [Helm; 2] = [Helm::V4, Helm::V3];
+
+    /// Where `tests/cluster/install-helm.sh` puts it.
+    pub fn binary(self) -> PathBuf {
+        let name = match self {
+            Helm::V4 => "helm",
+            Helm::V3 => "helm3",
+        };
+        super::cache_dir().join("bin").join(name)
+    }
+}
+
+impl fmt::Display for Helm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Helm::V4 => "Helm 4",
+            Helm::V3 => "Helm 3",
+        })
+    }
+}
+
+/// Runs `test` with each major in turn, saying which one in the test's
+/// output, so a failure names the Helm it happened with.
+pub fn with_each_helm(test: impl Fn(Helm)) {
+    for helm in Helm::BOTH {
+        eprintln!("--- with {helm} ({})", helm.binary().display());
+        test(helm);
+    }
+}
 
 /// One rendered object.
 #[derive(Clone, Debug)]
@@ -25,11 +69,10 @@ pub struct Object {
     pub text: String,
 }
 
-/// A rendered release: its objects in install order and its NOTES.txt.
+/// A rendered release: its objects in Helm's install order (hooks last).
 #[derive(Clone, Debug)]
 pub struct Rendered {
     pub objects: Vec<Object>,
-    pub notes: String,
 }
 
 impl Rendered {
@@ -73,129 +116,258 @@ impl Rendered {
     }
 }
 
-fn script() -> PathBuf {
-    cluster::repo_root().join("scripts/helm.py")
-}
-
-/// Runs `scripts/helm.py ARGS`: its JSON answer, or its error output.
-pub fn try_helm_py(args: &[&str]) -> Result<Value, String> {
-    let out = Command::new(super::mcp_client::python())
-        .arg(script())
-        .args(args)
-        .current_dir(cluster::repo_root())
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("running scripts/helm.py (scripts/install-test-deps.sh sets up its venv): {e}")
-        });
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+/// `helm ARGS` with `values` as a values file and the environment it may
+/// see: its own Helm directories, no HELM_* of the caller's, and no
+/// kubeconfig but one named with `--kubeconfig` (so an offline render never
+/// reaches the user's cluster). Its output, or why it failed.
+pub fn run(helm: Helm, args: &[&str], values: Option<&Value>) -> Result<String, String> {
+    let bin = helm.binary();
+    assert!(
+        bin.is_file(),
+        "no {helm} at {}: run scripts/install-test-deps.sh (tests/cluster/install-helm.sh builds both majors)",
+        bin.display()
+    );
+    let home = tempfile::tempdir().expect("a tempdir for Helm's directories");
+    let mut cmd = Command::new(&bin);
+    cmd.args(args).current_dir(cluster::repo_root());
+    isolate(&mut cmd, home.path());
+    if let Some(values) = values {
+        let file = home.path().join("values.json");
+        std::fs::write(&file, values.to_string()).expect("writing the values file");
+        cmd.arg("--values").arg(file);
     }
-    Ok(serde_json::from_slice(&out.stdout).expect("scripts/helm.py prints JSON"))
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
+    if !out.status.success() {
+        return Err(format!(
+            "{helm} {} failed ({}): {}{}",
+            args.first().unwrap_or(&""),
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        ));
+    }
+    Ok(String::from_utf8(out.stdout).expect("helm prints UTF-8"))
 }
 
-/// Runs `scripts/helm.py ARGS` and returns its JSON answer; fails the test
-/// with its error output.
-pub fn helm_py(args: &[&str]) -> Value {
-    try_helm_py(args)
-        .unwrap_or_else(|e| panic!("scripts/helm.py {}: {e}", args.first().unwrap_or(&"")))
+fn isolate(cmd: &mut Command, home: &Path) {
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("HELM_") {
+            cmd.env_remove(name);
+        }
+    }
+    for (var, dir) in [
+        ("HELM_CACHE_HOME", "cache"),
+        ("HELM_CONFIG_HOME", "config"),
+        ("HELM_DATA_HOME", "data"),
+        ("KUBECONFIG", "no-kubeconfig"),
+    ] {
+        cmd.env(var, home.join(dir));
+    }
 }
 
-/// `helm lint --strict` with these values: the messages of severity
-/// warning or error.
-pub fn lint(values: &Value) -> Vec<String> {
-    let report = helm_py(&["lint", CHART, "--values", &values.to_string()]);
-    report["messages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|m| m["severity"].as_u64().unwrap_or(0) >= 2)
-        .map(|m| format!("{}: {}", m["path"], m["error"]))
+/// `helm lint --strict` with these values: its warnings and errors.
+pub fn lint(helm: Helm, values: &Value) -> Vec<String> {
+    match run(helm, &["lint", "--strict", CHART], Some(values)) {
+        Ok(report) => problems(&report),
+        Err(failed) => {
+            let found = problems(&failed);
+            if found.is_empty() {
+                vec![failed]
+            } else {
+                found
+            }
+        }
+    }
+}
+
+/// The `[WARNING]` and `[ERROR]` lines of a lint report.
+fn problems(report: &str) -> Vec<String> {
+    report
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("[WARNING]") || l.starts_with("[ERROR]"))
+        .map(str::to_owned)
         .collect()
 }
 
-fn parse(answer: Value) -> Rendered {
-    let objects = answer["objects"]
-        .as_array()
-        .expect("objects")
-        .iter()
-        .map(|o| Object {
-            source: o["source"].as_str().unwrap_or_default().to_owned(),
-            kind: o["kind"].as_str().unwrap_or_default().to_owned(),
-            name: o["name"].as_str().unwrap_or_default().to_owned(),
-            object: o["object"].clone(),
-            text: o["text"].as_str().unwrap_or_default().to_owned(),
-        })
-        .collect();
-    Rendered {
-        objects,
-        notes: answer["notes"].as_str().unwrap_or_default().to_owned(),
-    }
-}
-
-/// `helm template`: the chart rendered offline.
-pub fn template(release: &str, namespace: &str, values: &Value) -> Rendered {
-    render(release, namespace, values, None)
-}
-
-/// The chart rendered for the test cluster, as an install there would:
-/// its API versions, `lookup` of live objects. Creates nothing.
-pub fn template_for_cluster(release: &str, namespace: &str, values: &Value) -> Rendered {
-    render(release, namespace, values, Some(cluster::kubeconfig_path()))
-}
-
-fn render(release: &str, namespace: &str, values: &Value, kubeconfig: Option<PathBuf>) -> Rendered {
-    try_render(release, namespace, values, kubeconfig)
+/// `helm template`: the chart rendered offline, with the Kubernetes version
+/// Helm assumes.
+pub fn template(helm: Helm, release: &str, namespace: &str, values: &Value) -> Rendered {
+    try_template(helm, release, namespace, values, &[])
         .unwrap_or_else(|e| panic!("helm template: {e}"))
 }
 
-/// `helm template`, or why Helm refused the values.
-pub fn try_render(
+/// The chart rendered for the test cluster, as an install there would be
+/// (`helm template --dry-run=server`): its version and API versions,
+/// `lookup` of live objects. Creates nothing.
+pub fn template_for_cluster(
+    helm: Helm,
     release: &str,
     namespace: &str,
     values: &Value,
-    kubeconfig: Option<PathBuf>,
-) -> Result<Rendered, String> {
-    let values = values.to_string();
-    let mut args = vec![
-        "template",
-        CHART,
-        "--name",
-        release,
-        "--namespace",
-        namespace,
-        "--values",
-        &values,
+) -> Rendered {
+    let kubeconfig = cluster::kubeconfig_path();
+    let extra = [
+        "--dry-run=server",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
     ];
-    let kubeconfig = kubeconfig.map(|k| k.to_string_lossy().into_owned());
-    if let Some(k) = &kubeconfig {
-        args.extend(["--kubeconfig", k.as_str()]);
-    }
-    try_helm_py(&args).map(parse)
+    try_template(helm, release, namespace, values, &extra)
+        .unwrap_or_else(|e| panic!("helm template for the cluster: {e}"))
 }
 
-/// `helm install|upgrade|uninstall` on the test cluster, waiting (up to
-/// `timeout_secs`) until the release's workloads are ready or gone.
-pub fn release(command: &str, release: &str, namespace: &str, values: &Value, timeout_secs: u64) {
+/// `helm template ... EXTRA`, or why Helm refused.
+pub fn try_template(
+    helm: Helm,
+    release: &str,
+    namespace: &str,
+    values: &Value,
+    extra: &[&str],
+) -> Result<Rendered, String> {
+    let mut args = vec!["template", release, CHART, "--namespace", namespace];
+    args.extend_from_slice(extra);
+    run(helm, &args, Some(values)).map(|stream| parse_stream(&stream))
+}
+
+/// The objects of a YAML stream as `helm template` prints it, each document
+/// headed by `# Source: TEMPLATE`; documents of only comments are skipped.
+pub fn parse_stream(stream: &str) -> Rendered {
+    let objects = documents(stream)
+        .into_iter()
+        .filter(|lines| {
+            lines
+                .iter()
+                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        })
+        .map(|lines| object(&lines))
+        .collect();
+    Rendered { objects }
+}
+
+/// The lines of each document of a YAML stream.
+fn documents(stream: &str) -> Vec<Vec<&str>> {
+    let mut docs = vec![Vec::new()];
+    for line in stream.lines() {
+        if line == "---" {
+            docs.push(Vec::new());
+        } else {
+            docs.last_mut().unwrap().push(line);
+        }
+    }
+    docs
+}
+
+fn object(lines: &[&str]) -> Object {
+    let source = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("# Source: "))
+        .unwrap_or_default()
+        .to_owned();
+    let body: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| !l.starts_with("# Source: "))
+        .collect();
+    let text = body.join("\n").trim_matches('\n').to_owned() + "\n";
+    let object: Value = serde_saphyr::from_str(&text)
+        .unwrap_or_else(|e| panic!("a document rendered from {source} is not YAML: {e}"));
+    let field = |path: &str| {
+        object
+            .pointer(path)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Object {
+        kind: field("/kind"),
+        name: field("/metadata/name"),
+        source,
+        object,
+        text,
+    }
+}
+
+/// The release's NOTES.txt rendered for these values. Helm 4 renders it
+/// offline (`helm install --dry-run=client`); Helm 3's install always asks a
+/// cluster first, and its `helm template` leaves NOTES.txt out.
+pub fn notes(release: &str, namespace: &str, values: &Value) -> String {
+    let args = [
+        "install",
+        release,
+        CHART,
+        "--namespace",
+        namespace,
+        "--dry-run=client",
+        "--output",
+        "json",
+    ];
+    let answer = run(Helm::V4, &args, Some(values)).unwrap_or_else(|e| panic!("{e}"));
+    let release: Value =
+        serde_json::from_str(&answer).expect("helm install --output json prints JSON");
+    release["info"]["notes"]
+        .as_str()
+        .expect("the release has notes")
+        .to_owned()
+}
+
+/// What a release test does to the release on the test cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Install,
+    Upgrade,
+    Uninstall,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Step::Install => "install",
+            Step::Upgrade => "upgrade",
+            Step::Uninstall => "uninstall",
+        })
+    }
+}
+
+/// `helm install|upgrade|uninstall --wait` on the test cluster: returns once
+/// the release's workloads are ready (or its objects gone), up to
+/// `timeout_secs`; fails the test with Helm's error otherwise.
+pub fn release(
+    helm: Helm,
+    step: Step,
+    release: &str,
+    namespace: &str,
+    values: &Value,
+    timeout_secs: u64,
+) {
     let kubeconfig = cluster::kubeconfig_path();
-    let timeout = timeout_secs.to_string();
-    let values = values.to_string();
-    let mut args = vec![command];
-    if command != "uninstall" {
-        args.extend([CHART, "--values", &values]);
+    let timeout = format!("{timeout_secs}s");
+    let command = step.to_string();
+    let mut args = vec![command.as_str(), release];
+    if step != Step::Uninstall {
+        // JSON, so the status can be read; it is never printed, as its
+        // manifest holds the generated Secrets.
+        args.extend([CHART, "--output", "json"]);
     }
     args.extend([
-        "--name",
-        release,
         "--namespace",
         namespace,
         "--kubeconfig",
         kubeconfig.to_str().unwrap(),
+        "--wait",
         "--timeout",
         &timeout,
     ]);
-    let answer = helm_py(&args);
-    if command != "uninstall" {
-        assert_eq!(answer["status"], "deployed", "helm {command}: {answer}");
+    let values = (step != Step::Uninstall).then_some(values);
+    let answer = run(helm, &args, values).unwrap_or_else(|e| panic!("{e}"));
+    if step != Step::Uninstall {
+        let status = serde_json::from_str::<Value>(&answer).map(|r| r["info"]["status"].clone());
+        assert_eq!(
+            status.ok(),
+            Some(Value::from("deployed")),
+            "{helm} {step}: the release's status"
+        );
     }
 }
 
@@ -241,64 +413,4 @@ pub fn runtime_image() -> String {
 pub fn split_image(image: &str) -> (String, String) {
     let (repo, tag) = image.rsplit_once(':').expect("an image with a tag");
     (repo.to_owned(), tag.to_owned())
-}
-
-/// Sets of values the chart tests render, lint and dry-run, besides the
-/// defaults; and small readers of rendered objects.
-pub mod values {
-    use base64::Engine;
-    use serde_json::{json, Value};
-
-    /// The release and namespace the chart is rendered as.
-    pub const RELEASE: &str = "codex-mcp";
-    pub const NS: &str = "codex-mcp";
-
-    /// Ingress with TLS, monitoring, the dashboard, an all-namespaces operator,
-    /// replicas, credentials and tokens from values, changed settings.
-    pub fn exposed() -> Value {
-        json!({
-            "ingress": {"enabled": true, "className": "nginx", "host": "codex.example.org",
-                        "tls": {"enabled": true}, "annotations": {"example.org/team": "ai"}},
-            "metrics": {"serviceMonitor": {"enabled": true, "labels": {"release": "prom"}}},
-            "grafanaDashboard": {"enabled": true},
-            "operator": {"watchAllNamespaces": true, "replicas": 2},
-            "gateway": {"replicas": 2},
-            "credentials": {"apiKey": "sk-from-values", "authJson": "{\"auth_mode\":\"chatgpt\"}"},
-            "clientTokens": {"tokens": ["tok-a acme", "tok-b acme alice,bob"]},
-            "config": {"MAX_CONCURRENT_SESSIONS": 7, "CODEX_MODEL": "gpt-5.5", "SESSION_TIMEOUT": 0,
-                       "CONTAINER_MEMORY_LIMIT": "1Gi"},
-        })
-    }
-
-    /// Existing Secrets, no network policies or scrape annotations, and the
-    /// test cluster's host-network block.
-    pub fn existing() -> Value {
-        json!({
-            "credentials": {"existingSecret": "my-openai"},
-            "clientTokens": {"existingSecret": "my-tokens", "secretKey": "tokens.txt"},
-            "networkPolicy": {"enabled": false},
-            "metrics": {"podAnnotations": false},
-            "testCluster": {"enabled": true},
-        })
-    }
-
-    pub fn api_key_only(keep: bool) -> Value {
-        json!({"credentials": {"apiKey": "sk-only", "keep": keep}})
-    }
-
-    pub fn decode(secret: &Value, key: &str) -> String {
-        let b64 = secret["data"][key]
-            .as_str()
-            .unwrap_or_else(|| panic!("no key {key}"));
-        String::from_utf8(
-            base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .unwrap(),
-        )
-        .unwrap()
-    }
-
-    pub fn pod_spec(deployment: &Value) -> &Value {
-        &deployment["spec"]["template"]["spec"]
-    }
 }

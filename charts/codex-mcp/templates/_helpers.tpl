@@ -153,11 +153,6 @@ readinessProbe:
   failureThreshold: 3
 {{- end -}}
 
-{{/* policy/v1 from 1.21 on; 1.20 only serves v1beta1 (removed in 1.25). */}}
-{{- define "codex-mcp.pdbApiVersion" -}}
-{{- if semverCompare ">=1.21-0" .Capabilities.KubeVersion.Version -}}policy/v1{{- else -}}policy/v1beta1{{- end -}}
-{{- end -}}
-
 {{/* The client token file, base64: the lines from values, else the token
      generated at install (found again by `lookup` on upgrades, so clients
      keep working), else a new one. Computed once per render, so that the
