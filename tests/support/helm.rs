@@ -121,6 +121,16 @@ impl Rendered {
 /// kubeconfig but one named with `--kubeconfig` (so an offline render never
 /// reaches the user's cluster). Its output, or why it failed.
 pub fn run(helm: Helm, args: &[&str], values: Option<&Value>) -> Result<String, String> {
+    run_with_stderr(helm, args, values).map(|(stdout, _)| stdout)
+}
+
+/// As [`run`], with what Helm printed on stderr besides: the API server's
+/// warnings (deprecations, Pod Security) land there.
+pub fn run_with_stderr(
+    helm: Helm,
+    args: &[&str],
+    values: Option<&Value>,
+) -> Result<(String, String), String> {
     let bin = helm.binary();
     assert!(
         bin.is_file(),
@@ -148,7 +158,10 @@ pub fn run(helm: Helm, args: &[&str], values: Option<&Value>) -> Result<String, 
             String::from_utf8_lossy(&out.stdout)
         ));
     }
-    Ok(String::from_utf8(out.stdout).expect("helm prints UTF-8"))
+    Ok((
+        String::from_utf8(out.stdout).expect("helm prints UTF-8"),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
 }
 
 fn isolate(cmd: &mut Command, home: &Path) {
@@ -332,7 +345,8 @@ impl fmt::Display for Step {
 
 /// `helm install|upgrade|uninstall --wait` on the test cluster: returns once
 /// the release's workloads are ready (or its objects gone), up to
-/// `timeout_secs`; fails the test with Helm's error otherwise.
+/// `timeout_secs`; fails the test with Helm's error otherwise. Returns what
+/// Helm printed on stderr (warnings).
 pub fn release(
     helm: Helm,
     step: Step,
@@ -340,7 +354,7 @@ pub fn release(
     namespace: &str,
     values: &Value,
     timeout_secs: u64,
-) {
+) -> String {
     let kubeconfig = cluster::kubeconfig_path();
     let timeout = format!("{timeout_secs}s");
     let command = step.to_string();
@@ -360,7 +374,7 @@ pub fn release(
         &timeout,
     ]);
     let values = (step != Step::Uninstall).then_some(values);
-    let answer = run(helm, &args, values).unwrap_or_else(|e| panic!("{e}"));
+    let (answer, stderr) = run_with_stderr(helm, &args, values).unwrap_or_else(|e| panic!("{e}"));
     if step != Step::Uninstall {
         let status = serde_json::from_str::<Value>(&answer).map(|r| r["info"]["status"].clone());
         assert_eq!(
@@ -369,6 +383,7 @@ pub fn release(
             "{helm} {step}: the release's status"
         );
     }
+    stderr
 }
 
 /// The first container's environment of a Deployment, `name -> value`

@@ -27,26 +27,7 @@ fn binary() -> PathBuf {
 
 /// Runs kubectl with `stdin`; panics with its stderr when it fails.
 pub fn kubectl_with(args: &[&str], stdin: Option<&str>) -> String {
-    let bin = binary();
-    let mut child = Command::new(&bin)
-        .arg("--kubeconfig")
-        .arg(cluster::kubeconfig_path())
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
-    {
-        use std::io::Write;
-        let mut pipe = child.stdin.take().expect("stdin");
-        if let Some(input) = stdin {
-            pipe.write_all(input.as_bytes())
-                .expect("writing kubectl's stdin");
-        }
-    }
-    let out = child.wait_with_output().expect("kubectl");
+    let out = kubectl_output(args, stdin);
     assert!(
         out.status.success(),
         "kubectl {args:?} failed: {}",
@@ -110,4 +91,28 @@ pub async fn install_crd() {
         }
     })
     .await;
+}
+
+/// Runs kubectl with `stdin` and returns how it ended, failure included.
+pub fn kubectl_output(args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    let bin = binary();
+    let mut child = Command::new(&bin)
+        .arg("--kubeconfig")
+        .arg(cluster::kubeconfig_path())
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
+    {
+        use std::io::Write;
+        let mut pipe = child.stdin.take().expect("stdin");
+        if let Some(input) = stdin {
+            pipe.write_all(input.as_bytes())
+                .expect("writing kubectl's stdin");
+        }
+    }
+    child.wait_with_output().expect("kubectl")
 }

@@ -1,0 +1,536 @@
+//! The chart's security promises, with the cluster enforcing them: installed
+//! with `helm` into a namespace labelled for Pod Security "restricted" (as
+//! users label theirs), the gateway and the operator on the pod network (not
+//! the `testCluster` host network, which no Pod Security level admits), and
+//! agents created through the gateway by an MCP client. The test cluster
+//! enforces NetworkPolicies (tests/cluster/up.sh runs kube-network-policies).
+//!
+//! Each check has a control that fails without the enforcement: a pod that
+//! breaks "restricted" is refused in the same namespace, and once the chart's
+//! policies are deleted the blocked connections go through (or are refused
+//! by the closed port instead of dropped). Needs CODEX_MCP_TEST_KUBECONFIG.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::ResourceExt;
+use serde_json::{json, Value};
+use support::cluster::{self, TestNamespace};
+use support::fake_model::{FakeModel, Reply, API_KEY_ENV, MODEL};
+use support::gateway::TEST_API_KEY;
+use support::helm::{self, split_image, Helm, Step};
+use support::kube_gateway::{self, HOST_ON_POD_NETWORK};
+use support::kubectl;
+use support::mcp_client::{McpClient, Transport};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const RELEASE: &str = "codex-mcp";
+const GATEWAY_PORT: u16 = 8210;
+const OPERATOR_PORT: u16 = 8211;
+/// A port agents listen on in this test, and nothing else does.
+const LISTEN_PORT: u16 = 9000;
+/// The `kubernetes` Service, which is the API server.
+const API_SERVICE: (&str, u16) = ("10.96.0.1", 443);
+const TIMEOUT_SECS: u64 = 300;
+const CALL_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Labels a user sets to hold a namespace to Pod Security "restricted".
+const RESTRICTED: [&str; 4] = [
+    "pod-security.kubernetes.io/enforce=restricted",
+    "pod-security.kubernetes.io/enforce-version=latest",
+    "pod-security.kubernetes.io/warn=restricted",
+    "pod-security.kubernetes.io/warn-version=latest",
+];
+
+fn values(model: &FakeModel) -> Value {
+    let (repo, tag) = split_image(&helm::runtime_image());
+    let (agent_repo, agent_tag) = split_image(&kube_gateway::agent_image());
+    let small = json!({"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}});
+    json!({
+        "image": {"repository": repo, "tag": tag, "pullPolicy": "Never"},
+        "agent": {"image": {"repository": agent_repo, "tag": agent_tag, "pullPolicy": "Never"},
+                  "cpuRequest": "10m", "memoryRequest": "32Mi", "storage": {"size": "64Mi"}},
+        "config": {"CODEX_MODEL": MODEL, "CODEX_PROVIDER": "fake", "CONTAINER_CPU_LIMIT": "1",
+                   "CONTAINER_MEMORY_LIMIT": "1Gi"},
+        "provider": {"baseUrl": model.base_url(), "envKey": API_KEY_ENV},
+        "credentials": {"apiKey": TEST_API_KEY},
+        "gateway": {"port": GATEWAY_PORT, "resources": small, "readyTimeout": 240},
+        "operator": {"port": OPERATOR_PORT, "resources": small},
+        "networkPolicy": {"agents": {"modelApi": {"cidrs": ["10.87.0.1/32"], "ports": [model.addr().port()]}}},
+    })
+}
+
+#[tokio::test]
+async fn a_restricted_namespace_admits_the_chart_and_its_policies_hold() {
+    let (ns, model) = kube_gateway::namespace_with_model("enforced").await;
+    kubectl::kubectl(&[&["label", "namespace", ns.name()][..], &RESTRICTED[..]].concat());
+    let outsider = TestNamespace::create("outsider").await;
+
+    let (name, vals) = (ns.name().to_owned(), values(&model));
+    let helm_said = tokio::task::spawn_blocking(move || {
+        helm::release(Helm::V4, Step::Install, RELEASE, &name, &vals, TIMEOUT_SECS)
+    })
+    .await
+    .expect("helm install");
+    // With `warn=restricted`, the API server would warn about any pod
+    // template of the chart that breaks the level, and helm would print it.
+    assert!(
+        !helm_said.contains("PodSecurity") && !helm_said.contains("arning"),
+        "helm install printed warnings: {helm_said}"
+    );
+
+    // Two agents, made the way users make them: by calling the gateway. Their
+    // Codex reaches the fake model through the agents' egress policy.
+    let gateway_ip = pod_ip(&ns, "app.kubernetes.io/component=gateway").await;
+    let token = client_token(&ns).await;
+    let service_host = format!("{RELEASE}-gateway.{}.svc:{GATEWAY_PORT}", ns.name());
+    model.push(Reply::text("PONG"));
+    model.push(Reply::text("PONG"));
+    let clients = ["alpha", "beta"].map(|agent| {
+        McpClient::new(
+            format!("http://{gateway_ip}:{GATEWAY_PORT}/mcp"),
+            Transport::Http,
+        )
+        .bearer(&token)
+        .header("X-Codex-Agent", agent)
+        // As a client in the cluster names it: the gateway takes only its
+        // Service's names in the Host header (DNS rebinding).
+        .header("Host", &service_host)
+        .request_timeout(CALL_TIMEOUT)
+    });
+    let chats = join_all(
+        clients
+            .iter()
+            .map(|c| c.call_tool("chat", json!({"message": "ping"}))),
+    )
+    .await;
+    for chat in &chats {
+        assert!(chat.ok() && !chat.is_error(), "{chat}");
+        assert_eq!(chat.structured().unwrap()["reply"], "PONG", "{chat}");
+    }
+
+    pods_meet_restricted(&ns).await;
+    policies_hold(&ns, &outsider, &model).await;
+
+    outsider.cleanup().await;
+    ns.cleanup().await;
+}
+
+/// Every pod of the release, agents included, is admitted under "restricted"
+/// with no warning, while a pod that breaks it is refused.
+async fn pods_meet_restricted(ns: &TestNamespace) {
+    let pods = ns
+        .api::<Pod>()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    let kinds: Vec<String> = pods
+        .iter()
+        .map(|p| {
+            let labels = p.labels();
+            labels
+                .get("app.kubernetes.io/component")
+                .or_else(|| labels.get("app.kubernetes.io/name"))
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    for (kind, count) in [("gateway", 1), ("operator", 1), ("codex-agent", 2)] {
+        let n = kinds.iter().filter(|k| *k == kind).count();
+        assert_eq!(n, count, "{kind} pods among {kinds:?}");
+    }
+    for pod in &pods {
+        let out = dry_run_create(ns, &pod_copy(pod));
+        assert!(
+            out.success && !out.stderr.contains("Warning"),
+            "pod {} under Pod Security restricted: {}",
+            pod.name_any(),
+            out.stderr
+        );
+    }
+    let events = ns
+        .api::<Event>()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    let refused: Vec<_> = events
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("FailedCreate"))
+        .filter_map(|e| e.message.clone())
+        .collect();
+    assert!(refused.is_empty(), "pods were refused: {refused:?}");
+
+    let mut rogue = pod_copy(&pods[0]);
+    rogue["spec"]["securityContext"] = json!({});
+    for c in rogue["spec"]["containers"].as_array_mut().unwrap() {
+        c["securityContext"] = json!({"allowPrivilegeEscalation": true});
+    }
+    let out = dry_run_create(ns, &rogue);
+    assert!(
+        !out.success
+            && out
+                .stderr
+                .contains("violates PodSecurity \"restricted:latest\""),
+        "a pod that breaks restricted was not refused: {}",
+        out.stderr
+    );
+}
+
+/// A pod's spec under a new name, as a new pod would be created from it.
+fn pod_copy(pod: &Pod) -> Value {
+    let mut spec = serde_json::to_value(pod.spec.as_ref().unwrap()).unwrap();
+    spec.as_object_mut().unwrap().remove("nodeName");
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("{}-copy", pod.name_any()), "labels": {"codex-mcp.dev/copy": "true"}},
+        "spec": spec,
+    })
+}
+
+struct KubectlOutput {
+    success: bool,
+    stderr: String,
+}
+
+/// `kubectl create --dry-run=server`: admission runs (Pod Security's
+/// warnings and refusals included), nothing is created.
+fn dry_run_create(ns: &TestNamespace, object: &Value) -> KubectlOutput {
+    let out = kubectl::kubectl_output(
+        &[
+            "create",
+            "--dry-run=server",
+            "-n",
+            ns.name(),
+            "-o",
+            "name",
+            "-f",
+            "-",
+        ],
+        Some(&object.to_string()),
+    );
+    KubectlOutput {
+        success: out.status.success(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[derive(Debug, PartialEq, Clone, Copy)]
+enum Reach {
+    /// Connected: the peer answered.
+    Answered,
+    /// The peer's machine said no one listens on that port.
+    Refused,
+    /// Nothing came back: the connection was dropped.
+    Dropped,
+}
+
+/// Opens a TCP connection from `pod` to `ip:port` with busybox's nc, sends
+/// an HTTP/1.0 request (HTTP servers answer it, TLS and echo servers close).
+/// The input stays open a while: nc half-closes the connection when its
+/// input ends, and hyper drops a connection that does so before answering.
+async fn reach(ns: &TestNamespace, pod: &str, ip: &str, port: u16) -> Reach {
+    let script = format!("(printf 'GET / HTTP/1.0\\r\\n\\r\\n'; sleep 2) | nc -w 3 {ip} {port}");
+    let out = cluster::exec_with(
+        &ns.api::<Pod>(),
+        pod,
+        None,
+        &["sh", "-c", &script],
+        None,
+        Duration::from_secs(30),
+    )
+    .await;
+    if out.stderr.contains("timed out") {
+        Reach::Dropped
+    } else if out.stderr.contains("refused") {
+        Reach::Refused
+    } else {
+        assert!(
+            !out.stdout.is_empty(),
+            "nc from {pod} to {ip}:{port}: {out:?}"
+        );
+        Reach::Answered
+    }
+}
+
+async fn policies_hold(ns: &TestNamespace, outsider: &TestNamespace, model: &FakeModel) {
+    let alpha = kube_gateway::ready_pod(ns, "alpha").await;
+    let beta = kube_gateway::ready_pod(ns, "beta").await;
+    let beta_ip = pod_ip_of(ns, &beta).await;
+    let gateway_ip = pod_ip(ns, "app.kubernetes.io/component=gateway").await;
+    let operator_ip = pod_ip(ns, "app.kubernetes.io/component=operator").await;
+    // Listeners that would answer anyone who gets through: one in agent beta,
+    // one in a pod of another namespace, one on the machine (the pods'
+    // gateway address, where the model also listens).
+    let listen = format!("setsid nc -ll -p {LISTEN_PORT} -e echo hi </dev/null >/dev/null 2>&1 &");
+    cluster::exec_ok(&ns.api::<Pod>(), &beta, &["sh", "-c", &listen]).await;
+    let stranger = outsider_pod(outsider).await;
+    let stranger_ip = pod_ip_of(outsider, &stranger).await;
+    let host = host_listener().await;
+    // The machine is not policed: this shows the listeners are up.
+    for addr in [
+        format!("{beta_ip}:{LISTEN_PORT}"),
+        format!("{stranger_ip}:{LISTEN_PORT}"),
+    ] {
+        assert_answers(&addr).await;
+    }
+
+    let model_port = model.addr().port();
+    let host_ip = std::net::Ipv4Addr::from(HOST_ON_POD_NETWORK).to_string();
+    let from_alpha: Vec<(&str, String, u16, Reach)> = vec![
+        (
+            "the model API",
+            host_ip.clone(),
+            model_port,
+            Reach::Answered,
+        ),
+        (
+            "another port of the machine",
+            host_ip.clone(),
+            host.port(),
+            Reach::Dropped,
+        ),
+        (
+            "another agent",
+            beta_ip.clone(),
+            LISTEN_PORT,
+            Reach::Dropped,
+        ),
+        (
+            "the gateway",
+            gateway_ip.clone(),
+            GATEWAY_PORT,
+            Reach::Dropped,
+        ),
+        (
+            "the operator",
+            operator_ip.clone(),
+            OPERATOR_PORT,
+            Reach::Dropped,
+        ),
+        (
+            "the API server",
+            API_SERVICE.0.to_owned(),
+            API_SERVICE.1,
+            Reach::Dropped,
+        ),
+        (
+            "a pod of another namespace",
+            stranger_ip.clone(),
+            LISTEN_PORT,
+            Reach::Dropped,
+        ),
+    ];
+    let from_stranger: Vec<(&str, String, u16, Reach)> = vec![
+        (
+            "the gateway's port",
+            gateway_ip.clone(),
+            GATEWAY_PORT,
+            Reach::Answered,
+        ),
+        (
+            "another port of the gateway",
+            gateway_ip.clone(),
+            9999,
+            Reach::Dropped,
+        ),
+        ("an agent", beta_ip.clone(), LISTEN_PORT, Reach::Dropped),
+    ];
+    let seen = probe_all(ns, &alpha, &from_alpha, outsider, &stranger, &from_stranger).await;
+    let wanted: Vec<Reach> = from_alpha
+        .iter()
+        .chain(&from_stranger)
+        .map(|p| p.3)
+        .collect();
+    assert_eq!(
+        seen, wanted,
+        "alpha: {from_alpha:?}\nstranger: {from_stranger:?}"
+    );
+    let dns = cluster::exec(
+        &ns.api::<Pod>(),
+        &alpha,
+        &["nslookup", "codex-mcp-test.invalid"],
+    )
+    .await;
+    assert!(
+        dns.stdout.contains("NXDOMAIN") || dns.stderr.contains("NXDOMAIN"),
+        "DNS from an agent: {dns:?}"
+    );
+
+    // The control: without the chart's policies the same connections go
+    // through, and a closed port is refused rather than dropped.
+    let policies: Api<NetworkPolicy> = ns.api();
+    for name in [
+        format!("{RELEASE}-agents"),
+        format!("{RELEASE}-gateway"),
+        format!("{RELEASE}-operator"),
+    ] {
+        policies
+            .delete(&name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    let open_alpha: Vec<(&str, String, u16, Reach)> = vec![
+        (
+            "another agent",
+            beta_ip.clone(),
+            LISTEN_PORT,
+            Reach::Answered,
+        ),
+        (
+            "the API server",
+            API_SERVICE.0.to_owned(),
+            API_SERVICE.1,
+            Reach::Answered,
+        ),
+        (
+            "another port of the machine",
+            host_ip,
+            host.port(),
+            Reach::Answered,
+        ),
+    ];
+    let open_stranger: Vec<(&str, String, u16, Reach)> = vec![
+        (
+            "another port of the gateway",
+            gateway_ip,
+            9999,
+            Reach::Refused,
+        ),
+        ("an agent", beta_ip, LISTEN_PORT, Reach::Answered),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let wanted: Vec<Reach> = open_alpha
+        .iter()
+        .chain(&open_stranger)
+        .map(|p| p.3)
+        .collect();
+    loop {
+        let seen = probe_all(ns, &alpha, &open_alpha, outsider, &stranger, &open_stranger).await;
+        if seen == wanted {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "without the policies: {seen:?}, wanted {wanted:?}\nalpha: {open_alpha:?}\nstranger: {open_stranger:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Runs both lists of probes at once; their results in order.
+async fn probe_all(
+    ns: &TestNamespace,
+    alpha: &str,
+    from_alpha: &[(&str, String, u16, Reach)],
+    outsider: &TestNamespace,
+    stranger: &str,
+    from_stranger: &[(&str, String, u16, Reach)],
+) -> Vec<Reach> {
+    let a = from_alpha
+        .iter()
+        .map(|(_, ip, port, _)| reach(ns, alpha, ip, *port));
+    let s = from_stranger
+        .iter()
+        .map(|(_, ip, port, _)| reach(outsider, stranger, ip, *port));
+    let (mut a, s) = tokio::join!(join_all(a), join_all(s));
+    a.extend(s);
+    a
+}
+
+async fn assert_answers(addr: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut buf = [0u8; 2];
+        let got = async {
+            let mut s = tokio::net::TcpStream::connect(addr).await?;
+            s.read_exact(&mut buf).await?;
+            std::io::Result::Ok(buf)
+        };
+        match tokio::time::timeout(Duration::from_secs(3), got).await {
+            Ok(Ok(b)) if &b == b"hi" => return,
+            other => assert!(
+                Instant::now() < deadline,
+                "{addr} does not answer: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A listener on the machine's address on the pod bridge that answers "hi".
+async fn host_listener() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from((HOST_ON_POD_NETWORK, 0)))
+        .await
+        .expect("binding on the pod bridge");
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let _ = s.write_all(b"hi\n").await;
+        }
+    });
+    addr
+}
+
+/// A plain pod in another namespace, listening on LISTEN_PORT.
+async fn outsider_pod(ns: &TestNamespace) -> String {
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "stranger"},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "automountServiceAccountToken": false,
+            "containers": [{
+                "name": "listen", "image": cluster::busybox_image(), "imagePullPolicy": "Never",
+                "command": ["nc", "-ll", "-p", LISTEN_PORT.to_string(), "-e", "echo", "hi"],
+            }],
+        },
+    }))
+    .unwrap();
+    let pods = ns.api::<Pod>();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    cluster::wait_for_pod_running(&pods, "stranger", cluster::POD_START_TIMEOUT).await;
+    "stranger".to_owned()
+}
+
+async fn pod_ip_of(ns: &TestNamespace, pod: &str) -> String {
+    let pod = ns.api::<Pod>().get(pod).await.unwrap();
+    pod.status.and_then(|s| s.pod_ip).expect("a pod IP")
+}
+
+/// The IP of the one running pod with `selector`.
+async fn pod_ip(ns: &TestNamespace, selector: &str) -> String {
+    let lp = ListParams::default()
+        .labels(selector)
+        .fields("status.phase=Running");
+    let pods = ns.api::<Pod>().list(&lp).await.unwrap().items;
+    assert_eq!(pods.len(), 1, "one running pod with {selector}");
+    pods[0]
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .expect("a pod IP")
+}
+
+/// The generated client token (the first field of the token file's line).
+async fn client_token(ns: &TestNamespace) -> String {
+    let secret = ns
+        .api::<k8s_openapi::api::core::v1::Secret>()
+        .get("codex-mcp-client-tokens")
+        .await
+        .unwrap();
+    let file = secret
+        .data
+        .unwrap()
+        .remove("tokens")
+        .expect("a tokens key")
+        .0;
+    let file = String::from_utf8(file).unwrap();
+    file.split_whitespace().next().expect("a token").to_owned()
+}
