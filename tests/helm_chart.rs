@@ -175,6 +175,7 @@ fn defaults_are_least_privilege_and_locked_down() {
         ["get", "list", "watch", "create", "patch", "delete"]
     );
     assert_eq!(rule_for(operator_role, "codexagents/status"), ["patch"]);
+    assert_eq!(rule_for(operator_role, "pods/resize"), ["patch"]);
     assert!(
         rule_for(operator_role, "leases").is_empty(),
         "leases only in the leader Role"
