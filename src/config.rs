@@ -395,6 +395,11 @@ pub struct OperatorArgs {
     /// Storage class for specs that name none (default: the cluster's default class).
     #[arg(long, env = "CODEX_MCP_STORAGE_CLASS")]
     pub storage_class: Option<String>,
+    /// Apply changed agent resources to running pods in place (Kubernetes
+    /// 1.35+ `pods/resize`: no restart, runs go on); off, a resource change
+    /// replaces the pod. Turn it off for kubelets that cannot resize.
+    #[arg(long, env = "CODEX_MCP_RESIZE_IN_PLACE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub resize_in_place: bool,
     /// Which credential of a referenced Secret agents get: auto, api_key or oauth.
     #[arg(long, env = "CODEX_AUTH_METHOD", default_value = "auto")]
     pub auth_method: String,

@@ -244,6 +244,7 @@ fn defaults_render_least_privilege(r: &Rendered) {
         ["get", "list", "watch", "create", "patch", "delete"]
     );
     assert_eq!(rule_for(operator_role, "codexagents/status"), ["patch"]);
+    assert_eq!(rule_for(operator_role, "pods/resize"), ["patch"]);
     assert!(
         rule_for(operator_role, "leases").is_empty(),
         "leases only in the leader Role"

@@ -287,25 +287,23 @@ async fn workspace_survives_pod_loss_spec_change_and_suspension() {
     assert_eq!(read_file(&pods, "bob").await, "v1");
     wait_event(ns.name(), "bob", "PodRecreated").await;
 
-    // A spec change that affects the pod replaces it, same workspace.
+    // A spec change that affects the pod (other than its resources, see
+    // below) replaces it, same workspace.
     let second = pods.get("bob").await.expect("pod");
     patch_spec(
         &agents,
         "bob",
-        json!({"resources": {"limits": {"cpu": "120m"}}}),
+        json!({"pod": {"env": [{"name": "GIT_AUTHOR_NAME", "value": "bob"}]}}),
     )
     .await;
     let third = cluster::wait_for(&pods, "bob", READY_TIMEOUT, "the replaced pod", |p| {
         pod_uid(p) != pod_uid(&second) && p.metadata.deletion_timestamp.is_none()
     })
     .await;
-    let limits = third.spec.unwrap().containers[0]
-        .resources
-        .clone()
-        .unwrap()
-        .limits
-        .unwrap();
-    assert_eq!(limits["cpu"].0, "120m");
+    let env = third.spec.unwrap().containers[0].env.clone().unwrap();
+    assert!(env
+        .iter()
+        .any(|e| e.name == "GIT_AUTHOR_NAME" && e.value.as_deref() == Some("bob")));
     wait_ready(&agents, "bob").await;
     cluster::wait_for_pod_running(&pods, "bob", READY_TIMEOUT).await;
     assert_eq!(read_file(&pods, "bob").await, "v1");

@@ -2,7 +2,7 @@
 //! apply with the operator's one field manager) and deleting them, and
 //! keeping the credentials Secret and the workspace claim in line.
 
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, ResourceRequirements, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::{Client, ResourceExt};
@@ -66,6 +66,29 @@ where
     )
     .await
     .map_err(|e| step(name.to_string(), e))
+}
+
+/// Asks for new resources of the agent container of a running pod, through
+/// its `resize` subresource (the only way a running pod's resources change).
+pub async fn resize_pod(
+    pods: &Api<Pod>,
+    pod: &Pod,
+    resources: &ResourceRequirements,
+) -> Result<(), ReconcileError> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    // The uid makes it fail rather than resize a successor of the same name.
+    let body = serde_json::json!({
+        "metadata": {"uid": pod.metadata.uid},
+        "spec": {"containers": [{"name": desired::CONTAINER_NAME, "resources": resources}]},
+    });
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    pods.patch_subresource("resize", &name, &params, &Patch::Strategic(&body))
+        .await
+        .map(|_| ())
+        .map_err(|e| ReconcileError::ResizePod(name, e))
 }
 
 /// Deletes the pod with exactly this uid; a pod already gone (or replaced
@@ -228,8 +251,39 @@ pub(super) async fn sync_workspace(
             return Ok(None);
         }
     }
-    let desired = desired::desired_pvc(agent, settings, existing.as_ref());
-    let applied = apply(&children.pvcs, &name, &desired, ReconcileError::ApplyPvc).await?;
+    let growth = desired::workspace_growth(existing.as_ref(), settings);
+    let desired = desired::desired_pvc(agent, settings, existing.as_ref(), true);
+    let applied = match apply(&children.pvcs, &name, &desired, ReconcileError::ApplyPvc).await {
+        // Only volumes of a class that allows expansion grow; the claim
+        // stays as it is, and the workspace keeps working.
+        Err(ReconcileError::ApplyPvc(_, kube::Error::Api(e)))
+            if growth.is_some() && (e.code == 403 || e.code == 422) =>
+        {
+            let note = format!(
+                "the workspace claim {name} cannot grow to {}: {}",
+                growth.unwrap_or_default(),
+                e.message
+            );
+            let old = get_condition(&pass.old, condition::WORKSPACE_BOUND);
+            if old.is_none_or(|c| c.message != note) {
+                pass.event(EventType::Warning, event::WORKSPACE_NOT_GROWN, note.clone());
+            }
+            let unchanged = desired::desired_pvc(agent, settings, existing.as_ref(), false);
+            let applied =
+                apply(&children.pvcs, &name, &unchanged, ReconcileError::ApplyPvc).await?;
+            workspace_condition(pass, &applied);
+            if let Some(c) = pass
+                .new
+                .conditions
+                .iter_mut()
+                .find(|c| c.type_ == condition::WORKSPACE_BOUND)
+            {
+                c.message = note;
+            }
+            return Ok(Some(true));
+        }
+        other => other?,
+    };
     workspace_condition(pass, &applied);
     Ok(Some(existing.is_some()))
 }

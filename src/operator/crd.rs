@@ -2,9 +2,10 @@
 //! environment on Kubernetes.
 //!
 //! Validation lives in the schema, so the API server refuses a bad spec with
-//! a message naming the field, before the operator ever sees it. The server
-//! is assumed to be as old as 1.20: only OpenAPI validation (patterns, enums,
-//! ranges), no CEL rules.
+//! a message naming the field, before the operator ever sees it: OpenAPI
+//! validation (patterns, enums, ranges) here, and CEL rules for fixed fields
+//! and fields that must agree in `crd_schema.rs`. Doc comments say which
+//! rule a field is under, so `kubectl explain` shows it.
 //!
 //! The status is written by two parties with disjoint fields. The operator
 //! owns `phase`, `conditions`, `podName`, `podTemplateHash`,
@@ -16,13 +17,12 @@
 //! idle (see `status::idle_decision`).
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
-};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+pub use super::crd_schema::{crd_yaml, definition};
 
 pub const GROUP: &str = "codexmcp.dev";
 pub const VERSION: &str = "v1alpha1";
@@ -98,7 +98,10 @@ pub struct CodexAgentSpec {
     /// When the image is pulled; the operator's `--image-pull-policy` when empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<PullPolicy>,
-    /// CPU and memory for the agent's pod.
+    /// CPU and memory for the agent's pod. A change is applied to the
+    /// running pod in place (no restart, runs go on) when it keeps the pod's
+    /// QoS class; otherwise the pod is replaced, keeping the workspace.
+    /// Requests may not exceed limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<AgentResources>,
     /// The workspace volume.
@@ -122,6 +125,7 @@ pub struct CodexAgentSpec {
     #[schemars(range(min = 0))]
     pub idle_timeout_seconds: Option<i64>,
     /// The tenant the agent belongs to (a DNS label); `default` when empty.
+    /// Fixed at creation: the API server refuses a change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 63), pattern(DNS_LABEL_PATTERN))]
     pub tenant: Option<String>,
@@ -151,11 +155,13 @@ impl PullPolicy {
 #[serde(rename_all = "camelCase")]
 pub struct AgentResources {
     /// Upper bounds; each defaults to the operator's `CONTAINER_CPU_LIMIT` /
-    /// `CONTAINER_MEMORY_LIMIT`.
+    /// `CONTAINER_MEMORY_LIMIT`. Lowering the memory limit below what the
+    /// agent uses leaves the resize pending until usage drops.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<CpuMemory>,
     /// What the scheduler reserves; each defaults to the operator's request
-    /// defaults, capped at the limit.
+    /// defaults, capped at the limit. A request set beside its limit may not
+    /// exceed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests: Option<CpuMemory>,
 }
@@ -177,12 +183,14 @@ pub struct CpuMemory {
 #[serde(rename_all = "camelCase")]
 pub struct StorageSpec {
     /// Size of the workspace volume (`10Gi`); the operator's default when
-    /// empty. Fixed once the volume exists.
+    /// empty. May grow but never shrink or be removed once set (the API
+    /// server refuses it); growing expands the volume when its storage class
+    /// allows expansion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(BYTES_PATTERN))]
     pub size: Option<String>,
     /// Storage class of the volume; the cluster's default when empty. Fixed
-    /// once the volume exists.
+    /// at creation: the API server refuses a change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub storage_class_name: Option<String>,
@@ -270,10 +278,13 @@ pub enum ApprovalMode {
 pub struct PodOverrides {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
+    /// As in a pod: a toleration without a key needs operator `Exists`,
+    /// which takes no value, and `tolerationSeconds` needs effect
+    /// `NoExecute`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Toleration>,
     /// Extra environment variables. Names the agent's environment relies on
-    /// (`HOME`, `CODEX_HOME`, `TMPDIR`, `CODEX_MCP_*`) are ignored.
+    /// (`HOME`, `CODEX_HOME`, `TMPDIR`, `CODEX_MCP_*`) are refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
     /// Identity adjustments; the pod always runs non-root, read-only,
@@ -477,52 +488,6 @@ pub mod reason {
     pub const RESUMED: &str = "Resumed";
     pub const ACTIVE: &str = "Active";
     pub const INVALID_SPEC: &str = "InvalidSpec";
-}
-
-/// The CustomResourceDefinition, tidied for the API server: optional enums
-/// are generated with `null` among their values, which is dropped so that
-/// the "supported values" message lists only real ones (`nullable` still
-/// allows null); and empty-string defaults, which 1.20 rejects as null, are
-/// left out (deserializing fills them in anyway).
-pub fn definition() -> CustomResourceDefinition {
-    use kube::CustomResourceExt;
-    let mut crd = CodexAgent::crd();
-    for version in &mut crd.spec.versions {
-        if let Some(schema) = version
-            .schema
-            .as_mut()
-            .and_then(|s| s.open_api_v3_schema.as_mut())
-        {
-            tidy_schema(schema);
-        }
-    }
-    crd
-}
-
-fn tidy_schema(schema: &mut JSONSchemaProps) {
-    if let Some(values) = schema.enum_.as_mut() {
-        values.retain(|v| !v.0.is_null());
-    }
-    if schema.default.as_ref().is_some_and(|d| d.0 == "") {
-        schema.default = None;
-    }
-    for child in schema.properties.iter_mut().flat_map(|p| p.values_mut()) {
-        tidy_schema(child);
-    }
-    if let Some(JSONSchemaPropsOrArray::Schema(items)) = schema.items.as_mut() {
-        tidy_schema(items);
-    }
-    if let Some(JSONSchemaPropsOrBool::Schema(extra)) = schema.additional_properties.as_mut() {
-        tidy_schema(extra);
-    }
-}
-
-/// The CRD as YAML, as `codex-mcp crd` prints it and `crds/` holds it.
-pub fn crd_yaml() -> Result<String, serde_saphyr::SerializeError> {
-    let body = serde_saphyr::to_string(&definition())?;
-    Ok(format!(
-        "# Generated by `codex-mcp crd`; do not edit by hand.\n---\n{body}"
-    ))
 }
 
 #[cfg(test)]

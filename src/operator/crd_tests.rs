@@ -91,3 +91,92 @@ fn regex_lite(pattern: &str) -> impl Fn(&str) -> bool {
     let validator = jsonschema::validator_for(&schema).expect("pattern compiles");
     move |s| validator.is_valid(&serde_json::json!(s))
 }
+
+fn rules_at(schema: &serde_json::Value) -> Vec<(String, String)> {
+    schema["x-kubernetes-validations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            (
+                r["rule"].as_str().unwrap_or_default().to_string(),
+                r["message"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn cel_rules_sit_where_they_apply() {
+    use super::super::crd_schema::*;
+    let schema =
+        serde_json::to_value(definition().spec.versions[0].schema.clone()).expect("schema");
+    let root = &schema["openAPIV3Schema"];
+    let spec = &root["properties"]["spec"];
+    let pod = &spec["properties"]["pod"]["properties"];
+    let expected = [
+        (root, vec![&NAME_FITS_A_LABEL]),
+        (
+            spec,
+            vec![&TENANT_FIXED, &STORAGE_CLASS_FIXED, &STORAGE_SIZE_GROWS],
+        ),
+        (
+            &spec["properties"]["resources"],
+            vec![&CPU_REQUEST_WITHIN_LIMIT, &MEMORY_REQUEST_WITHIN_LIMIT],
+        ),
+        (&pod["env"]["items"], vec![&ENV_NOT_RESERVED]),
+        (
+            &pod["tolerations"]["items"],
+            vec![
+                &TOLERATION_EXISTS_HAS_NO_VALUE,
+                &TOLERATION_EMPTY_KEY_EXISTS,
+                &TOLERATION_SECONDS_NO_EXECUTE,
+            ],
+        ),
+    ];
+    let mut placed = 0;
+    for (at, rules) in expected {
+        let want: Vec<_> = rules
+            .iter()
+            .map(|r| (r.rule.to_string(), r.message.to_string()))
+            .collect();
+        assert_eq!(rules_at(at), want);
+        placed += want.len();
+    }
+    assert_eq!(placed, RULES.len(), "every rule is checked above");
+    // Transition rules are the ones about fixed fields.
+    for rule in RULES {
+        assert_eq!(
+            rule.rule.contains("oldSelf"),
+            rule.reason == Some("FieldValueForbidden") && rule.path == ["spec"],
+            "{}",
+            rule.rule
+        );
+        assert!(!rule.message.contains('\n') && !rule.rule.contains('\n'));
+    }
+    assert_eq!(pod["tolerations"]["maxItems"], 64);
+    assert_eq!(
+        spec["properties"]["storage"]["properties"]["size"]["pattern"], BYTES_PATTERN,
+        "the rules come on top of the OpenAPI validation"
+    );
+}
+
+#[test]
+fn descriptions_name_the_rules() {
+    let schema =
+        serde_json::to_value(definition().spec.versions[0].schema.clone()).expect("schema");
+    let spec = &schema["openAPIV3Schema"]["properties"]["spec"]["properties"];
+    // As `kubectl explain` reflows it.
+    let description = |v: &serde_json::Value| {
+        v["description"]
+            .as_str()
+            .unwrap_or_default()
+            .replace('\n', " ")
+    };
+    assert!(description(&spec["tenant"]).contains("Fixed at creation"));
+    let storage = &spec["storage"]["properties"];
+    assert!(description(&storage["storageClassName"]).contains("Fixed at creation"));
+    assert!(description(&storage["size"]).contains("never shrink"));
+    assert!(description(&spec["resources"]).contains("in place"));
+    assert!(description(&spec["resources"]["properties"]["requests"]).contains("may not exceed"));
+}

@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, EnvVar, ExecAction, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext, PodSpec,
-    Probe, ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource, SecurityContext,
-    Toleration, Volume, VolumeMount, VolumeResourceRequirements,
+    Capabilities, Container, ContainerResizePolicy, EmptyDirVolumeSource, EnvVar, ExecAction,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod,
+    PodSecurityContext, PodSpec, Probe, ResourceRequirements, SeccompProfile, Secret,
+    SecretVolumeSource, SecurityContext, Toleration, Volume, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -16,7 +17,7 @@ use k8s_openapi::ByteString;
 use kube::{Resource, ResourceExt};
 
 use super::crd::{CodexAgent, VolumePolicy};
-use super::settings::Resolved;
+use super::settings::{parse_quantity, Resolved};
 
 /// Where the workspace volume is mounted in the agent's pod.
 pub const AGENT_ROOT: &str = "/agent";
@@ -52,7 +53,9 @@ pub const MANAGED_BY: &str = "codex-mcp-operator";
 pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=codex-mcp-operator";
 
 /// Hash of the pod as built, so a spec change that affects the pod is seen by
-/// comparing the running pod's annotation with a fresh build.
+/// comparing the running pod's annotation with a fresh build. The agent
+/// container's resources are left out: they change in place (see
+/// `resize.rs`).
 pub const POD_TEMPLATE_HASH: &str = "codexmcp.dev/pod-template-hash";
 
 /// Environment variables the agent's environment is built on; a spec's
@@ -123,22 +126,35 @@ pub fn desired_secret(
 }
 
 /// The workspace claim. Owned by the agent (and so deleted with it) unless
-/// the spec retains it. A claim's spec is immutable once created, so for an
-/// existing claim its current spec is carried over and only the metadata is
-/// what the agent asks for.
+/// the spec retains it. A claim's spec is immutable once created but for
+/// growing its size, so for an existing claim its current spec is carried
+/// over, grown to the spec's size when `grow` and that is larger.
 pub fn desired_pvc(
     agent: &CodexAgent,
     settings: &Resolved,
     existing: Option<&PersistentVolumeClaim>,
+    grow: bool,
 ) -> PersistentVolumeClaim {
     let owned = settings.when_deleted == VolumePolicy::Delete;
     let spec = match existing.and_then(|pvc| pvc.spec.as_ref()) {
-        Some(current) => PersistentVolumeClaimSpec {
-            access_modes: current.access_modes.clone(),
-            resources: current.resources.clone(),
-            storage_class_name: current.storage_class_name.clone(),
-            ..PersistentVolumeClaimSpec::default()
-        },
+        Some(current) => {
+            let mut resources = current.resources.clone();
+            if grow {
+                if let Some(size) = workspace_growth(existing, settings) {
+                    resources
+                        .get_or_insert_with(Default::default)
+                        .requests
+                        .get_or_insert_with(Default::default)
+                        .insert("storage".into(), Quantity(size));
+                }
+            }
+            PersistentVolumeClaimSpec {
+                access_modes: current.access_modes.clone(),
+                resources,
+                storage_class_name: current.storage_class_name.clone(),
+                ..PersistentVolumeClaimSpec::default()
+            }
+        }
         None => PersistentVolumeClaimSpec {
             access_modes: Some(vec!["ReadWriteOnce".into()]),
             resources: Some(VolumeResourceRequirements {
@@ -159,7 +175,39 @@ pub fn desired_pvc(
     }
 }
 
-/// The agent's pod, carrying the hash of everything in it.
+/// The spec's size when it is larger than the existing claim's request:
+/// the claim is to grow to it.
+pub fn workspace_growth(
+    existing: Option<&PersistentVolumeClaim>,
+    settings: &Resolved,
+) -> Option<String> {
+    let current = existing?
+        .spec
+        .as_ref()?
+        .resources
+        .as_ref()?
+        .requests
+        .as_ref()?
+        .get("storage")?;
+    let larger = parse_quantity(&settings.storage_size)? > parse_quantity(&current.0)?;
+    larger.then(|| settings.storage_size.clone())
+}
+
+/// The agent container's resources as the settings ask for them.
+pub fn desired_resources(settings: &Resolved) -> ResourceRequirements {
+    let quantities = |m: &BTreeMap<String, String>| {
+        m.iter()
+            .map(|(k, v)| (k.clone(), Quantity(v.clone())))
+            .collect::<BTreeMap<_, _>>()
+    };
+    ResourceRequirements {
+        limits: Some(quantities(&settings.limits)),
+        requests: Some(quantities(&settings.requests)),
+        ..ResourceRequirements::default()
+    }
+}
+
+/// The agent's pod, carrying the hash of everything in it but its resources.
 pub fn desired_pod(agent: &CodexAgent, settings: &Resolved) -> Pod {
     let overrides = agent.spec.pod.clone().unwrap_or_default();
     let tweaks = overrides.security_context.clone().unwrap_or_default();
@@ -183,22 +231,22 @@ pub fn desired_pod(agent: &CodexAgent, settings: &Resolved) -> Pod {
         env_var("CODEX_MCP_TENANT", &settings.tenant),
     ]);
 
-    let quantities = |m: &BTreeMap<String, String>| {
-        m.iter()
-            .map(|(k, v)| (k.clone(), Quantity(v.clone())))
-            .collect::<BTreeMap<_, _>>()
-    };
     let container = Container {
         name: CONTAINER_NAME.into(),
         image: Some(settings.image.clone()),
         image_pull_policy: Some(settings.pull_policy.as_str().into()),
         command: Some(vec!["codex-mcp".into(), "agent-init".into()]),
         env: Some(env),
-        resources: Some(ResourceRequirements {
-            limits: Some(quantities(&settings.limits)),
-            requests: Some(quantities(&settings.requests)),
-            ..ResourceRequirements::default()
-        }),
+        resources: Some(desired_resources(settings)),
+        // Resizes must not restart the container: runs are processes in it.
+        resize_policy: Some(
+            ["cpu", "memory"]
+                .map(|resource| ContainerResizePolicy {
+                    resource_name: resource.into(),
+                    restart_policy: "NotRequired".into(),
+                })
+                .to_vec(),
+        ),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             privileged: Some(false),
@@ -313,12 +361,16 @@ pub fn pod_hash(pod: &Pod) -> Option<&str> {
         .map(String::as_str)
 }
 
-/// FNV-1a over the pod's JSON (without the hash annotation): stable across
-/// builds and versions of this program, unlike std's hasher.
+/// FNV-1a over the pod's JSON (without the hash annotation and the
+/// containers' resources): stable across builds and versions of this
+/// program, unlike std's hasher.
 pub fn pod_template_hash(pod: &Pod) -> String {
     let mut pod = pod.clone();
     if let Some(a) = pod.metadata.annotations.as_mut() {
         a.remove(POD_TEMPLATE_HASH);
+    }
+    for c in pod.spec.iter_mut().flat_map(|s| s.containers.iter_mut()) {
+        c.resources = None;
     }
     let json = serde_json::to_vec(&pod).unwrap_or_default();
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;

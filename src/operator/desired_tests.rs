@@ -140,7 +140,39 @@ fn hash_tracks_what_changes_the_pod_only() {
         }),
         ..CodexAgentSpec::default()
     });
-    assert_ne!(pod_hash(&base), pod_hash(&resized));
+    assert_eq!(
+        pod_hash(&base),
+        pod_hash(&resized),
+        "resources change in place, not through the template"
+    );
+    let limits = container(&resized)
+        .resources
+        .as_ref()
+        .unwrap()
+        .limits
+        .clone()
+        .unwrap();
+    assert_eq!(limits["cpu"].0, "1");
+    let policies: Vec<_> = container(&resized)
+        .resize_policy
+        .iter()
+        .flatten()
+        .map(|p| (p.resource_name.as_str(), p.restart_policy.as_str()))
+        .collect();
+    assert_eq!(
+        policies,
+        [("cpu", "NotRequired"), ("memory", "NotRequired")],
+        "a resize never restarts the container its runs live in"
+    );
+
+    let pinned = pod_for(CodexAgentSpec {
+        pod: Some(PodOverrides {
+            node_selector: [("disk".to_string(), "ssd".to_string())].into(),
+            ..PodOverrides::default()
+        }),
+        ..CodexAgentSpec::default()
+    });
+    assert_ne!(pod_hash(&base), pod_hash(&pinned));
 
     // Codex settings are read by the gateway per run: no restart for them,
     // nor for suspension or the idle timeout.
@@ -214,7 +246,7 @@ fn pvc_is_owned_unless_retained_and_keeps_an_existing_spec() {
         ..CodexAgentSpec::default()
     });
     let settings = resolve(&a.spec, &Defaults::default()).unwrap();
-    let pvc = desired_pvc(&a, &settings, None);
+    let pvc = desired_pvc(&a, &settings, None, true);
     assert!(pvc.metadata.owner_references.is_some());
     let spec = pvc.spec.as_ref().unwrap();
     assert_eq!(
@@ -237,15 +269,48 @@ fn pvc_is_owned_unless_retained_and_keeps_an_existing_spec() {
     let settings = resolve(&retained.spec, &Defaults::default()).unwrap();
     let mut existing = pvc.clone();
     existing.spec.as_mut().unwrap().storage_class_name = Some("standard".into());
-    let again = desired_pvc(&retained, &settings, Some(&existing));
+    let size = |pvc: &PersistentVolumeClaim| {
+        pvc.spec
+            .as_ref()
+            .unwrap()
+            .resources
+            .as_ref()
+            .unwrap()
+            .requests
+            .as_ref()
+            .unwrap()["storage"]
+            .0
+            .clone()
+    };
+    let again = desired_pvc(&retained, &settings, Some(&existing), true);
     assert!(again.metadata.owner_references.is_none());
-    let spec = again.spec.as_ref().unwrap();
+    assert_eq!(size(&again), "7Gi", "a larger size grows the claim");
     assert_eq!(
-        spec.resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0,
-        "5Gi",
-        "an existing claim's size is immutable here"
+        again.spec.as_ref().unwrap().storage_class_name.as_deref(),
+        Some("standard"),
+        "the class is the claim's"
     );
-    assert_eq!(spec.storage_class_name.as_deref(), Some("standard"));
+    assert_eq!(
+        workspace_growth(Some(&existing), &settings).as_deref(),
+        Some("7Gi")
+    );
+    let kept = desired_pvc(&retained, &settings, Some(&existing), false);
+    assert_eq!(size(&kept), "5Gi", "unless growing was refused");
+
+    let smaller = agent(CodexAgentSpec {
+        storage: Some(StorageSpec {
+            size: Some("4096Mi".into()),
+            ..StorageSpec::default()
+        }),
+        ..CodexAgentSpec::default()
+    });
+    let settings = resolve(&smaller.spec, &Defaults::default()).unwrap();
+    assert_eq!(workspace_growth(Some(&existing), &settings), None);
+    assert_eq!(
+        size(&desired_pvc(&smaller, &settings, Some(&existing), true)),
+        "5Gi",
+        "a claim never shrinks"
+    );
 }
 
 #[test]

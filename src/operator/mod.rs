@@ -7,12 +7,14 @@
 pub mod agent_init;
 pub mod children;
 pub mod crd;
+pub mod crd_schema;
 pub mod desired;
 pub mod leader;
 pub mod login;
 pub mod metrics;
 pub mod pod;
 pub mod reconcile;
+pub mod resize;
 pub mod settings;
 pub mod status;
 
@@ -94,6 +96,7 @@ pub fn defaults_from(args: &OperatorArgs) -> Result<Defaults, settings::Settings
         idle_timeout_secs: i64::try_from(args.session_timeout).unwrap_or(i64::MAX),
         storage_size: args.storage_size.trim().to_string(),
         storage_class: args.storage_class.clone().filter(|s| !s.is_empty()),
+        resize_in_place: args.resize_in_place,
     };
     defaults.validate()?;
     Ok(defaults)

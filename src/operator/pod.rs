@@ -1,9 +1,11 @@
-//! The agent's pod: created, replaced when the spec changes it, recreated
-//! when it is lost, and deleted while the agent is suspended.
+//! The agent's pod: created, resized in place or replaced when the spec
+//! changes it, recreated when it is lost, and deleted while the agent is
+//! suspended.
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::EventType;
 use kube::ResourceExt;
@@ -17,6 +19,7 @@ use super::reconcile::{
     event, Pass, ReconcileError, FIELD_MANAGER, RECHECK_FAILED, RECHECK_PENDING, RECHECK_STARTING,
     RECHECK_STEADY, RECHECK_TERMINATING,
 };
+use super::resize::{self, PodChange};
 use super::settings::Resolved;
 use super::status::{idle_decision, is_true, pod_state, time_to_ready, IdleDecision, PodState};
 
@@ -144,23 +147,35 @@ pub(super) async fn sync_pod(
         pass.phase(Phase::Starting, "waiting for the old pod to terminate");
         return Ok(RECHECK_TERMINATING);
     }
-    if desired::pod_hash(&pod) != hash.as_deref() {
-        children::delete_pod(&children.pods, &pod).await?;
-        // Recreating it next is expected, not a loss worth an event.
-        pass.new.pod_template_hash = None;
-        pass.event(
-            EventType::Normal,
-            event::POD_REPLACED,
-            format!("the spec changed: replacing pod {name}; the workspace is kept"),
-        );
-        pass.condition(
-            condition::READY,
-            false,
-            reason::POD_REPLACING,
-            "replacing the pod for a changed spec",
-        );
-        pass.phase(Phase::Starting, "replacing the pod for a changed spec");
-        return Ok(RECHECK_TERMINATING);
+    let mut resizing = None;
+    match resize::pod_change(&desired, &pod, pass.ctx.defaults.resize_in_place) {
+        PodChange::None => {}
+        PodChange::Replace(why) => return replace(pass, children, &pod, &why).await,
+        PodChange::Resizing(what) => resizing = Some(what),
+        PodChange::Resize(resources) => {
+            match children::resize_pod(&children.pods, &pod, &resources).await {
+                Ok(()) => {
+                    pass.event(
+                        EventType::Normal,
+                        event::POD_RESIZED,
+                        format!(
+                            "the resources changed: resizing pod {name} in place to {}",
+                            describe(&resources)
+                        ),
+                    );
+                    resizing = Some("resizing the pod in place".into());
+                }
+                // Refused (an API server without in-place resize, or a
+                // change it will not make in place): replacing still works.
+                Err(ReconcileError::ResizePod(_, kube::Error::Api(e)))
+                    if matches!(e.code, 400 | 404 | 405 | 422) =>
+                {
+                    let why = format!("the in-place resize was refused ({})", e.message);
+                    return replace(pass, children, &pod, &why).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
     pass.new.pod_template_hash = hash;
     match state {
@@ -171,7 +186,7 @@ pub(super) async fn sync_pod(
                 reason::POD_READY,
                 format!("pod {name} is ready"),
             );
-            pass.phase(Phase::Ready, "");
+            pass.phase(Phase::Ready, resizing.clone().unwrap_or_default());
             if let Some((trigger, seconds)) = time_to_ready(&pass.old, pass.created, pass.now) {
                 pass.ctx.metrics.ready_after(trigger.as_str(), seconds);
             }
@@ -188,6 +203,9 @@ pub(super) async fn sync_pod(
                             .max(1),
                     )
                     .min(RECHECK_STEADY),
+                    // The kubelet's verdict on a resize changes the pod,
+                    // which triggers a reconcile; this is a backstop.
+                    _ if resizing.is_some() => RECHECK_FAILED,
                     _ => RECHECK_STEADY,
                 },
             )
@@ -236,4 +254,49 @@ pub(super) async fn sync_pod(
         }
         PodState::Terminating => Ok(RECHECK_TERMINATING),
     }
+}
+
+/// Deletes the pod for `why`; the next pass builds its successor.
+async fn replace(
+    pass: &mut Pass<'_>,
+    children: &Children,
+    pod: &Pod,
+    why: &str,
+) -> Result<Duration, ReconcileError> {
+    let name = pod.name_any();
+    children::delete_pod(&children.pods, pod).await?;
+    // Recreating it next is expected, not a loss worth an event.
+    pass.new.pod_template_hash = None;
+    pass.event(
+        EventType::Normal,
+        event::POD_REPLACED,
+        format!("{why}: replacing pod {name}; the workspace is kept"),
+    );
+    let message = format!("replacing the pod: {why}");
+    pass.condition(
+        condition::READY,
+        false,
+        reason::POD_REPLACING,
+        message.clone(),
+    );
+    pass.phase(Phase::Starting, message);
+    Ok(RECHECK_TERMINATING)
+}
+
+/// `cpu 500m/1, memory 256Mi/1Gi` (request/limit), for events.
+fn describe(resources: &ResourceRequirements) -> String {
+    let get = |m: &Option<std::collections::BTreeMap<String, Quantity>>, r: &str| {
+        m.as_ref()
+            .and_then(|m| m.get(r))
+            .map_or_else(|| "-".to_string(), |q| q.0.clone())
+    };
+    ["cpu", "memory"]
+        .map(|r| {
+            format!(
+                "{r} {}/{}",
+                get(&resources.requests, r),
+                get(&resources.limits, r)
+            )
+        })
+        .join(", ")
 }

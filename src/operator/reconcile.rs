@@ -34,6 +34,8 @@ pub mod event {
     pub const RESUMED: &str = "Resumed";
     pub const FAILED: &str = "Failed";
     pub const POD_REPLACED: &str = "PodReplaced";
+    pub const POD_RESIZED: &str = "PodResized";
+    pub const WORKSPACE_NOT_GROWN: &str = "WorkspaceNotGrown";
     pub const POD_RECREATED: &str = "PodRecreated";
     pub const CREDENTIALS_FAILED: &str = "CredentialsFailed";
 }
@@ -131,6 +133,8 @@ pub enum ReconcileError {
     GetPod(String, #[source] kube::Error),
     #[error("applying the pod {0} failed: {1}")]
     ApplyPod(String, #[source] kube::Error),
+    #[error("resizing the pod {0} in place failed: {1}")]
+    ResizePod(String, #[source] kube::Error),
     #[error("deleting the pod {0} failed: {1}")]
     DeletePod(String, #[source] kube::Error),
     #[error("marking CodexAgent {0} suspended failed: {1}")]

@@ -17,6 +17,9 @@ pub struct Defaults {
     pub idle_timeout_secs: i64,
     pub storage_size: String,
     pub storage_class: Option<String>,
+    /// Apply resource changes to running pods in place; off, they replace
+    /// the pod (for kubelets that cannot resize).
+    pub resize_in_place: bool,
 }
 
 impl Default for Defaults {
@@ -31,6 +34,7 @@ impl Default for Defaults {
             idle_timeout_secs: 3600,
             storage_size: "10Gi".into(),
             storage_class: None,
+            resize_in_place: true,
         }
     }
 }

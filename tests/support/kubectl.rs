@@ -27,13 +27,21 @@ fn binary() -> PathBuf {
 
 /// Runs kubectl with `stdin`; panics with its stderr when it fails.
 pub fn kubectl_with(args: &[&str], stdin: Option<&str>) -> String {
+    match kubectl_outcome(args, stdin) {
+        Ok(stdout) => stdout,
+        Err(stderr) => panic!("kubectl {args:?} failed: {stderr}"),
+    }
+}
+
+/// Runs kubectl with `stdin`: its stdout when it succeeds, its stderr when
+/// it fails (for tests of what the API server refuses).
+pub fn kubectl_outcome(args: &[&str], stdin: Option<&str>) -> Result<String, String> {
     let out = kubectl_output(args, stdin);
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
 }
 
 /// Runs kubectl; panics with its stderr when it fails.
