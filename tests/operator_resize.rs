@@ -1,10 +1,7 @@
 //! Changes to running agents on a real cluster
 //! (`CODEX_MCP_TEST_KUBECONFIG`): a resource change within the pod's QoS
 //! class resizes the running pod (same pod, same processes), one that
-//! changes the class replaces it. On a cluster whose kubelets cannot resize
-//! (see `cluster::kubelets_resize_in_place`) the operator runs with
-//! `--resize-in-place false`, and the test checks the replacement instead.
-//! And a workspace whose storage class cannot expand, asked to grow.
+//! changes the class replaces it. And a workspace whose storage class cannot expand, asked to grow.
 
 mod support;
 
@@ -114,49 +111,32 @@ async fn resources_change_in_place_unless_the_qos_class_changes() {
 
     let bigger = json!({"resources": {"limits": {"cpu": "250m", "memory": "128Mi"}}});
     let wanted = ("250m".to_string(), "128Mi".to_string());
-    if cluster::kubelets_resize_in_place() {
-        patch_spec(&agents, "ivy", bigger).await;
-        let resized = cluster::wait_for(
-            &pods,
-            "ivy",
-            READY_TIMEOUT,
-            "the resize to be actuated",
-            |p| agent_container_resources(p, true) == wanted,
-        )
-        .await;
-        assert_eq!(pod_uid(&resized), pod_uid(&first), "resized, not replaced");
-        assert_eq!(agent_container_resources(&resized, false), wanted);
-        let restarts = resized
-            .status
-            .as_ref()
-            .unwrap()
-            .container_statuses
-            .as_ref()
-            .unwrap()[0]
-            .restart_count;
-        assert_eq!(restarts, 0, "the container was not restarted");
-        let note = wait_event(ns.name(), "ivy", "PodResized").await;
-        assert!(note.contains("cpu 10m/250m, memory 32Mi/128Mi"), "{note}");
-        cluster::exec_ok(&pods, "ivy", &["sh", "-c", "kill -0 $(cat /tmp/run.pid)"]).await;
-        assert_eq!(read_file(&pods, "ivy").await, "v1");
-        let ready = wait_ready(&agents, "ivy").await;
-        assert_eq!(status(&ready).pod_name.as_deref(), Some("ivy"));
-    } else {
-        eprintln!(
-            "this cluster's kubelets cannot resize pods in place (cgroupsPerQOS: false): \
-             checking that the operator, told so, replaces the pod instead"
-        );
-        patch_spec(&agents, "ivy", bigger).await;
-        let replaced = cluster::wait_for(&pods, "ivy", READY_TIMEOUT, "the replaced pod", |p| {
-            pod_uid(p) != pod_uid(&first) && p.metadata.deletion_timestamp.is_none()
-        })
-        .await;
-        assert_eq!(agent_container_resources(&replaced, false), wanted);
-        wait_replaced_because(ns.name(), "ivy", "the resources changed").await;
-        wait_ready(&agents, "ivy").await;
-        cluster::wait_for_pod_running(&pods, "ivy", READY_TIMEOUT).await;
-        assert_eq!(read_file(&pods, "ivy").await, "v1");
-    }
+    patch_spec(&agents, "ivy", bigger).await;
+    let resized = cluster::wait_for(
+        &pods,
+        "ivy",
+        READY_TIMEOUT,
+        "the resize to be actuated",
+        |p| agent_container_resources(p, true) == wanted,
+    )
+    .await;
+    assert_eq!(pod_uid(&resized), pod_uid(&first), "resized, not replaced");
+    assert_eq!(agent_container_resources(&resized, false), wanted);
+    let restarts = resized
+        .status
+        .as_ref()
+        .unwrap()
+        .container_statuses
+        .as_ref()
+        .unwrap()[0]
+        .restart_count;
+    assert_eq!(restarts, 0, "the container was not restarted");
+    let note = wait_event(ns.name(), "ivy", "PodResized").await;
+    assert!(note.contains("cpu 10m/250m, memory 32Mi/128Mi"), "{note}");
+    cluster::exec_ok(&pods, "ivy", &["sh", "-c", "kill -0 $(cat /tmp/run.pid)"]).await;
+    assert_eq!(read_file(&pods, "ivy").await, "v1");
+    let ready = wait_ready(&agents, "ivy").await;
+    assert_eq!(status(&ready).pod_name.as_deref(), Some("ivy"));
 
     // Requests equal to limits make the pod Guaranteed, which a running pod
     // cannot become: replaced, same workspace.
@@ -174,9 +154,7 @@ async fn resources_change_in_place_unless_the_qos_class_changes() {
             && qos(p).as_deref() == Some("Guaranteed")
     })
     .await;
-    if cluster::kubelets_resize_in_place() {
-        wait_replaced_because(ns.name(), "ivy", "Guaranteed instead of Burstable").await;
-    }
+    wait_replaced_because(ns.name(), "ivy", "Guaranteed instead of Burstable").await;
     wait_ready(&agents, "ivy").await;
     cluster::wait_for_pod_running(&pods, "ivy", READY_TIMEOUT).await;
     assert_eq!(read_file(&pods, "ivy").await, "v1");

@@ -280,7 +280,9 @@ runtimeRequestTimeout: 5m
 # since 1.35 but still supports.
 failCgroupV1: false
 cgroupDriver: cgroupfs
-cgroupsPerQOS: false
+# Pods in QoS cgroups, as on every real node: in-place resize needs them
+# (1.35-1.37 kubelets crash on a resize without them).
+cgroupsPerQOS: true
 enforceNodeAllocatable: []
 failSwapOn: false
 # Leave the machine's iptables alone.

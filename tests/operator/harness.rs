@@ -78,15 +78,6 @@ impl Operator {
             .args(["--lease-duration", "8", "--lease-renew-deadline", "6"])
             .args(["--lease-retry-period", "1"])
             .args(["--agent-image", &image, "--image-pull-policy", "Never"])
-            // A resize would take the whole node down on such a cluster.
-            .args([
-                "--resize-in-place",
-                if cluster::kubelets_resize_in_place() {
-                    "true"
-                } else {
-                    "false"
-                },
-            ])
             .args(["--cpu-limit", "200m", "--memory-limit", "128Mi"])
             .args(["--cpu-request", "10m", "--memory-request", "32Mi"])
             .args(["--storage-size", "16Mi", "--session-timeout", "3600"])

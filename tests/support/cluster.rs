@@ -155,22 +155,6 @@ pub fn build_image(image: &str, args: &[&str]) {
     );
 }
 
-/// Whether the cluster's kubelets resize running pods in place.
-/// `CODEX_MCP_TEST_IN_PLACE_RESIZE=0|1` says so; otherwise the project's
-/// own cluster cannot (its kubelet runs with `cgroupsPerQOS: false`, where
-/// the 1.35-1.37 kubelet dereferences a missing pod cgroup and crashes on
-/// the first resize), and any other cluster is assumed to.
-pub fn kubelets_resize_in_place() -> bool {
-    if let Ok(v) = std::env::var("CODEX_MCP_TEST_IN_PLACE_RESIZE") {
-        return v == "1" || v == "true";
-    }
-    let harness = super::cache_dir().join("cluster");
-    let ours = std::fs::canonicalize(kubeconfig_path()).ok()
-        == std::fs::canonicalize(harness.join("kubeconfig")).ok();
-    let kubelet = std::fs::read_to_string(harness.join("kubelet/config.yaml")).unwrap_or_default();
-    !(ours && kubelet.lines().any(|l| l.trim() == "cgroupsPerQOS: false"))
-}
-
 /// The apiserver's minor version (e.g. 37 for 1.37).
 pub async fn server_minor_version() -> u32 {
     static MINOR: tokio::sync::OnceCell<u32> = tokio::sync::OnceCell::const_new();
