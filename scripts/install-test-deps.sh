@@ -145,8 +145,11 @@ tests/cluster/install-helm.sh
 if [ "${CODEX_MCP_SKIP_CLUSTER:-0}" = 1 ]; then
   say "CODEX_MCP_SKIP_CLUSTER=1: skipping the cluster harness"
 elif [ -x tests/cluster/install.sh ]; then
-  say "running tests/cluster/install.sh"
+  oldest="$(. tests/cluster/lib.sh && echo "$OLDEST_K8S_VERSION")"
+  say "running tests/cluster/install.sh for Kubernetes $oldest, then the newest"
+  CODEX_MCP_K8S_VERSION="$oldest" tests/cluster/install.sh
   tests/cluster/install.sh
+  tests/cluster/install-netpol.sh
 else
   say "tests/cluster/install.sh not present, skipping the cluster harness"
 fi

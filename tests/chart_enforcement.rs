@@ -343,16 +343,12 @@ async fn policies_hold(ns: &TestNamespace, outsider: &TestNamespace, model: &Fak
         ),
         ("an agent", beta_ip.clone(), LISTEN_PORT, Reach::Dropped),
     ];
-    let seen = probe_all(ns, &alpha, &from_alpha, outsider, &stranger, &from_stranger).await;
-    let wanted: Vec<Reach> = from_alpha
-        .iter()
-        .chain(&from_stranger)
-        .map(|p| p.3)
-        .collect();
-    assert_eq!(
-        seen, wanted,
-        "alpha: {from_alpha:?}\nstranger: {from_stranger:?}"
-    );
+    probe_until(
+        "with the chart's policies",
+        (ns, &alpha, &from_alpha),
+        (outsider, &stranger, &from_stranger),
+    )
+    .await;
     let dns = cluster::exec(
         &ns.api::<Pod>(),
         &alpha,
@@ -406,43 +402,67 @@ async fn policies_hold(ns: &TestNamespace, outsider: &TestNamespace, model: &Fak
         ),
         ("an agent", beta_ip, LISTEN_PORT, Reach::Answered),
     ];
+    probe_until(
+        "without the policies",
+        (ns, &alpha, &open_alpha),
+        (outsider, &stranger, &open_stranger),
+    )
+    .await;
+}
+
+/// Where probes start from: a namespace, a pod in it, and what the pod
+/// should see: (what, ip, port, expected).
+type Probes<'a> = (
+    &'a TestNamespace,
+    &'a str,
+    &'a [(&'a str, String, u16, Reach)],
+);
+
+/// Probes until every result is the expected one. Enforcement follows the
+/// API a moment late (pod addresses and policies reach the enforcer through
+/// watches), as with every network plugin: allow it 30 seconds.
+async fn probe_until(what: &str, first: Probes<'_>, second: Probes<'_>) {
+    let wanted: Vec<Reach> = first.2.iter().chain(second.2).map(|p| p.3).collect();
     let deadline = Instant::now() + Duration::from_secs(30);
-    let wanted: Vec<Reach> = open_alpha
-        .iter()
-        .chain(&open_stranger)
-        .map(|p| p.3)
-        .collect();
     loop {
-        let seen = probe_all(ns, &alpha, &open_alpha, outsider, &stranger, &open_stranger).await;
+        let seen = probe_all(first, second).await;
         if seen == wanted {
-            break;
+            return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "without the policies: {seen:?}, wanted {wanted:?}\nalpha: {open_alpha:?}\nstranger: {open_stranger:?}"
-        );
+        let report: Vec<String> = first
+            .2
+            .iter()
+            .map(|p| (first.1, p))
+            .chain(second.2.iter().map(|p| (second.1, p)))
+            .zip(&seen)
+            .filter(|((_, p), got)| p.3 != **got)
+            .map(|((from, p), got)| {
+                format!(
+                    "{from} -> {} ({}:{}): {got:?}, wanted {:?}",
+                    p.0, p.1, p.2, p.3
+                )
+            })
+            .collect();
+        eprintln!("{what}: {report:?}");
+        assert!(Instant::now() < deadline, "{what}: {report:#?}");
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
 /// Runs both lists of probes at once; their results in order.
-async fn probe_all(
-    ns: &TestNamespace,
-    alpha: &str,
-    from_alpha: &[(&str, String, u16, Reach)],
-    outsider: &TestNamespace,
-    stranger: &str,
-    from_stranger: &[(&str, String, u16, Reach)],
-) -> Vec<Reach> {
-    let a = from_alpha
-        .iter()
-        .map(|(_, ip, port, _)| reach(ns, alpha, ip, *port));
-    let s = from_stranger
-        .iter()
-        .map(|(_, ip, port, _)| reach(outsider, stranger, ip, *port));
-    let (mut a, s) = tokio::join!(join_all(a), join_all(s));
-    a.extend(s);
+async fn probe_all(first: Probes<'_>, second: Probes<'_>) -> Vec<Reach> {
+    let (mut a, b) = tokio::join!(probe_from(first), probe_from(second));
+    a.extend(b);
     a
+}
+
+async fn probe_from((ns, pod, probes): Probes<'_>) -> Vec<Reach> {
+    join_all(
+        probes
+            .iter()
+            .map(|(_, ip, port, _)| reach(ns, pod, ip, *port)),
+    )
+    .await
 }
 
 async fn assert_answers(addr: &str) {

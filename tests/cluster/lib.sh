@@ -11,6 +11,10 @@
 # of those again.
 
 CACHE="${CODEX_MCP_CACHE:-$HOME/.cache/codex-mcp}"
+# The oldest Kubernetes minor the chart supports, at the patch the Go module
+# proxy serves; scripts/test.sh runs the cluster tests on it too (the newest,
+# the default, is pinned by go/kubernetes/go.mod).
+OLDEST_K8S_VERSION=1.35.4
 H="$CACHE/cluster"
 KBIN="$CACHE/kubernetes/bin"
 KUBECTL="$KBIN/kubectl"
