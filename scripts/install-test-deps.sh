@@ -132,6 +132,15 @@ else
   echo "$PROM_VERSION" >"$PROM_DIR/VERSION"
 fi
 
+# The Go builds below (Helm, both Kubernetes releases, the policy enforcer)
+# share one build cache, so what they have in common (containerd and etcd
+# for both releases, common dependencies) compiles once; it is removed at
+# the end, as it grows to gigabytes. An exported GOCACHE is used and kept.
+if [ -z "${GOCACHE:-}" ]; then
+  export GOCACHE="$CACHE/.gocache-install"
+  trap 'chmod -R u+w "$GOCACHE" 2>/dev/null; rm -rf "$GOCACHE"' EXIT
+fi
+
 # The helm CLI, Helm 4 and Helm 3, which the chart tests and
 # scripts/render-manifests.sh run; built from Go modules (the Go module proxy
 # is the one place it can come from here).
@@ -141,10 +150,12 @@ tests/cluster/install-helm.sh
 # The cluster harness (a real single-node Kubernetes built from Go modules)
 # has its own installer, maintained beside the cluster tests; it is optional
 # so that the rest of the suite can be installed without it, and
-# CODEX_MCP_SKIP_CLUSTER=1 skips it (a cold build takes about 20 minutes).
+# CODEX_MCP_SKIP_CLUSTER=1 skips it. Two releases are built: the newest and
+# the oldest supported minor (scripts/test.sh runs the cluster tests on both).
 if [ "${CODEX_MCP_SKIP_CLUSTER:-0}" = 1 ]; then
   say "CODEX_MCP_SKIP_CLUSTER=1: skipping the cluster harness"
 elif [ -x tests/cluster/install.sh ]; then
+  # shellcheck source=tests/cluster/lib.sh
   oldest="$(. tests/cluster/lib.sh && echo "$OLDEST_K8S_VERSION")"
   say "running tests/cluster/install.sh for Kubernetes $oldest, then the newest"
   CODEX_MCP_K8S_VERSION="$oldest" tests/cluster/install.sh

@@ -26,6 +26,7 @@ cargo test --no-fail-fast --lib --bins --tests || status=$?
 # What changes between minors: admission (Pod Security, CEL), exec, server-
 # side apply, the kubelet's resize, the chart's install.
 if [ "$OWN_CLUSTER" = 1 ] && [ "${CODEX_MCP_SKIP_OLDEST:-0}" != 1 ]; then
+  # shellcheck source=tests/cluster/lib.sh
   OLDEST="$(. tests/cluster/lib.sh && echo "$OLDEST_K8S_VERSION")"
   echo "test.sh: the cluster tests again, on Kubernetes $OLDEST" >&2
   CODEX_MCP_K8S_VERSION="$OLDEST" tests/cluster/up.sh
