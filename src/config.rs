@@ -238,6 +238,15 @@ pub struct LimitsArgs {
     /// Longest a single run may take, in seconds.
     #[arg(long, env = "CODEX_MCP_RUN_TIMEOUT", default_value_t = 1800)]
     pub run_timeout: u64,
+    /// While a call runs, send a progress notification at least this often
+    /// (seconds), also when Codex is silent: clients abort calls that report
+    /// no progress for a while (Claude Code after 300 s).
+    #[arg(
+        long,
+        env = "CODEX_MCP_PROGRESS_HEARTBEAT_SECS",
+        default_value_t = crate::progress::DEFAULT_HEARTBEAT.as_secs()
+    )]
+    pub progress_heartbeat: u64,
     /// Calls that may wait for a busy agent before further ones are refused.
     #[arg(long, env = "CODEX_MCP_QUEUE_LIMIT", default_value_t = 4)]
     pub queue_limit: usize,

@@ -33,6 +33,8 @@ pub struct RunSettings {
     pub write_sandbox: SandboxMode,
     pub config_overrides: Vec<String>,
     pub run_timeout: Duration,
+    /// Longest silence between a call's progress notifications.
+    pub progress_heartbeat: Duration,
     pub queue_limit: usize,
     pub session_timeout: Duration,
     pub max_concurrent_runs: usize,

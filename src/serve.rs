@@ -53,9 +53,14 @@ pub fn run_settings(codex: &CodexArgs, limits: &LimitsArgs) -> Result<RunSetting
         }),
         None => None,
     };
-    if limits.run_timeout == 0 || limits.max_concurrent_sessions == 0 {
+    if limits.run_timeout == 0
+        || limits.max_concurrent_sessions == 0
+        || limits.progress_heartbeat == 0
+    {
         return Err(ServeError::Config(
-            "CODEX_MCP_RUN_TIMEOUT and MAX_CONCURRENT_SESSIONS must be at least 1".into(),
+            "CODEX_MCP_RUN_TIMEOUT, MAX_CONCURRENT_SESSIONS and CODEX_MCP_PROGRESS_HEARTBEAT_SECS \
+             must be at least 1"
+                .into(),
         ));
     }
     Ok(RunSettings {
@@ -64,6 +69,7 @@ pub fn run_settings(codex: &CodexArgs, limits: &LimitsArgs) -> Result<RunSetting
         write_sandbox,
         config_overrides: codex_overrides(&codex.codex_config),
         run_timeout: Duration::from_secs(limits.run_timeout),
+        progress_heartbeat: Duration::from_secs(limits.progress_heartbeat),
         queue_limit: limits.queue_limit,
         session_timeout: Duration::from_secs(limits.session_timeout),
         max_concurrent_runs: limits.max_concurrent_sessions,

@@ -217,6 +217,7 @@ mod tests {
             write_sandbox: SandboxMode::WorkspaceWrite,
             config_overrides: vec![],
             run_timeout: Duration::from_secs(60),
+            progress_heartbeat: crate::progress::DEFAULT_HEARTBEAT,
             queue_limit: 4,
             session_timeout: Duration::from_secs(3600),
             max_concurrent_runs: 2,

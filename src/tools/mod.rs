@@ -95,7 +95,11 @@ impl CodexTools {
     fn call(&self, ctx: &RequestContext<RoleServer>) -> Result<Call, ToolError> {
         let caller = Caller::from_context(ctx)?;
         let agent = caller.agent_id()?;
-        let progress = Progress::new(ctx.peer.clone(), ctx.meta.get_progress_token());
+        let progress = Progress::new(
+            ctx.peer.clone(),
+            ctx.meta.get_progress_token(),
+            self.runner.settings().progress_heartbeat,
+        );
         Ok(Call {
             agent,
             workspace_paths: Vec::new(),
