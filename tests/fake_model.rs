@@ -439,3 +439,59 @@ async fn sigint_during_a_stall_ends_codex_promptly() {
     assert!(stdout.contains("thread.started"));
     assert!(!stdout.contains("turn.completed"));
 }
+
+#[test]
+fn deltas_spread_the_whole_text_evenly() {
+    let text = "x".repeat(100);
+    let d = fake_model::deltas(&text, Duration::from_secs(3));
+    assert_eq!(d.len(), 6, "one every {:?}", fake_model::DELTA_EVERY);
+    assert_eq!(d.iter().map(|(_, s)| s.as_str()).collect::<String>(), text);
+    assert!(d.iter().all(|(p, _)| *p == Duration::from_millis(500)));
+    // A short text: fewer, longer pauses, still over the whole duration.
+    let d = fake_model::deltas("héllo", Duration::from_secs(10));
+    assert_eq!(d.len(), 5);
+    assert_eq!(
+        d.iter().map(|(p, _)| *p).sum::<Duration>(),
+        Duration::from_secs(10)
+    );
+    assert_eq!(
+        fake_model::deltas("now", Duration::ZERO),
+        [(Duration::ZERO, "now".into())]
+    );
+}
+
+#[tokio::test]
+async fn streamed_text_takes_its_duration_and_keeps_the_stream_alive() {
+    let model = FakeModel::start().await;
+    let text = "a long answer, written slowly. ".repeat(8);
+    model.push(Reply::text(text.clone()).over(Duration::from_secs(4)));
+    let agent = Agent::new();
+    // Deltas every half second: an idle timeout shorter than the whole
+    // stream never fires.
+    let idle = "model_providers.fake.stream_idle_timeout_ms=1500";
+    let run = agent.exec(&model, &[idle], &["write slowly"]).await;
+
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_eq!(run.last_message(), text);
+    assert!(run.elapsed >= Duration::from_secs(4), "{run}");
+    assert!(run.elapsed < Duration::from_secs(20), "{run}");
+}
+
+#[tokio::test]
+async fn a_silent_step_sends_nothing_then_answers() {
+    let model = FakeModel::start().await;
+    let step = || Reply::silent(Duration::from_secs(3), Reply::text("after thinking"));
+    model.push(step());
+    model.push(step());
+    let agent = Agent::new();
+    let run = agent.exec(&model, &[], &["think"]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_eq!(run.last_message(), "after thinking");
+    assert!(run.elapsed >= Duration::from_secs(3), "{run}");
+
+    // Truly silent: Codex's stream idle timeout fires inside it.
+    let idle = "model_providers.fake.stream_idle_timeout_ms=1500";
+    let run = agent.exec(&model, &[idle], &["think again"]).await;
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.elapsed < Duration::from_secs(3), "{run}");
+}
