@@ -56,10 +56,12 @@ pub fn exec_argv(req: &RunRequest, output_schema_file: Option<&Path>) -> Vec<Str
                 let env_key = provider.env_key.as_deref().unwrap_or("OPENAI_API_KEY");
                 format!("env_key={}", toml_string(env_key))
             };
-            // Retries off: the gateway owns retry policy and time bounds.
+            // Codex's own request and stream retries and stream idle timeout
+            // stay at its defaults: a model step may be silent for minutes and a
+            // stream may drop, and neither should end a real run.
             args.push("-c".into());
             args.push(format!(
-                "model_providers.{id}={{name={name},base_url={url},{auth},wire_api=\"responses\",request_max_retries=0,stream_max_retries=0}}",
+                "model_providers.{id}={{name={name},base_url={url},{auth},wire_api=\"responses\"}}",
                 id = provider.id,
                 name = toml_string(&provider.id),
                 url = toml_string(base_url),
@@ -209,6 +211,9 @@ mod tests {
         );
         assert!(table.contains("env_key=\"FAKE_KEY\""), "{table}");
         assert!(table.contains("wire_api=\"responses\""), "{table}");
+        for key in ["max_retries", "stream_idle_timeout_ms"] {
+            assert!(!table.contains(key), "Codex's defaults, not ours: {table}");
+        }
         r.provider.as_mut().unwrap().requires_openai_auth = true;
         let a = exec_argv(&r, None);
         let table = a

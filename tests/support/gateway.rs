@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::fake_model::{FakeModel, API_KEY_ENV, MODEL};
+use super::fake_model::{FakeModel, API_KEY_ENV, MODEL, NO_RETRIES};
 use super::{codex_bin, codex_mcp_bin};
 
 /// The API key the gateway hands Codex for the fake provider; tests scan logs for it.
@@ -85,6 +85,7 @@ impl Gateway {
             .env("CODEX_PROVIDER_BASE_URL", &options.model_base_url)
             .env("CODEX_PROVIDER_ENV_KEY", API_KEY_ENV)
             .env("OPENAI_API_KEY", TEST_API_KEY)
+            .env("CODEX_MCP_CODEX_CONFIG", NO_RETRIES.join(";"))
             .env("LOG_LEVEL", "debug,hyper=info,h2=info,tower=info")
             .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 
 use super::cluster::{self, TestNamespace};
-use super::fake_model::{FakeModel, API_KEY_ENV, MODEL};
+use super::fake_model::{FakeModel, API_KEY_ENV, MODEL, NO_RETRIES};
 use super::gateway::TEST_API_KEY;
 use super::kubectl::kubectl_with;
 
@@ -320,6 +320,7 @@ impl KubeGateway {
             .env("CODEX_PROVIDER", "fake")
             .env("CODEX_PROVIDER_BASE_URL", &model_url)
             .env("CODEX_PROVIDER_ENV_KEY", API_KEY_ENV)
+            .env("CODEX_MCP_CODEX_CONFIG", NO_RETRIES.join(";"))
             .env("LOG_LEVEL", "codex_mcp=debug,info");
         let (process, url) = Process::spawn("the gateway", cmd, "listening on http://");
         KubeGateway {

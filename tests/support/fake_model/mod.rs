@@ -51,6 +51,15 @@ pub const API_KEY_ENV: &str = "FAKE_API_KEY";
 /// The model slug the tests use: a bundled one, so Codex offers freeform apply_patch.
 pub const MODEL: &str = "gpt-5.5";
 
+/// Codex config for a gateway using the fake provider: the gateway leaves
+/// Codex's request and stream retries at their defaults (right for a real
+/// model API), but a test's scripted failure (an HTTP error, a dropped
+/// stream) should fail the run at once rather than be retried.
+pub const NO_RETRIES: &[&str] = &[
+    "model_providers.fake.request_max_retries=0",
+    "model_providers.fake.stream_max_retries=0",
+];
+
 /// One HTTP request the server received.
 #[derive(Clone, Debug)]
 pub struct RecordedRequest {
