@@ -17,6 +17,9 @@ concurrently in that session and reports them under "results". "auto" lets the l
 probes the stateless 2026-07-28 protocol with server/discover and falls back
 to the 2025-11-25 initialize handshake); "legacy" forces the handshake.
 
+A call_tool line lists the progress notifications received, each with
+"at_secs": when it arrived, in seconds since the call was sent.
+
 Every line carries "op", "ok", "protocol_version" and "session_id"; a failed
 step has "error": {"kind": "jsonrpc" | "http" | "connect" | ..., "code",
 "message", "status"} (status: the HTTP status of the failing exchange, when
@@ -149,9 +152,11 @@ class Runner:
 
     async def call_tool(self, step: dict[str, Any], out: dict[str, Any]) -> None:
         progress: list[dict[str, Any]] = []
+        started = time.monotonic()
 
         async def on_progress(value: float, total: float | None, message: str | None) -> None:
-            progress.append({"progress": value, "total": total, "message": message})
+            at = round(time.monotonic() - started, 3)
+            progress.append({"progress": value, "total": total, "message": message, "at_secs": at})
 
         out.update(name=step["name"], progress=progress)
         sent_before = len(self.wire.sent_methods)

@@ -115,6 +115,8 @@ pub struct Progress {
     pub progress: f64,
     pub total: Option<f64>,
     pub message: Option<String>,
+    /// When the client received it, since it sent the call.
+    pub at: Duration,
 }
 
 /// The outcome of one step, as printed by the client script.
@@ -149,8 +151,24 @@ impl StepResult {
                 progress: p["progress"].as_f64().unwrap_or(f64::NAN),
                 total: p["total"].as_f64(),
                 message: p["message"].as_str().map(str::to_string),
+                at: Duration::from_secs_f64(p["at_secs"].as_f64().unwrap_or(0.0)),
             })
             .collect()
+    }
+    /// The longest time the caller heard nothing: between sending the call,
+    /// the progress notifications it received, and the result.
+    pub fn longest_silence(&self) -> Duration {
+        let mut times: Vec<Duration> = self.progress().iter().map(|p| p.at).collect();
+        times.push(self.elapsed());
+        times
+            .iter()
+            .scan(Duration::ZERO, |last, &t| {
+                let gap = t.saturating_sub(*last);
+                *last = t;
+                Some(gap)
+            })
+            .max()
+            .unwrap_or_default()
     }
     /// The call was abandoned by `cancel_after`.
     pub fn cancelled(&self) -> bool {
