@@ -92,24 +92,33 @@ pub fn or_background<T: JsonSchema + std::any::Any>() -> Arc<rmcp::model::JsonOb
     Arc::new(combine(&done, &started))
 }
 
-/// `{type: object, anyOf: [done, started]}` with both schemas' definitions
-/// at the root, where their references point.
-fn combine(done: &rmcp::model::JsonObject, started: &rmcp::model::JsonObject) -> rmcp::model::JsonObject {
+/// Both shapes in one object schema: every property at the root (their
+/// names do not overlap), and `anyOf` over the two `required` lists, so a
+/// result validates as one or the other and the tool's own fields stay
+/// where clients look for them.
+fn combine(
+    done: &rmcp::model::JsonObject,
+    started: &rmcp::model::JsonObject,
+) -> rmcp::model::JsonObject {
+    let mut out = serde_json::Map::new();
+    let mut props = serde_json::Map::new();
     let mut defs = serde_json::Map::new();
-    let mut branch = |schema: &rmcp::model::JsonObject| {
-        let mut s = schema.clone();
+    let mut any_of = Vec::new();
+    for schema in [done, started] {
+        if let Some(Value::Object(p)) = schema.get("properties") {
+            props.extend(p.clone());
+        }
         for key in ["$defs", "definitions"] {
-            if let Some(Value::Object(d)) = s.remove(key) {
-                defs.extend(d);
+            if let Some(Value::Object(d)) = schema.get(key) {
+                defs.extend(d.clone());
             }
         }
-        s.remove("$schema");
-        Value::Object(s)
-    };
-    let (a, b) = (branch(done), branch(started));
-    let mut out = serde_json::Map::new();
+        let required = schema.get("required").cloned().unwrap_or(json!([]));
+        any_of.push(json!({ "required": required }));
+    }
     out.insert("type".into(), json!("object"));
-    out.insert("anyOf".into(), json!([a, b]));
+    out.insert("properties".into(), Value::Object(props));
+    out.insert("anyOf".into(), Value::Array(any_of));
     if !defs.is_empty() {
         out.insert("$defs".into(), Value::Object(defs));
     }
