@@ -437,7 +437,8 @@ impl Runner {
         let mut outcome = match result {
             Ok(outcome) => outcome,
             Err(e) => {
-                self.record_lost_run(agent, &record, &meta, &e.to_string()).await;
+                self.record_lost_run(agent, &record, &meta, &e.to_string())
+                    .await;
                 return Err(e.into());
             }
         };

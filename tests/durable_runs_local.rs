@@ -51,7 +51,10 @@ impl Env {
     }
 
     fn agent_dir(&self) -> PathBuf {
-        self.dir.path().join("data/tenants/alpha/agents").join(AGENT)
+        self.dir
+            .path()
+            .join("data/tenants/alpha/agents")
+            .join(AGENT)
     }
 
     fn workspace(&self) -> String {
@@ -152,7 +155,10 @@ async fn a_background_run_survives_a_gateway_killed_mid_run() {
     env.gateway = env.gateway.restart();
 
     // A call on the agent waits for the run the previous gateway started.
-    let second = structured(&env.call(ALPHA, "chat", json!({"message": "second-call"})).await);
+    let second = structured(
+        &env.call(ALPHA, "chat", json!({"message": "second-call"}))
+            .await,
+    );
     assert_eq!(second["reply"], "second reply");
     let done = structured(&env.call(ALPHA, "get_run", json!({"run_id": run_id})).await);
     assert_eq!(done["status"], "ok", "{done}");
@@ -193,12 +199,17 @@ async fn a_background_run_survives_a_gateway_killed_mid_run() {
     let theirs = env.call(BETA, "get_run", json!({"run_id": run_id})).await;
     let random = format!("{AGENT}.0123456789abcdef0123456789abcdef");
     let made_up = env.call(BETA, "get_run", json!({"run_id": random})).await;
-    assert!(theirs.is_error() && made_up.is_error(), "{theirs} {made_up}");
+    assert!(
+        theirs.is_error() && made_up.is_error(),
+        "{theirs} {made_up}"
+    );
     assert_eq!(
         theirs.text().replace(&run_id, "ID"),
         made_up.text().replace(&random, "ID")
     );
-    let cancel = env.call(BETA, "cancel_run", json!({"run_id": run_id})).await;
+    let cancel = env
+        .call(BETA, "cancel_run", json!({"run_id": run_id}))
+        .await;
     assert_eq!(
         cancel.text().replace(&run_id, "ID"),
         made_up.text().replace(&random, "ID")
@@ -238,7 +249,10 @@ async fn cancel_run_kills_the_run_and_the_log_keeps_it() {
     );
     let ws = env.workspace();
     assert!(!processes_mentioning(&ws).is_empty(), "codex runs in {ws}");
-    let cancelled = structured(&env.call(ALPHA, "cancel_run", json!({"run_id": run_id})).await);
+    let cancelled = structured(
+        &env.call(ALPHA, "cancel_run", json!({"run_id": run_id}))
+            .await,
+    );
     assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
     assert!(
         wait_until_gone(&ws, Duration::from_secs(2)).await,

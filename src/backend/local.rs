@@ -175,7 +175,11 @@ fn agents_with_runs(data_dir: &Path) -> Vec<AgentId> {
             continue;
         };
         for e in entries.flatten() {
-            let Some(name) = e.file_name().to_str().and_then(|n| AgentName::parse(n).ok()) else {
+            let Some(name) = e
+                .file_name()
+                .to_str()
+                .and_then(|n| AgentName::parse(n).ok())
+            else {
                 continue;
             };
             if e.path().join(exec::RUNS_DIR).is_dir() {

@@ -78,10 +78,7 @@ pub async fn main(opts: AgentRunOptions) -> i32 {
 }
 
 /// The outcome of a run, or of its failure to start, with its duration.
-pub(super) fn finish(
-    outcome: Result<RunOutcome, AgentRunError>,
-    started: Instant,
-) -> RunOutcome {
+pub(super) fn finish(outcome: Result<RunOutcome, AgentRunError>, started: Instant) -> RunOutcome {
     let mut outcome = outcome.unwrap_or_else(|e| RunOutcome {
         ok: false,
         error: Some(e.to_string()),

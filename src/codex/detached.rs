@@ -38,16 +38,34 @@ const TAIL_LINES: usize = 20;
 pub enum Detached {
     /// Start a run in `run_dir`; with `foreground`, this process is the run
     /// (the caller keeps it alive), else it starts one in its own session.
-    Start { run_dir: PathBuf, foreground: bool },
+    Start {
+        run_dir: PathBuf,
+        foreground: bool,
+    },
     /// Print events from byte `offset` of `events.jsonl`, then the result.
-    Follow { run_dir: PathBuf, offset: u64 },
-    Cancel { run_dir: PathBuf },
-    Status { run_dir: PathBuf },
-    List { runs_dir: PathBuf },
+    Follow {
+        run_dir: PathBuf,
+        offset: u64,
+    },
+    Cancel {
+        run_dir: PathBuf,
+    },
+    Status {
+        run_dir: PathBuf,
+    },
+    List {
+        runs_dir: PathBuf,
+    },
     /// Write stdin atomically to one of [`GATEWAY_FILES`].
-    Put { run_dir: PathBuf, file: String },
+    Put {
+        run_dir: PathBuf,
+        file: String,
+    },
     /// Remove recorded runs whose result is older than `ttl`.
-    Prune { runs_dir: PathBuf, ttl: Duration },
+    Prune {
+        runs_dir: PathBuf,
+        ttl: Duration,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -153,8 +171,8 @@ async fn start_here(mut opts: AgentRunOptions, run_dir: &Path) -> i32 {
             .custom_flags(nix::libc::O_NOFOLLOW)
             .open(run_dir.join(LOCK_FILE))
             .map_err(DetachedError::Prepare)?;
-        let lock = Flock::lock(lock, FlockArg::LockExclusiveNonblock)
-            .map_err(|_| DetachedError::InUse)?;
+        let lock =
+            Flock::lock(lock, FlockArg::LockExclusiveNonblock).map_err(|_| DetachedError::InUse)?;
         let meta = req.run_meta.clone().unwrap_or_else(|| json!({}));
         write_atomic(run_dir, META_FILE, meta.to_string().as_bytes())?;
         let events = std::fs::OpenOptions::new()
@@ -294,9 +312,7 @@ async fn follow(run_dir: &Path, mut offset: u64) -> i32 {
             Some(o) => Some(o),
             None if !running => Some(read_result(run_dir).unwrap_or_else(|| RunOutcome {
                 ok: false,
-                error: Some(
-                    "the run ended without a result: its process was killed".to_owned(),
-                ),
+                error: Some("the run ended without a result: its process was killed".to_owned()),
                 ..Default::default()
             })),
             None => None,
@@ -336,7 +352,9 @@ async fn cancel(run_dir: &Path) -> Result<(), DetachedError> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let stopped = !is_running(run_dir);
-    print_json(&json!({"type": "agent_run.cancel", "was_running": was_running, "stopped": stopped}));
+    print_json(
+        &json!({"type": "agent_run.cancel", "was_running": was_running, "stopped": stopped}),
+    );
     Ok(())
 }
 
@@ -353,7 +371,9 @@ pub fn read_state(run_dir: &Path, full: bool) -> Result<RunState, DetachedError>
         .map_err(DetachedError::Read)?
         .is_dir()
     {
-        return Err(DetachedError::Read(std::io::ErrorKind::NotADirectory.into()));
+        return Err(DetachedError::Read(
+            std::io::ErrorKind::NotADirectory.into(),
+        ));
     }
     let read_json = |name: &str| -> Option<serde_json::Value> {
         let mut s = String::new();
@@ -471,7 +491,12 @@ mod tests {
         drop(held);
         assert!(!read_state(&dir, false).unwrap().running);
 
-        write_atomic(&dir, RESULT_FILE, result_line(&RunOutcome::default()).as_bytes()).unwrap();
+        write_atomic(
+            &dir,
+            RESULT_FILE,
+            result_line(&RunOutcome::default()).as_bytes(),
+        )
+        .unwrap();
         let s = read_state(&dir, false).unwrap();
         assert!(s.result.is_some() && s.finished_at.is_some());
         assert_eq!(list(root.path()).unwrap(), vec![s]);

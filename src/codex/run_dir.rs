@@ -53,7 +53,11 @@ pub struct BadRunId;
 
 impl RunId {
     pub fn new(agent: &AgentName) -> Self {
-        Self(format!("{}.{}", agent.as_str(), uuid::Uuid::new_v4().simple()))
+        Self(format!(
+            "{}.{}",
+            agent.as_str(),
+            uuid::Uuid::new_v4().simple()
+        ))
     }
 
     /// Accepts exactly what [`RunId::new`] makes, so an id can name a
@@ -256,7 +260,10 @@ mod tests {
 
     #[test]
     fn partial_lines_wait() {
-        assert_eq!(complete_lines(b"{\"a\":1}\n{\"b\""), (vec!["{\"a\":1}".into()], 8));
+        assert_eq!(
+            complete_lines(b"{\"a\":1}\n{\"b\""),
+            (vec!["{\"a\":1}".into()], 8)
+        );
         assert_eq!(complete_lines(b"{\"b\""), (vec![], 0));
         assert_eq!(complete_lines(b"x\ny\n"), (vec!["x".into(), "y".into()], 4));
     }

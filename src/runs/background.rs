@@ -87,10 +87,7 @@ impl Calls {
             done: Mutex::new(None),
             notify: Notify::new(),
         });
-        self.calls
-            .lock()
-            .expect("calls")
-            .insert(id, call.clone());
+        self.calls.lock().expect("calls").insert(id, call.clone());
         call
     }
 
@@ -102,7 +99,6 @@ impl Calls {
         calls.retain(|_, c| !c.finished().is_some_and(|f| is_expired(&f, now, ttl)));
         calls.get(id).cloned()
     }
-
 }
 
 impl Runner {
@@ -112,7 +108,13 @@ impl Runner {
 
     /// Ends a background call: its result in memory, and in its run
     /// directory for any later gateway.
-    pub async fn finish_background(&self, id: &RunId, call: &Call, status: RunStatus, result: Value) {
+    pub async fn finish_background(
+        &self,
+        id: &RunId,
+        call: &Call,
+        status: RunStatus,
+        result: Value,
+    ) {
         *call.done.lock().expect("done") = Some(Finished {
             at: Utc::now(),
             status,
@@ -154,7 +156,10 @@ mod tests {
             name,
         };
         let call = calls.register(id.clone(), agent, "chat");
-        assert!(calls.get(&id, Duration::ZERO).is_some(), "running calls stay");
+        assert!(
+            calls.get(&id, Duration::ZERO).is_some(),
+            "running calls stay"
+        );
         *call.done.lock().unwrap() = Some(f);
         assert!(calls.get(&id, ttl).is_some());
         assert!(calls.get(&id, Duration::ZERO).is_none());

@@ -136,11 +136,15 @@ impl Runner {
                     self.mark_recorded(agent, &meta.run_id).await;
                     continue;
                 }
-                Settle::Record | Settle::Lost => state.result.clone().unwrap_or_else(|| RunOutcome {
-                    ok: false,
-                    error: Some("the run ended without a result: its process was killed".into()),
-                    ..Default::default()
-                }),
+                Settle::Record | Settle::Lost => {
+                    state.result.clone().unwrap_or_else(|| RunOutcome {
+                        ok: false,
+                        error: Some(
+                            "the run ended without a result: its process was killed".into(),
+                        ),
+                        ..Default::default()
+                    })
+                }
                 Settle::Follow => {
                     progress.send(format!(
                         "waiting for agent {}'s run {} (started before the gateway restarted)",
@@ -272,6 +276,9 @@ mod tests {
         };
         assert_eq!(run_status(&timed, false), RunStatus::TimedOut);
         assert_eq!(run_status(&RunOutcome::default(), false), RunStatus::Failed);
-        assert_eq!(run_status(&RunOutcome::default(), true), RunStatus::Cancelled);
+        assert_eq!(
+            run_status(&RunOutcome::default(), true),
+            RunStatus::Cancelled
+        );
     }
 }

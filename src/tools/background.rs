@@ -61,6 +61,7 @@ pub struct RunReport {
     pub finished_at: Option<DateTime<Utc>>,
     /// Once done: the tool's full result, exactly as the call would have
     /// returned it.
+    #[schemars(with = "Option<serde_json::Map<String, Value>>")]
     pub result: Option<Value>,
     /// Why the call failed, when it did.
     pub error: Option<String>,
@@ -146,10 +147,12 @@ fn stored(result: Result<Value, String>) -> Value {
 
 /// The last progress message among a run's last events.
 fn last_progress(tail: &[String]) -> Option<String> {
-    tail.iter().rev().find_map(|l| match AgentRunLine::parse(l) {
-        Some(AgentRunLine::Event(ev)) => CodexEvent::progress_message(&ev),
-        _ => None,
-    })
+    tail.iter()
+        .rev()
+        .find_map(|l| match AgentRunLine::parse(l) {
+            Some(AgentRunLine::Event(ev)) => CodexEvent::progress_message(&ev),
+            _ => None,
+        })
 }
 
 impl CodexTools {
@@ -292,7 +295,12 @@ impl CodexTools {
             if let Some(tool_result) = &s.tool_result {
                 fill(report, tool_result);
                 if report.status == RunStatus::Running.as_str() {
-                    report.status = if report.error.is_some() { "failed" } else { "ok" }.into();
+                    report.status = if report.error.is_some() {
+                        "failed"
+                    } else {
+                        "ok"
+                    }
+                    .into();
                 }
                 return Ok(true);
             }
@@ -308,7 +316,9 @@ impl CodexTools {
                     let value = stored(super::rebuild(&meta.tool, outcome, agent));
                     if let Some(c) = self.runner.backend().run_client() {
                         let bytes = serde_json::to_vec(&value).expect("serializes");
-                        let _ = c.put(agent, id, crate::codex::run_dir::TOOL_RESULT_FILE, bytes).await;
+                        let _ = c
+                            .put(agent, id, crate::codex::run_dir::TOOL_RESULT_FILE, bytes)
+                            .await;
                     }
                     fill(report, &value);
                     return Ok(true);
@@ -405,11 +415,15 @@ mod tests {
     #[test]
     fn progress_comes_from_the_last_telling_event() {
         let tail = vec![
-            r#"{"type":"item.started","item":{"type":"command_execution","command":"cargo test"}}"#.to_owned(),
+            r#"{"type":"item.started","item":{"type":"command_execution","command":"cargo test"}}"#
+                .to_owned(),
             r#"{"type":"turn.started"}"#.to_owned(),
         ];
         assert_eq!(last_progress(&tail).as_deref(), Some("running: cargo test"));
-        assert_eq!(failed_status(false, "the run exceeded its time limit"), RunStatus::TimedOut);
+        assert_eq!(
+            failed_status(false, "the run exceeded its time limit"),
+            RunStatus::TimedOut
+        );
         assert_eq!(failed_status(true, "x"), RunStatus::Cancelled);
     }
 }

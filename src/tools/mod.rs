@@ -531,7 +531,11 @@ impl CodexTools {
     /// Stops a run.
     #[tool(
         description = "Stop a run (by the run_id a background call returned). Its processes are gone when this answers; the run is recorded as cancelled and its report returned.",
-        annotations(destructive_hint = true, idempotent_hint = true, open_world_hint = false)
+        annotations(
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
     )]
     async fn cancel_run(
         &self,
@@ -584,7 +588,10 @@ fn finish_fix(reply: FixModelReply, turn: TurnResult) -> FixResponse {
 /// for a run whose gateway ended before storing it: no repair turn then.
 fn rebuild(tool: &str, outcome: &RunOutcome, agent: &AgentId) -> Result<serde_json::Value, String> {
     if !outcome.ok {
-        return Err(outcome.error.clone().unwrap_or_else(|| "codex run failed".into()));
+        return Err(outcome
+            .error
+            .clone()
+            .unwrap_or_else(|| "codex run failed".into()));
     }
     let text = outcome.final_message.clone().unwrap_or_default();
     let turn = TurnResult {
