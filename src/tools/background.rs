@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rmcp::handler::server::tool::IntoCallToolResult;
+use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResponse, CallToolResult};
-use rmcp::{ErrorData, Json};
+use rmcp::service::RequestContext;
+use rmcp::{tool, tool_router, ErrorData, Json, RoleServer};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -313,7 +315,7 @@ impl CodexTools {
                 if meta.background && entry.as_ref().is_some_and(|e| e.status.is_final()) {
                     // Its gateway ended before storing the tool result: it
                     // is made from the run's outcome now (no repair turn).
-                    let value = stored(super::rebuild(&meta.tool, outcome, agent));
+                    let value = stored(super::finish::rebuild(&meta.tool, outcome, agent));
                     if let Some(c) = self.runner.backend().run_client() {
                         let bytes = serde_json::to_vec(&value).expect("serializes");
                         let _ = c
@@ -376,6 +378,41 @@ fn fill(report: &mut RunReport, stored: &Value) {
         .get("error")
         .and_then(Value::as_str)
         .map(str::to_owned);
+}
+
+#[tool_router(router = run_tools, vis = "pub(super)")]
+impl CodexTools {
+    /// A run's status and result.
+    #[tool(
+        description = "Get a run's status and, once it is done, its full result: for calls started with background: true (their run_id), or any run listed in an agent's recent_runs. While it runs, `message` says what the agent is doing; set wait_seconds (up to 60) to wait for the end. Results are kept for an hour.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn get_run(
+        &self,
+        Parameters(args): Parameters<GetRunArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<RunReport>, ToolError> {
+        let caller = Caller::from_context(&ctx)?;
+        self.get_run_report(&caller, args).await.map(Json)
+    }
+
+    /// Stops a run.
+    #[tool(
+        description = "Stop a run (by the run_id a background call returned). Its processes are gone when this answers; the run is recorded as cancelled and its report returned.",
+        annotations(
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn cancel_run(
+        &self,
+        Parameters(args): Parameters<CancelRunArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<RunReport>, ToolError> {
+        let caller = Caller::from_context(&ctx)?;
+        self.cancel_run_report(&caller, args).await.map(Json)
+    }
 }
 
 #[cfg(test)]

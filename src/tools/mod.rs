@@ -5,6 +5,7 @@ pub mod args;
 pub mod background;
 pub mod caller;
 mod changes;
+mod finish;
 pub mod prompts;
 pub mod responses;
 pub mod schema;
@@ -22,7 +23,6 @@ use serde::de::DeserializeOwned;
 
 use crate::agent::AgentId;
 use crate::codex::run_dir::RunId;
-use crate::codex::RunOutcome;
 use crate::metrics::ToolKind;
 use crate::progress::Progress;
 use crate::runs::{RunError, Runner, Turn, TurnResult};
@@ -31,12 +31,13 @@ use args::{
     AgentStatusArgs, ChatArgs, ContextFile, FixArgs, ImplementArgs, ListSessionsArgs, PlanArgs,
     ReviewArgs,
 };
-use background::{Answer, CancelRunArgs, GetRunArgs, RunReport};
+use background::Answer;
 use caller::Caller;
 use changes::with_changes;
+use finish::{finish_fix, finish_implement};
 use responses::{
-    merge_changes, ChatResponse, FixModelReply, FixResponse, ImplementModelReply,
-    ImplementResponse, PlanModelReply, PlanResponse, ReviewModelReply, ReviewResponse,
+    ChatResponse, FixModelReply, FixResponse, ImplementModelReply, ImplementResponse,
+    PlanModelReply, PlanResponse, ReviewModelReply, ReviewResponse,
 };
 use schema::{model_schema, parse_reply};
 pub use session::{AgentStatus, CleanupResult, HealthReport, SessionInfo, SessionList};
@@ -510,122 +511,6 @@ impl CodexTools {
             unreadable: report.unreadable,
         }))
     }
-}
-
-#[tool_router(router = run_tools)]
-impl CodexTools {
-    /// A run's status and result.
-    #[tool(
-        description = "Get a run's status and, once it is done, its full result: for calls started with background: true (their run_id), or any run listed in an agent's recent_runs. While it runs, `message` says what the agent is doing; set wait_seconds (up to 60) to wait for the end. Results are kept for an hour.",
-        annotations(read_only_hint = true, open_world_hint = false)
-    )]
-    async fn get_run(
-        &self,
-        Parameters(args): Parameters<GetRunArgs>,
-        ctx: RequestContext<RoleServer>,
-    ) -> Result<Json<RunReport>, ToolError> {
-        let caller = Caller::from_context(&ctx)?;
-        self.get_run_report(&caller, args).await.map(Json)
-    }
-
-    /// Stops a run.
-    #[tool(
-        description = "Stop a run (by the run_id a background call returned). Its processes are gone when this answers; the run is recorded as cancelled and its report returned.",
-        annotations(
-            destructive_hint = true,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
-    )]
-    async fn cancel_run(
-        &self,
-        Parameters(args): Parameters<CancelRunArgs>,
-        ctx: RequestContext<RoleServer>,
-    ) -> Result<Json<RunReport>, ToolError> {
-        let caller = Caller::from_context(&ctx)?;
-        self.cancel_run_report(&caller, args).await.map(Json)
-    }
-}
-
-fn finish_implement(reply: ImplementModelReply, turn: TurnResult) -> ImplementResponse {
-    let mut warnings = reply.warnings;
-    let changes = merge_changes(turn.outcome.changes, &reply.changes, &mut warnings);
-    ImplementResponse {
-        summary: reply.summary,
-        changes,
-        dependencies_added: reply.dependencies_added,
-        tests_needed: reply.tests_needed,
-        integration_notes: reply.integration_notes,
-        next_steps: reply.next_steps,
-        warnings,
-        run: turn.info,
-    }
-}
-
-fn finish_fix(reply: FixModelReply, turn: TurnResult) -> FixResponse {
-    let mut warnings = reply.warnings.clone();
-    let claimed: Vec<responses::ChangeExplanation> = reply
-        .fixes
-        .iter()
-        .flat_map(|f| {
-            f.files_to_change
-                .iter()
-                .map(|file| responses::ChangeExplanation {
-                    file: file.clone(),
-                    explanation: f.solution.clone(),
-                })
-        })
-        .collect();
-    let changes = merge_changes(turn.outcome.changes, &claimed, &mut warnings);
-    FixResponse {
-        fix: FixModelReply { warnings, ..reply },
-        changes,
-        run: turn.info,
-    }
-}
-
-/// A background call's tool result made from its (first) run's outcome,
-/// for a run whose gateway ended before storing it: no repair turn then.
-fn rebuild(tool: &str, outcome: &RunOutcome, agent: &AgentId) -> Result<serde_json::Value, String> {
-    if !outcome.ok {
-        return Err(outcome
-            .error
-            .clone()
-            .unwrap_or_else(|| "codex run failed".into()));
-    }
-    let text = outcome.final_message.clone().unwrap_or_default();
-    let turn = TurnResult {
-        outcome: outcome.clone(),
-        info: responses::RunInfo {
-            agent_id: agent.name.to_string(),
-            thread_id: outcome.thread_id.clone(),
-            duration_ms: outcome.duration_ms,
-            input_tokens: outcome.usage.input_tokens,
-            output_tokens: outcome.usage.output_tokens,
-            turns: 1,
-            notes: vec!["the run finished while the gateway restarted".into()],
-        },
-    };
-    fn parsed<R: schemars::JsonSchema + DeserializeOwned>(text: &str) -> Result<R, String> {
-        parse_reply::<R>(&model_schema::<R>(), text).map_err(|e| e.to_string())
-    }
-    let value = match tool {
-        "plan" => serde_json::to_value(PlanResponse {
-            plan: parsed(&text)?,
-            run: turn.info,
-        }),
-        "review" => serde_json::to_value(ReviewResponse {
-            review: parsed(&text)?,
-            run: turn.info,
-        }),
-        "implement" => serde_json::to_value(finish_implement(parsed(&text)?, turn)),
-        "fix" => serde_json::to_value(finish_fix(parsed(&text)?, turn)),
-        _ => serde_json::to_value(ChatResponse {
-            reply: text,
-            run: turn.info,
-        }),
-    };
-    value.map_err(|e| e.to_string())
 }
 
 #[tool_handler(router = self.tool_router)]
