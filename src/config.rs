@@ -250,6 +250,10 @@ pub struct LimitsArgs {
     /// Calls that may wait for a busy agent before further ones are refused.
     #[arg(long, env = "CODEX_MCP_QUEUE_LIMIT", default_value_t = 4)]
     pub queue_limit: usize,
+    /// Seconds a finished run's result (a background call's, for
+    /// `get_run`) is kept before it is removed.
+    #[arg(long, env = "CODEX_MCP_RESULT_TTL", default_value_t = 3600)]
+    pub result_ttl: u64,
     /// Longest diff reported for one changed file, in bytes; longer ones
     /// are cut and marked truncated.
     #[arg(long, env = "CODEX_MCP_MAX_DIFF_BYTES", default_value_t = 256 << 10)]
@@ -293,6 +297,62 @@ pub struct AgentRunArgs {
     /// Kubernetes, the agent's credentials Secret mounted by the operator.
     #[arg(long, env = "CODEX_MCP_CREDENTIALS_DIR")]
     pub credentials_dir: Option<PathBuf>,
+    /// A durable run: without one, the request's run streams on stdout and
+    /// lives as long as this process.
+    #[command(subcommand)]
+    pub durable: Option<DurableCommand>,
+}
+
+/// `agent-run` commands for runs that outlive their caller (see
+/// `codex::detached`).
+#[derive(Debug, Clone, Subcommand)]
+pub enum DurableCommand {
+    /// Read the request on stdin and start the run in RUN_DIR; prints one
+    /// `agent_run.started` line (or a failed result) and returns.
+    Start {
+        #[arg(long)]
+        run_dir: PathBuf,
+        /// Be the run (the caller keeps this process alive and reads only
+        /// the first line) instead of starting one in its own session.
+        #[arg(long)]
+        foreground: bool,
+    },
+    /// Print the run's events from byte OFFSET on as they come, then its result.
+    Follow {
+        #[arg(long)]
+        run_dir: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+    },
+    /// Stop the run; returns once its processes are gone.
+    Cancel {
+        #[arg(long)]
+        run_dir: PathBuf,
+    },
+    /// Print the run's state, its tool result and its last events.
+    Status {
+        #[arg(long)]
+        run_dir: PathBuf,
+    },
+    /// Print the state of every run under RUNS_DIR, one line each.
+    List {
+        #[arg(long)]
+        runs_dir: PathBuf,
+    },
+    /// Write stdin to FILE (`recorded` or `tool-result.json`) of the run.
+    Put {
+        #[arg(long)]
+        run_dir: PathBuf,
+        #[arg(long)]
+        file: String,
+    },
+    /// Remove recorded runs whose result is older than TTL_SECS.
+    Prune {
+        #[arg(long)]
+        runs_dir: PathBuf,
+        #[arg(long)]
+        ttl_secs: u64,
+    },
 }
 
 /// `codex-mcp gateway`: the gateway with the Kubernetes backend. Agent pods

@@ -1,6 +1,28 @@
 use clap::Parser;
 use codex_mcp::codex::agent_run::{self, AgentRunOptions};
-use codex_mcp::config::{AuthCommand, Cli, Command};
+use codex_mcp::codex::detached::{self, Detached};
+use codex_mcp::config::{AuthCommand, Cli, Command, DurableCommand};
+
+fn durable_command(cmd: DurableCommand) -> Detached {
+    match cmd {
+        DurableCommand::Start {
+            run_dir,
+            foreground,
+        } => Detached::Start {
+            run_dir,
+            foreground,
+        },
+        DurableCommand::Follow { run_dir, offset } => Detached::Follow { run_dir, offset },
+        DurableCommand::Cancel { run_dir } => Detached::Cancel { run_dir },
+        DurableCommand::Status { run_dir } => Detached::Status { run_dir },
+        DurableCommand::List { runs_dir } => Detached::List { runs_dir },
+        DurableCommand::Put { run_dir, file } => Detached::Put { run_dir, file },
+        DurableCommand::Prune { runs_dir, ttl_secs } => Detached::Prune {
+            runs_dir,
+            ttl: std::time::Duration::from_secs(ttl_secs),
+        },
+    }
+}
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -24,11 +46,15 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(codex_mcp::credentials::import::run(&args))?
         ),
         Command::AgentRun(args) => {
-            let code = runtime.block_on(agent_run::main(AgentRunOptions {
+            let opts = AgentRunOptions {
                 codex_bin: args.codex_bin,
                 cancel_on_stdin_eof: args.cancel_on_stdin_eof,
                 credentials_dir: args.credentials_dir,
-            }));
+            };
+            let code = match args.durable {
+                None => runtime.block_on(agent_run::main(opts)),
+                Some(cmd) => runtime.block_on(detached::main(opts, durable_command(cmd))),
+            };
             std::process::exit(code);
         }
         Command::Crd => print!("{}", codex_mcp::operator::crd::crd_yaml()?),

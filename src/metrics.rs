@@ -86,6 +86,9 @@ pub struct Metrics {
     pub queue_depth: IntGauge,
     pub sse_sessions: IntGauge,
     http_requests: IntCounterVec,
+    runs_resumed: IntCounterVec,
+    background_runs: IntCounterVec,
+    pub background_running: IntGauge,
 }
 
 impl Metrics {
@@ -144,8 +147,35 @@ impl Metrics {
                 &["route", "status"],
             ),
         );
+        let runs_resumed = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "runs_resumed_total",
+                    "Runs a previous gateway started, settled by this one, by how they stood (running, finished, lost)",
+                ),
+                &["state"],
+            ),
+        );
+        let background_runs = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "background_runs_total",
+                    "Finished background calls by status",
+                ),
+                &["status"],
+            ),
+        );
+        let background_running = register(
+            &registry,
+            IntGauge::new("background_runs_running", "Background calls going on now"),
+        );
         Self {
             registry,
+            runs_resumed,
+            background_runs,
+            background_running,
             runs,
             run_seconds,
             tokens,
@@ -161,6 +191,17 @@ impl Metrics {
         self.runs
             .with_label_values(&[tool.as_str(), outcome.as_str()])
             .inc();
+    }
+
+    /// `state`: running, finished or lost.
+    pub fn run_resumed(&self, state: &'static str) {
+        self.runs_resumed.with_label_values(&[state]).inc();
+    }
+
+    /// `status`: a [`crate::backend::run_log::RunStatus`] name.
+    pub fn background_finished(&self, status: &'static str) {
+        self.background_running.dec();
+        self.background_runs.with_label_values(&[status]).inc();
     }
 
     pub fn tokens(&self, input: u64, output: u64) {
@@ -223,6 +264,9 @@ mod tests {
         m.run_finished(ToolKind::Plan, Outcome::Ok);
         m.tokens(10, 4);
         m.http_request("/mcp", 200);
+        m.run_resumed("running");
+        m.background_running.inc();
+        m.background_finished("ok");
         {
             let _t = m.run_timer(ToolKind::Plan);
         }
@@ -235,5 +279,8 @@ mod tests {
         assert!(text.contains(r#"codex_mcp_http_requests_total{route="/mcp",status="200"} 1"#));
         assert!(text.contains(r#"codex_mcp_run_duration_seconds_count{tool="plan"} 1"#));
         assert!(text.contains("codex_mcp_active_agents 0"));
+        assert!(text.contains(r#"codex_mcp_runs_resumed_total{state="running"} 1"#));
+        assert!(text.contains(r#"codex_mcp_background_runs_total{status="ok"} 1"#));
+        assert!(text.contains("codex_mcp_background_runs_running 0"));
     }
 }

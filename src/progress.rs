@@ -59,6 +59,18 @@ impl Progress {
         Self { tx: Some(tx) }
     }
 
+    /// Keeps only the last message in `slot`: a background call's, for
+    /// `get_run`.
+    pub fn latest(slot: std::sync::Arc<std::sync::Mutex<Option<String>>>) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        tokio::spawn(async move {
+            while let Some(message) = rx.recv().await {
+                *slot.lock().expect("progress slot") = Some(message);
+            }
+        });
+        Self { tx: Some(tx) }
+    }
+
     /// A sink for callers that did not ask for progress.
     pub fn none() -> Self {
         Self { tx: None }

@@ -13,14 +13,18 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
 
 use crate::agent::{AgentId, Tenant};
+use crate::backend::run_log::{RunEntry, RunStatus};
 use crate::backend::{AgentRecord, Backend, BackendError, RunRecord, ThreadUpdate};
+use crate::codex::run_dir::{RunId, RunMeta};
 use crate::codex::{ProviderConfig, RunOutcome, RunRequest, SandboxMode, Usage};
 use crate::credentials::{CredentialError, CredentialProvider};
 use crate::metrics::{Metrics, Outcome, ToolKind};
 use crate::progress::Progress;
 use crate::tools::responses::RunInfo;
 
+pub mod background;
 mod cleanup;
+pub mod durable;
 mod paths;
 mod unsaved;
 
@@ -39,6 +43,8 @@ pub struct RunSettings {
     pub session_timeout: Duration,
     pub max_concurrent_runs: usize,
     pub diff_limits: crate::workspace::DiffLimits,
+    /// How long a finished run's directory (a background result) is kept.
+    pub result_ttl: Duration,
 }
 
 /// One Codex turn a tool wants.
@@ -56,6 +62,10 @@ pub struct Turn {
     /// Workspace paths the caller named; the run refuses to start if one
     /// resolves outside the workspace in the agent's environment.
     pub workspace_paths: Vec<String>,
+    /// The run's id (a background call's handle); a new one when `None`.
+    pub run_id: Option<RunId>,
+    /// Part of a background call.
+    pub background: bool,
 }
 
 #[derive(Debug)]
@@ -118,6 +128,7 @@ pub struct Runner {
     /// Last call per agent in this process, for the active-agents gauge.
     activity: Mutex<HashMap<AgentId, Instant>>,
     unsaved: Mutex<HashMap<AgentId, unsaved::Unsaved>>,
+    background: background::Calls,
     started: Instant,
 }
 
@@ -138,6 +149,7 @@ impl Runner {
             global,
             activity: Mutex::default(),
             unsaved: Mutex::default(),
+            background: background::Calls::default(),
             started: Instant::now(),
         }
     }
@@ -191,12 +203,23 @@ impl Runner {
     /// Counts a run that ended without a result (its environment died or
     /// stopped answering) as a failed run of the agent; best effort, as the
     /// call is failing anyway.
-    async fn record_lost_run(&self, agent: &AgentId, record: &AgentRecord) {
+    async fn record_lost_run(
+        &self,
+        agent: &AgentId,
+        record: &AgentRecord,
+        meta: &RunMeta,
+        error: &str,
+    ) {
+        let outcome = RunOutcome {
+            error: Some(error.to_owned()),
+            ..Default::default()
+        };
         let lost = RunRecord {
             ok: false,
             usage: Usage::default(),
             thread_usage: Usage::default(),
             thread: ThreadUpdate::Keep,
+            entry: Some(durable::final_entry(meta, &outcome, RunStatus::Failed)),
         };
         self.save_run(agent, record, lost).await;
     }
@@ -295,6 +318,9 @@ impl Runner {
         };
         drop(wait_guard);
         self.touch(agent);
+        // A run a previous gateway started goes first: one run at a time
+        // per agent holds across restarts.
+        self.settle_runs(agent, progress).await;
 
         let record = self
             .backend
@@ -343,7 +369,36 @@ impl Runner {
             timeout_secs: Some(self.settings.run_timeout.as_secs()),
             follow_login,
             diff_limits: self.settings.diff_limits,
+            run_meta: None,
         };
+        let run_id = turn
+            .run_id
+            .clone()
+            .unwrap_or_else(|| RunId::new(&agent.name));
+        let meta = RunMeta {
+            run_id: run_id.clone(),
+            tool: turn.tool.as_str().to_owned(),
+            started_at: chrono::Utc::now(),
+            resumed_thread: request.thread_id.clone(),
+            new_conversation: turn.new_conversation,
+            background: turn.background,
+        };
+        let request = RunRequest {
+            run_meta: serde_json::to_value(&meta).ok(),
+            ..request
+        };
+        let running = RunEntry {
+            run_id: run_id.to_string(),
+            tool: meta.tool.clone(),
+            started_at: meta.started_at,
+            finished_at: None,
+            status: RunStatus::Running,
+            summary: None,
+            background: turn.background,
+        };
+        if let Err(e) = self.backend.note_run(agent, running).await {
+            warn!("logging the run's start failed: {e}");
+        }
 
         let (tx, mut rx) = mpsc::unbounded_channel::<crate::codex::CodexEvent>();
         let relative = paths::Relativizer::new(&request.workspace, &request.codex_home);
@@ -366,7 +421,7 @@ impl Runner {
         let run_cancel = cancel.child_token();
         // Backstop beyond agent-run's own time bound, for an environment that stops answering.
         let backstop = self.settings.run_timeout + Duration::from_secs(15);
-        let run = self.backend.run(agent, &request, tx, run_cancel.clone());
+        let run = self.execute(agent, &run_id, &request, tx, run_cancel.clone());
         tokio::pin!(run);
         let result = tokio::select! {
             r = &mut run => r,
@@ -374,8 +429,9 @@ impl Runner {
                 run_cancel.cancel();
                 let _ = run.await;
                 self.metrics.runs_in_progress.dec();
-                self.record_lost_run(agent, &record).await;
-                return Err(RunError::TimedOut(self.settings.run_timeout.as_secs()));
+                let e = RunError::TimedOut(self.settings.run_timeout.as_secs());
+                self.record_lost_run(agent, &record, &meta, &e.to_string()).await;
+                return Err(e);
             }
         };
         self.metrics.runs_in_progress.dec();
@@ -383,7 +439,8 @@ impl Runner {
         let mut outcome = match result {
             Ok(outcome) => outcome,
             Err(e) => {
-                self.record_lost_run(agent, &record).await;
+                self.record_lost_run(agent, &record, &meta, &e.to_string())
+                    .await;
                 return Err(e.into());
             }
         };
@@ -391,25 +448,14 @@ impl Runner {
         outcome.error = outcome.error.map(|e| relative.text(&e));
         // agent-run bounds its diffs already; an older one may not.
         crate::workspace::bound_diffs(&mut outcome.changes, self.settings.diff_limits);
-        let usage = record.run_usage(outcome.usage, request.thread_id.as_deref());
+        let status = durable::run_status(&outcome, cancel.is_cancelled());
+        let run = durable::run_record(&record, &meta, &outcome, status);
+        let usage = run.usage;
         self.metrics.tokens(usage.input_tokens, usage.output_tokens);
-        let thread = match (&outcome.thread_id, turn.new_conversation) {
-            (Some(id), _) => ThreadUpdate::Set(id.clone()),
-            (None, true) => ThreadUpdate::Clear,
-            (None, false) => ThreadUpdate::Keep,
-        };
-        let (record, unsaved) = self
-            .save_run(
-                agent,
-                &record,
-                RunRecord {
-                    ok: outcome.ok,
-                    usage,
-                    thread_usage: outcome.usage,
-                    thread,
-                },
-            )
-            .await;
+        let (record, unsaved) = self.save_run(agent, &record, run).await;
+        if unsaved.is_none() {
+            self.mark_recorded(agent, &run_id).await;
+        }
         self.touch(agent);
         if outcome.ok {
             info!(duration_ms = outcome.duration_ms, "run finished");

@@ -72,6 +72,7 @@ pub fn run_settings(codex: &CodexArgs, limits: &LimitsArgs) -> Result<RunSetting
         progress_heartbeat: Duration::from_secs(limits.progress_heartbeat),
         queue_limit: limits.queue_limit,
         session_timeout: Duration::from_secs(limits.session_timeout),
+        result_ttl: Duration::from_secs(limits.result_ttl),
         max_concurrent_runs: limits.max_concurrent_sessions,
         diff_limits: crate::workspace::DiffLimits {
             max_file_bytes: limits.max_diff_bytes,
@@ -256,6 +257,8 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
         settings,
         Arc::new(Metrics::new()),
     ));
+    // Runs a previous gateway left going, or finished but unrecorded.
+    runner.recover_runs();
 
     let keeper = {
         let runner = runner.clone();

@@ -5,6 +5,7 @@
 //! the default tenant, `DATA_DIR/tenants/TENANT/agents/NAME/...` for others.
 //! Each run is isolated by [`sandbox`].
 
+pub mod exec;
 pub mod sandbox;
 
 use std::path::{Path, PathBuf};
@@ -16,17 +17,19 @@ use chrono::Utc;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::Command;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
+use super::run_client::RunClient;
+use super::run_log::{upsert, RunEntry};
 use super::{
     AgentList, AgentPaths, AgentRecord, Backend, BackendError, EventSender, RunRecord,
     UnreadableAgent,
 };
 use crate::agent::{AgentId, AgentName, Tenant};
-use crate::codex::{AgentRunLine, RunOutcome, RunRequest, SandboxMode};
-use sandbox::{bwrap_args, Isolation, RunMounts};
+use crate::codex::{AgentRunLine, RunOutcome, RunRequest};
+use exec::{LocalExec, LocalRunConfig};
+use sandbox::Isolation;
 
 const RECORD_FILE: &str = "agent.json";
 /// How long a cancelled run gets to stop by itself before its group is killed.
@@ -34,10 +37,8 @@ const CANCEL_GRACE: Duration = Duration::from_millis(500);
 
 pub struct LocalBackend {
     data_dir: PathBuf,
-    codex_bin: PathBuf,
-    /// The `codex-mcp` binary that provides `agent-run`.
-    agent_run_bin: PathBuf,
-    isolation: Isolation,
+    cfg: LocalRunConfig,
+    runs: RunClient,
     /// Serialises record writes: runs of one agent are already one at a time,
     /// but listing and recording may race.
     records: Mutex<()>,
@@ -52,27 +53,26 @@ impl LocalBackend {
         agent_run_bin: PathBuf,
         isolation: Isolation,
     ) -> Self {
-        Self {
-            data_dir,
+        let cfg = LocalRunConfig {
+            data_dir: data_dir.clone(),
             codex_bin: resolve_bin(&codex_bin).unwrap_or(codex_bin),
             agent_run_bin,
             isolation,
+        };
+        Self {
+            data_dir,
+            runs: RunClient::new(Box::new(LocalExec(cfg.clone()))),
+            cfg,
             records: Mutex::new(()),
         }
     }
 
     fn tenant_dir(&self, tenant: &Tenant) -> PathBuf {
-        if tenant.as_str() == Tenant::DEFAULT {
-            self.data_dir.clone()
-        } else {
-            self.data_dir.join("tenants").join(tenant.as_str())
-        }
+        tenant_dir(&self.data_dir, tenant)
     }
 
     pub fn agent_dir(&self, agent: &AgentId) -> PathBuf {
-        self.tenant_dir(&agent.tenant)
-            .join("agents")
-            .join(agent.name.as_str())
+        agent_dir(&self.data_dir, agent)
     }
 
     fn read_record(path: &Path) -> std::io::Result<Option<AgentRecord>> {
@@ -143,6 +143,54 @@ impl LocalBackend {
         out.unreadable.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
         Ok(out)
     }
+}
+
+fn tenant_dir(data_dir: &Path, tenant: &Tenant) -> PathBuf {
+    if tenant.as_str() == Tenant::DEFAULT {
+        data_dir.to_path_buf()
+    } else {
+        data_dir.join("tenants").join(tenant.as_str())
+    }
+}
+
+/// `DATA_DIR/[tenants/TENANT/]agents/NAME`.
+pub fn agent_dir(data_dir: &Path, agent: &AgentId) -> PathBuf {
+    tenant_dir(data_dir, &agent.tenant)
+        .join("agents")
+        .join(agent.name.as_str())
+}
+
+/// Every agent (of any tenant) with a runs directory.
+fn agents_with_runs(data_dir: &Path) -> Vec<AgentId> {
+    let mut tenants = vec![(Tenant::default_tenant(), data_dir.to_path_buf())];
+    if let Ok(entries) = std::fs::read_dir(data_dir.join("tenants")) {
+        tenants.extend(entries.flatten().filter_map(|e| {
+            let t = Tenant::parse(e.file_name().to_str()?).ok()?;
+            Some((t, e.path()))
+        }));
+    }
+    let mut out = Vec::new();
+    for (tenant, dir) in tenants {
+        let Ok(entries) = std::fs::read_dir(dir.join("agents")) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Some(name) = e
+                .file_name()
+                .to_str()
+                .and_then(|n| AgentName::parse(n).ok())
+            else {
+                continue;
+            };
+            if e.path().join(exec::RUNS_DIR).is_dir() {
+                out.push(AgentId {
+                    tenant: tenant.clone(),
+                    name,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Runs filesystem work on the blocking pool: a directory of 100k files
@@ -255,49 +303,8 @@ impl Backend for LocalBackend {
         cancel: CancellationToken,
     ) -> Result<RunOutcome, BackendError> {
         let dir = self.agent_dir(agent);
-        let mut cmd = match &self.isolation {
-            Isolation::Bwrap(bwrap) => {
-                let mut cmd = Command::new(bwrap);
-                cmd.args(bwrap_args(&RunMounts {
-                    writable: ["workspace", "codex-home", "tmp"]
-                        .iter()
-                        .map(|d| dir.join(d))
-                        .collect(),
-                    codex_bin: &self.codex_bin,
-                    agent_run_bin: &self.agent_run_bin,
-                    read_only: request
-                        .follow_login
-                        .iter()
-                        .filter_map(|f| f.parent().map(Path::to_path_buf))
-                        .collect(),
-                    no_inner_sandbox: request.sandbox == SandboxMode::External,
-                    cwd: &dir.join("workspace"),
-                }))
-                .arg(&self.agent_run_bin);
-                cmd
-            }
-            Isolation::Unsafe => Command::new(&self.agent_run_bin),
-        };
-        cmd.arg("agent-run")
-            .arg("--codex-bin")
-            .arg(&self.codex_bin)
-            .arg("--cancel-on-stdin-eof")
-            // A clean environment: the gateway's own variables (tokens, keys)
-            // are not the run's business; credentials travel in the request.
-            .env_clear()
-            .env(
-                "PATH",
-                std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
-            )
-            .env("HOME", &dir)
-            .env("TMPDIR", dir.join("tmp"))
-            .env("LANG", "C.UTF-8")
-            .current_dir(dir.join("workspace"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
+        let mut cmd = self.cfg.agent_run_command(&dir, request, None);
+        cmd.stderr(Stdio::piped()).kill_on_drop(true);
         let mut child = cmd
             .spawn()
             .map_err(|e| BackendError::Spawn(e.to_string()))?;
@@ -349,7 +356,7 @@ impl Backend for LocalBackend {
                     if let Some(pid) = pid {
                         // bwrap does not pass signals on: SIGTERM would kill
                         // the sandbox before agent-run reports the thread.
-                        if matches!(self.isolation, Isolation::Unsafe) {
+                        if matches!(self.cfg.isolation, Isolation::Unsafe) {
                             let _ = kill(pid, Signal::SIGTERM);
                         }
                         tokio::spawn(async move {
@@ -406,6 +413,35 @@ impl Backend for LocalBackend {
             .await
             .map_err(|e| BackendError::write_state(agent, io_reason(&e)))?;
         Ok(record)
+    }
+
+    async fn note_run(&self, agent: &AgentId, entry: RunEntry) -> Result<(), BackendError> {
+        let path = self.agent_dir(agent).join(RECORD_FILE);
+        let _guard = self.records.lock().await;
+        let read = path.clone();
+        let Some(mut record) = blocking(move || Self::read_record(&read))
+            .await
+            .map_err(|e| BackendError::state(agent, e))?
+        else {
+            return Ok(());
+        };
+        if upsert(&mut record.recent_runs, entry) {
+            blocking(move || Self::write_record(&path, &record))
+                .await
+                .map_err(|e| BackendError::write_state(agent, io_reason(&e)))?;
+        }
+        Ok(())
+    }
+
+    fn run_client(&self) -> Option<&RunClient> {
+        Some(&self.runs)
+    }
+
+    async fn agents_with_runs(&self) -> Vec<AgentId> {
+        let data_dir = self.data_dir.clone();
+        blocking(move || Ok(agents_with_runs(&data_dir)))
+            .await
+            .unwrap_or_default()
     }
 
     async fn get_agent(&self, agent: &AgentId) -> Result<Option<AgentRecord>, BackendError> {

@@ -25,6 +25,7 @@ fn finished(thread: &str) -> RunRecord {
         usage: Usage::default(),
         thread_usage: Usage::default(),
         thread: ThreadUpdate::Set(thread.into()),
+        entry: None,
     }
 }
 

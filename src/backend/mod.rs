@@ -4,6 +4,8 @@
 
 pub mod kube;
 pub mod local;
+pub mod run_client;
+pub mod run_log;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -39,6 +41,9 @@ pub struct AgentRecord {
     #[serde(skip)]
     #[schemars(skip)]
     pub codex: AgentCodexSettings,
+    /// The agent's last runs, newest last.
+    #[serde(default)]
+    pub recent_runs: Vec<run_log::RunEntry>,
 }
 
 impl AgentRecord {
@@ -71,11 +76,18 @@ impl AgentRecord {
             output_tokens: 0,
             thread_usage: Usage::default(),
             codex: AgentCodexSettings::default(),
+            recent_runs: Vec::new(),
         }
     }
 
-    /// Folds one finished run into the record.
-    pub fn apply(&mut self, run: &RunRecord, now: DateTime<Utc>) {
+    /// Folds one finished run into the record; returns false, changing
+    /// nothing, for a run the record holds already.
+    pub fn apply(&mut self, run: &RunRecord, now: DateTime<Utc>) -> bool {
+        if let Some(entry) = &run.entry {
+            if !run_log::upsert(&mut self.recent_runs, entry.clone()) {
+                return false;
+            }
+        }
         self.last_activity = now;
         self.runs += 1;
         if !run.ok {
@@ -107,6 +119,7 @@ impl AgentRecord {
                 self.thread_usage = Usage::default();
             }
         }
+        true
     }
 }
 
@@ -127,6 +140,9 @@ pub struct RunRecord {
     /// Codex's cumulative report for the thread after this run.
     pub thread_usage: Usage,
     pub thread: ThreadUpdate,
+    /// The run's entry in the agent's log (runs without one, from before
+    /// durable runs, are counted but not logged).
+    pub entry: Option<run_log::RunEntry>,
 }
 
 /// Where an agent's environment stands, beyond the gateway's own record.
@@ -241,6 +257,26 @@ pub trait Backend: Send + Sync + 'static {
         run: RunRecord,
     ) -> Result<AgentRecord, BackendError>;
 
+    /// Logs a run that started (a `running` entry in the agent's log).
+    async fn note_run(
+        &self,
+        _agent: &AgentId,
+        _entry: run_log::RunEntry,
+    ) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    /// The client of the agent's durable runs, where the backend has them;
+    /// without, runs go through [`Backend::run`] and end with their call.
+    fn run_client(&self) -> Option<&run_client::RunClient> {
+        None
+    }
+
+    /// Agents that may have runs to settle after a restart (all tenants).
+    async fn agents_with_runs(&self) -> Vec<AgentId> {
+        Vec::new()
+    }
+
     /// The agent's record, if it exists.
     async fn get_agent(&self, agent: &AgentId) -> Result<Option<AgentRecord>, BackendError>;
 
@@ -292,6 +328,7 @@ mod tests {
                 usage: first,
                 thread_usage: usage(100, 10),
                 thread: ThreadUpdate::Set("t".into()),
+                entry: None,
             },
             now,
         );
@@ -303,6 +340,7 @@ mod tests {
                 usage: second,
                 thread_usage: usage(250, 25),
                 thread: ThreadUpdate::Keep,
+                entry: None,
             },
             now,
         );
@@ -321,6 +359,7 @@ mod tests {
                 usage: r.run_usage(Usage::default(), Some("t")),
                 thread_usage: Usage::default(),
                 thread: ThreadUpdate::Set("t".into()),
+                entry: None,
             },
             now,
         );

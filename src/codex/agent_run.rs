@@ -28,6 +28,9 @@ use crate::workspace::{bound_diffs, resolve_in_workspace, PathError, Snapshot, S
 /// Largest request line accepted on stdin.
 pub const MAX_REQUEST_BYTES: u64 = 16 << 20;
 const STDERR_TAIL_LINES: usize = 20;
+/// How often a detached run looks for its cancel file: a cancelled run's
+/// processes are gone well within a second.
+const CANCEL_POLL: Duration = Duration::from_millis(100);
 
 /// How `agent-run` was invoked.
 #[derive(Debug, Clone)]
@@ -64,20 +67,35 @@ pub async fn main(opts: AgentRunOptions) -> i32 {
     let started = Instant::now();
     let mut stdin = BufReader::new(tokio::io::stdin());
     let outcome = match read_request(&mut stdin).await {
-        Ok(req) => run(&opts, req, stdin).await,
+        Ok(req) => run(&opts, req, stdin, &mut tokio::io::stdout(), None).await,
         Err(e) => Err(e),
     };
+    let outcome = finish(outcome, started);
+    let mut out = tokio::io::stdout();
+    let _ = out.write_all(result_line(&outcome).as_bytes()).await;
+    let _ = out.flush().await;
+    exit_code(&outcome)
+}
+
+/// The outcome of a run, or of its failure to start, with its duration.
+pub(super) fn finish(outcome: Result<RunOutcome, AgentRunError>, started: Instant) -> RunOutcome {
     let mut outcome = outcome.unwrap_or_else(|e| RunOutcome {
         ok: false,
         error: Some(e.to_string()),
         ..Default::default()
     });
     outcome.duration_ms = started.elapsed().as_millis() as u64;
-    let mut line = serde_json::to_value(&outcome).unwrap_or_else(|_| json!({}));
+    outcome
+}
+
+/// The result line (newline included) for `outcome`.
+pub(super) fn result_line(outcome: &RunOutcome) -> String {
+    let mut line = serde_json::to_value(outcome).unwrap_or_else(|_| json!({}));
     line["type"] = json!(RESULT_LINE_TYPE);
-    let mut out = tokio::io::stdout();
-    let _ = out.write_all(format!("{line}\n").as_bytes()).await;
-    let _ = out.flush().await;
+    format!("{line}\n")
+}
+
+pub(super) fn exit_code(outcome: &RunOutcome) -> i32 {
     if outcome.ok {
         0
     } else {
@@ -85,7 +103,7 @@ pub async fn main(opts: AgentRunOptions) -> i32 {
     }
 }
 
-async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
+pub(super) async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
     stdin: &mut R,
 ) -> Result<RunRequest, AgentRunError> {
     let mut line = String::new();
@@ -192,10 +210,14 @@ fn install_credentials(req: &RunRequest) -> Result<(Vec<(String, String)>, bool)
     Ok((env, per_run_auth))
 }
 
-async fn run<R: tokio::io::AsyncRead + Unpin>(
+/// Runs the turn, writing Codex's events to `out`. `cancel_file`: the run
+/// stops when that file appears (detached runs, see [`super::detached`]).
+pub(super) async fn run<R: tokio::io::AsyncRead + Unpin>(
     opts: &AgentRunOptions,
     mut req: RunRequest,
     mut stdin: R,
+    out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+    cancel_file: Option<&Path>,
 ) -> Result<RunOutcome, AgentRunError> {
     let adopted = match opts.credentials_dir.as_deref() {
         Some(dir) => {
@@ -292,7 +314,7 @@ async fn run<R: tokio::io::AsyncRead + Unpin>(
         tail
     });
     let mut stdout_lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-    let mut out = tokio::io::stdout();
+    let mut cancel_poll = tokio::time::interval(CANCEL_POLL);
     let mut summary = RunSummary::default();
     let mut term = signal(SignalKind::terminate()).map_err(AgentRunError::Spawn)?;
     let mut int = signal(SignalKind::interrupt()).map_err(AgentRunError::Spawn)?;
@@ -338,6 +360,12 @@ async fn run<R: tokio::io::AsyncRead + Unpin>(
                 // tick; Codex reports its own error if the token runs out.
                 if let Some(f) = follower.as_mut() {
                     let _ = f.sync();
+                }
+            }
+            _ = cancel_poll.tick(), if cancel_file.is_some() => {
+                if cancel_file.is_some_and(Path::exists) {
+                    stopped = Some("run cancelled".into());
+                    break;
                 }
             }
             _ = &mut stdin_closed, if watch_stdin => {
@@ -576,14 +604,18 @@ mod tests {
         req.workspace = ws;
         req.codex_home = home;
         req.workspace_paths = vec!["ok.py".into(), "new/file.py".into(), "out/passwd".into()];
-        let err = run(&opts, req.clone(), &b""[..]).await.unwrap_err();
+        let err = run(&opts, req.clone(), &b""[..], &mut tokio::io::sink(), None)
+            .await
+            .unwrap_err();
         assert!(matches!(err, AgentRunError::WorkspacePath(_)), "{err}");
         assert!(err.to_string().contains("out/passwd"), "{err}");
 
         // Without the escaping path the checks pass and the run goes on
         // (to the missing Codex binary).
         req.workspace_paths.pop();
-        let err = run(&opts, req, &b""[..]).await.unwrap_err();
+        let err = run(&opts, req, &b""[..], &mut tokio::io::sink(), None)
+            .await
+            .unwrap_err();
         assert!(matches!(err, AgentRunError::CodexMissing(_)), "{err}");
     }
 

@@ -145,6 +145,7 @@ mod tests {
             timeout_secs: None,
             follow_login: None,
             diff_limits: Default::default(),
+            run_meta: None,
         }
     }
 

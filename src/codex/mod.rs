@@ -5,9 +5,11 @@
 pub mod agent_run;
 pub mod agent_settings;
 pub mod argv;
+pub mod detached;
 pub mod events;
 pub mod login_follow;
 pub mod request;
+pub mod run_dir;
 
 pub use agent_settings::AgentCodexSettings;
 pub use events::{CodexEvent, EventItem, RunSummary, Usage};

@@ -128,6 +128,10 @@ pub struct RunRequest {
     /// How large the reported diffs may be.
     #[serde(default)]
     pub diff_limits: crate::workspace::DiffLimits,
+    /// A detached run's [`super::run_dir::RunMeta`], written to its run
+    /// directory as is (never the credentials above).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_meta: Option<Value>,
 }
 
 /// How a file differs after a run.

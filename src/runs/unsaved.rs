@@ -220,6 +220,7 @@ mod tests {
             progress_heartbeat: crate::progress::DEFAULT_HEARTBEAT,
             queue_limit: 4,
             session_timeout: Duration::from_secs(3600),
+            result_ttl: Duration::from_secs(3600),
             max_concurrent_runs: 2,
             diff_limits: Default::default(),
         };
@@ -241,6 +242,8 @@ mod tests {
             track_changes: false,
             new_conversation: false,
             workspace_paths: Vec::new(),
+            run_id: None,
+            background: false,
         };
         let (progress, cancel) = (Progress::none(), CancellationToken::new());
         let call = || runner.run_turn(&agent, &turn, &progress, &cancel);

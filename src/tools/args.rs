@@ -33,6 +33,14 @@ pub struct PlanArgs {
     /// Hard constraints the plan must respect, e.g. "no new dependencies".
     #[serde(default)]
     pub constraints: Option<Vec<String>>,
+    /// Run in the background: the call returns at once with a `run_id`
+    /// instead of the result, and the agent works on without you. Call
+    /// `get_run` with that id (and `wait_seconds` to wait for the end) for
+    /// the progress and, once done, this tool's full result; `cancel_run`
+    /// stops it. Results are kept for an hour. Use it for long tasks when
+    /// your client gives up on calls that take minutes.
+    #[serde(default)]
+    pub background: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -49,6 +57,14 @@ pub struct ImplementArgs {
     /// Requirements the implementation must meet, e.g. "handle empty input".
     #[serde(default)]
     pub requirements: Option<Vec<String>>,
+    /// Run in the background: the call returns at once with a `run_id`
+    /// instead of the result, and the agent works on without you. Call
+    /// `get_run` with that id (and `wait_seconds` to wait for the end) for
+    /// the progress and, once done, this tool's full result; `cancel_run`
+    /// stops it. Results are kept for an hour. Use it for long tasks when
+    /// your client gives up on calls that take minutes.
+    #[serde(default)]
+    pub background: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -62,6 +78,14 @@ pub struct ReviewArgs {
     /// Aspects to concentrate on, e.g. ["security", "performance"].
     #[serde(default)]
     pub focus_areas: Option<Vec<String>>,
+    /// Run in the background: the call returns at once with a `run_id`
+    /// instead of the result, and the agent works on without you. Call
+    /// `get_run` with that id (and `wait_seconds` to wait for the end) for
+    /// the progress and, once done, this tool's full result; `cancel_run`
+    /// stops it. Results are kept for an hour. Use it for long tasks when
+    /// your client gives up on calls that take minutes.
+    #[serde(default)]
+    pub background: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -79,6 +103,14 @@ pub struct FixArgs {
     /// What goes wrong, as observed, e.g. "login hangs after 30 s".
     #[serde(default)]
     pub symptoms: Option<String>,
+    /// Run in the background: the call returns at once with a `run_id`
+    /// instead of the result, and the agent works on without you. Call
+    /// `get_run` with that id (and `wait_seconds` to wait for the end) for
+    /// the progress and, once done, this tool's full result; `cancel_run`
+    /// stops it. Results are kept for an hour. Use it for long tasks when
+    /// your client gives up on calls that take minutes.
+    #[serde(default)]
+    pub background: Option<bool>,
 }
 
 impl FixArgs {
@@ -101,6 +133,14 @@ pub struct ChatArgs {
     /// workspace is kept.
     #[serde(default)]
     pub new_conversation: Option<bool>,
+    /// Run in the background: the call returns at once with a `run_id`
+    /// instead of the result, and the agent works on without you. Call
+    /// `get_run` with that id (and `wait_seconds` to wait for the end) for
+    /// the progress and, once done, this tool's full result; `cancel_run`
+    /// stops it. Results are kept for an hour. Use it for long tasks when
+    /// your client gives up on calls that take minutes.
+    #[serde(default)]
+    pub background: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]

@@ -2,8 +2,10 @@
 //! the session tools, on top of the shared [`Runner`].
 
 pub mod args;
+pub mod background;
 pub mod caller;
 mod changes;
+mod finish;
 pub mod prompts;
 pub mod responses;
 pub mod schema;
@@ -20,6 +22,7 @@ use rmcp::{tool, tool_handler, tool_router, ErrorData, Json, RoleServer, ServerH
 use serde::de::DeserializeOwned;
 
 use crate::agent::AgentId;
+use crate::codex::run_dir::RunId;
 use crate::metrics::ToolKind;
 use crate::progress::Progress;
 use crate::runs::{RunError, Runner, Turn, TurnResult};
@@ -28,11 +31,13 @@ use args::{
     AgentStatusArgs, ChatArgs, ContextFile, FixArgs, ImplementArgs, ListSessionsArgs, PlanArgs,
     ReviewArgs,
 };
+use background::Answer;
 use caller::Caller;
 use changes::with_changes;
+use finish::{finish_fix, finish_implement};
 use responses::{
-    merge_changes, ChatResponse, FixModelReply, FixResponse, ImplementModelReply,
-    ImplementResponse, PlanModelReply, PlanResponse, ReviewModelReply, ReviewResponse,
+    ChatResponse, FixModelReply, FixResponse, ImplementModelReply, ImplementResponse,
+    PlanModelReply, PlanResponse, ReviewModelReply, ReviewResponse,
 };
 use schema::{model_schema, parse_reply};
 pub use session::{AgentStatus, CleanupResult, HealthReport, SessionInfo, SessionList};
@@ -89,6 +94,8 @@ struct Call {
     workspace_paths: Vec<String>,
     progress: Progress,
     cancel: tokio_util::sync::CancellationToken,
+    /// A background call's id, for its first run.
+    run_id: Option<RunId>,
 }
 
 impl CodexTools {
@@ -105,6 +112,7 @@ impl CodexTools {
             workspace_paths: Vec::new(),
             progress,
             cancel: ctx.ct.clone(),
+            run_id: None,
         })
     }
 
@@ -126,6 +134,8 @@ impl CodexTools {
             track_changes: writes,
             new_conversation: false,
             workspace_paths: call.workspace_paths.clone(),
+            run_id: call.run_id.clone(),
+            background: call.run_id.is_some(),
         };
         let first = self
             .runner
@@ -144,6 +154,7 @@ impl CodexTools {
             prompt: prompts::repair_prompt(&err),
             writes: false,
             track_changes: false,
+            run_id: None,
             ..turn
         };
         let second = self
@@ -219,7 +230,7 @@ impl CodexTools {
         // schemas once keeps that cheap.
         static ROUTER: std::sync::OnceLock<ToolRouter<CodexTools>> = std::sync::OnceLock::new();
         let tool_router = ROUTER
-            .get_or_init(|| schema::publish(Self::tool_router()))
+            .get_or_init(|| schema::publish(Self::tool_router() + Self::run_tools()))
             .clone();
         Self {
             runner,
@@ -231,39 +242,50 @@ impl CodexTools {
     /// dependencies, testing strategy and effort. Read-only.
     #[tool(
         description = "Plan a coding task before implementing it. Returns ordered steps with the files each touches, risks, dependencies, a testing strategy and an effort estimate. Never modifies the workspace.",
-        annotations(read_only_hint = true, open_world_hint = true)
+        annotations(read_only_hint = true, open_world_hint = true),
+        output_schema = background::or_background::<PlanResponse>()
     )]
     async fn plan(
         &self,
         Parameters(args): Parameters<PlanArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> Result<Json<PlanResponse>, ToolError> {
+    ) -> Result<Answer<PlanResponse>, ToolError> {
         require_text("task", &args.task)?;
         let call = self.call(&ctx)?;
+        if args.background == Some(true) {
+            return self.start_background(call, ToolKind::Plan, |this, call| async move {
+                this.do_plan(&call, &args).await
+            });
+        }
+        self.do_plan(&call, &args).await.map(Answer::Done)
+    }
+
+    async fn do_plan(&self, call: &Call, args: &PlanArgs) -> Result<PlanResponse, ToolError> {
         let (plan, turn) = self
             .structured_turn::<PlanModelReply>(
-                &call,
+                call,
                 ToolKind::Plan,
-                prompts::plan_prompt(&args),
+                prompts::plan_prompt(args),
                 false,
             )
             .await?;
-        Ok(Json(PlanResponse {
+        Ok(PlanResponse {
             plan,
             run: turn.info,
-        }))
+        })
     }
 
     /// Implement a task by editing files in the agent's workspace.
     #[tool(
         description = "Implement a task by writing code in your agent's workspace. The agent edits the target files for real; the result lists every changed file with its actual unified diff (computed from the workspace before and after), plus dependencies added, tests needed, integration notes, next steps and warnings.",
-        annotations(destructive_hint = false, open_world_hint = true)
+        annotations(destructive_hint = false, open_world_hint = true),
+        output_schema = background::or_background::<ImplementResponse>()
     )]
     async fn implement(
         &self,
         Parameters(args): Parameters<ImplementArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> Result<Json<ImplementResponse>, ToolError> {
+    ) -> Result<Answer<ImplementResponse>, ToolError> {
         require_text("task", &args.task)?;
         let mut call = self.call(&ctx)?;
         call.workspace_paths = check_paths(
@@ -272,64 +294,77 @@ impl CodexTools {
                 .map(String::as_str)
                 .chain(context_paths(&args.context_files)),
         )?;
+        if args.background == Some(true) {
+            return self.start_background(call, ToolKind::Implement, |this, call| async move {
+                this.do_implement(&call, &args).await
+            });
+        }
+        self.do_implement(&call, &args).await.map(Answer::Done)
+    }
+
+    async fn do_implement(
+        &self,
+        call: &Call,
+        args: &ImplementArgs,
+    ) -> Result<ImplementResponse, ToolError> {
         let (reply, turn) = self
             .structured_turn::<ImplementModelReply>(
-                &call,
+                call,
                 ToolKind::Implement,
-                prompts::implement_prompt(&args),
+                prompts::implement_prompt(args),
                 true,
             )
             .await?;
-        let mut warnings = reply.warnings;
-        let changes = merge_changes(turn.outcome.changes, &reply.changes, &mut warnings);
-        Ok(Json(ImplementResponse {
-            summary: reply.summary,
-            changes,
-            dependencies_added: reply.dependencies_added,
-            tests_needed: reply.tests_needed,
-            integration_notes: reply.integration_notes,
-            next_steps: reply.next_steps,
-            warnings,
-            run: turn.info,
-        }))
+        Ok(finish_implement(reply, turn))
     }
 
     /// Review code, a diff, or workspace files. Read-only.
     #[tool(
         description = "Review code, a diff, or files in your workspace. Returns an overall rating, line-level comments (severity, category, suggestion), security/performance/maintainability scores from 1 to 10, a summary and recommendations. Never modifies the workspace.",
-        annotations(read_only_hint = true, open_world_hint = true)
+        annotations(read_only_hint = true, open_world_hint = true),
+        output_schema = background::or_background::<ReviewResponse>()
     )]
     async fn review(
         &self,
         Parameters(args): Parameters<ReviewArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> Result<Json<ReviewResponse>, ToolError> {
+    ) -> Result<Answer<ReviewResponse>, ToolError> {
         require_text("content", &args.content)?;
         let call = self.call(&ctx)?;
+        if args.background == Some(true) {
+            return self.start_background(call, ToolKind::Review, |this, call| async move {
+                this.do_review(&call, &args).await
+            });
+        }
+        self.do_review(&call, &args).await.map(Answer::Done)
+    }
+
+    async fn do_review(&self, call: &Call, args: &ReviewArgs) -> Result<ReviewResponse, ToolError> {
         let (review, turn) = self
             .structured_turn::<ReviewModelReply>(
-                &call,
+                call,
                 ToolKind::Review,
-                prompts::review_prompt(&args),
+                prompts::review_prompt(args),
                 false,
             )
             .await?;
-        Ok(Json(ReviewResponse {
+        Ok(ReviewResponse {
             review,
             run: turn.info,
-        }))
+        })
     }
 
     /// Diagnose and fix a problem in the workspace.
     #[tool(
         description = "Diagnose and fix a bug in your agent's workspace from failing tests, error output, symptoms and/or context files (give at least one). Returns each problem with its root cause, solution and prevention, diagnostic steps, and the real diffs of the files changed.",
-        annotations(destructive_hint = false, open_world_hint = true)
+        annotations(destructive_hint = false, open_world_hint = true),
+        output_schema = background::or_background::<FixResponse>()
     )]
     async fn fix(
         &self,
         Parameters(args): Parameters<FixArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> Result<Json<FixResponse>, ToolError> {
+    ) -> Result<Answer<FixResponse>, ToolError> {
         if args.is_empty() {
             return Err(ToolError::InvalidParams(
                 "give at least one of failing_tests, error_output, context_files or symptoms"
@@ -338,47 +373,43 @@ impl CodexTools {
         }
         let mut call = self.call(&ctx)?;
         call.workspace_paths = check_paths(context_paths(&args.context_files))?;
+        if args.background == Some(true) {
+            return self.start_background(call, ToolKind::Fix, |this, call| async move {
+                this.do_fix(&call, &args).await
+            });
+        }
+        self.do_fix(&call, &args).await.map(Answer::Done)
+    }
+
+    async fn do_fix(&self, call: &Call, args: &FixArgs) -> Result<FixResponse, ToolError> {
         let (reply, turn) = self
-            .structured_turn::<FixModelReply>(
-                &call,
-                ToolKind::Fix,
-                prompts::fix_prompt(&args),
-                true,
-            )
+            .structured_turn::<FixModelReply>(call, ToolKind::Fix, prompts::fix_prompt(args), true)
             .await?;
-        let mut warnings = reply.warnings.clone();
-        let claimed: Vec<responses::ChangeExplanation> = reply
-            .fixes
-            .iter()
-            .flat_map(|f| {
-                f.files_to_change
-                    .iter()
-                    .map(|file| responses::ChangeExplanation {
-                        file: file.clone(),
-                        explanation: f.solution.clone(),
-                    })
-            })
-            .collect();
-        let changes = merge_changes(turn.outcome.changes, &claimed, &mut warnings);
-        Ok(Json(FixResponse {
-            fix: FixModelReply { warnings, ..reply },
-            changes,
-            run: turn.info,
-        }))
+        Ok(finish_fix(reply, turn))
     }
 
     /// Free-form conversation with the agent.
     #[tool(
         description = "Talk to your agent freely: ask questions, give follow-up instructions, or have it run commands in its workspace. The conversation continues across calls; set new_conversation to start over (the workspace is kept).",
-        annotations(destructive_hint = false, open_world_hint = true)
+        annotations(destructive_hint = false, open_world_hint = true),
+        output_schema = background::or_background::<ChatResponse>()
     )]
     async fn chat(
         &self,
         Parameters(args): Parameters<ChatArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> Result<Json<ChatResponse>, ToolError> {
+    ) -> Result<Answer<ChatResponse>, ToolError> {
         require_text("message", &args.message)?;
         let call = self.call(&ctx)?;
+        if args.background == Some(true) {
+            return self.start_background(call, ToolKind::Chat, |this, call| async move {
+                this.do_chat(&call, args).await
+            });
+        }
+        self.do_chat(&call, args).await.map(Answer::Done)
+    }
+
+    async fn do_chat(&self, call: &Call, args: ChatArgs) -> Result<ChatResponse, ToolError> {
         let turn = Turn {
             tool: ToolKind::Chat,
             prompt: args.message,
@@ -387,16 +418,18 @@ impl CodexTools {
             track_changes: false,
             new_conversation: args.new_conversation.unwrap_or(false),
             workspace_paths: Vec::new(),
+            run_id: call.run_id.clone(),
+            background: call.run_id.is_some(),
         };
         let result = self
             .runner
             .run_turn(&call.agent, &turn, &call.progress, &call.cancel)
             .await?;
         ensure_ok(&result)?;
-        Ok(Json(ChatResponse {
+        Ok(ChatResponse {
             reply: result.outcome.final_message.unwrap_or_default(),
             run: result.info,
-        }))
+        })
     }
 
     /// List agents visible to the caller.

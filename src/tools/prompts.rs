@@ -146,6 +146,7 @@ mod tests {
             task: "Add a cache".into(),
             repo_context: Some("Flask app".into()),
             constraints: Some(vec!["no redis".into()]),
+            background: None,
         });
         assert!(p.contains("Add a cache") && p.contains("Flask app") && p.contains("- no redis"));
         assert!(p.contains("Do not modify"));
@@ -164,6 +165,7 @@ mod tests {
                 },
             ]),
             requirements: None,
+            background: None,
         });
         assert!(p.contains("- src/hello.py"));
         assert!(p.contains("README.md (in your workspace"));
@@ -182,6 +184,7 @@ mod tests {
                 content: big,
             }]),
             requirements: None,
+            background: None,
         });
         assert!(p.contains("[... cut ...]"));
         assert!(p.len() < MAX_INLINE_FILE_BYTES + 2_000);
@@ -202,6 +205,7 @@ mod tests {
             error_output: Some("  ".into()),
             context_files: None,
             symptoms: None,
+            background: None,
         };
         assert!(empty.is_empty());
         let a = FixArgs {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::caller::Caller;
 use super::ToolError;
 use crate::agent::{AgentId, AgentName, Tenant};
+use crate::backend::run_log::RunEntry;
 use crate::backend::{AgentRecord, EnvironmentStatus, UnreadableAgent};
 use crate::runs::Runner;
 
@@ -27,6 +28,9 @@ pub struct AgentSummary {
     pub failed_runs: u64,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// The agent's last runs (newest last) and how each ended: a call whose
+    /// caller went away is found here; `get_run` gives details.
+    pub recent_runs: Vec<RunEntry>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -105,6 +109,7 @@ fn summarize(runner: &Runner, tenant_agent: &AgentId, r: AgentRecord) -> AgentSu
         failed_runs: r.failed_runs,
         input_tokens: r.input_tokens,
         output_tokens: r.output_tokens,
+        recent_runs: r.recent_runs,
     }
 }
 

@@ -103,6 +103,9 @@ pub struct RunMounts<'a> {
     /// Codex runs without its own sandbox: nothing in here may keep
     /// capabilities, as its commands run directly under it.
     pub no_inner_sandbox: bool,
+    /// A durable run: it outlives the gateway, so the sandbox must not die
+    /// with its parent (everything else stays the same).
+    pub detached: bool,
     pub cwd: &'a Path,
 }
 
@@ -133,9 +136,11 @@ pub fn bwrap_args(m: &RunMounts<'_>) -> Vec<OsString> {
         "--unshare-pid".as_ref(),
         "--unshare-ipc".as_ref(),
         "--unshare-uts".as_ref(),
-        "--die-with-parent".as_ref(),
         "--new-session".as_ref(),
     ]);
+    if !m.detached {
+        push(&["--die-with-parent".as_ref()]);
+    }
     if m.no_inner_sandbox {
         push(&["--cap-drop".as_ref(), "ALL".as_ref()]);
     }
@@ -202,6 +207,7 @@ mod tests {
             agent_run_bin: Path::new("/opt/codex-mcp"),
             read_only: vec!["/data/run-login".into()],
             no_inner_sandbox: false,
+            detached: false,
             cwd: Path::new("/data/agents/a/workspace"),
         };
         let a = bwrap_args(&mounts);
@@ -232,9 +238,19 @@ mod tests {
 
         let a = bwrap_args(&RunMounts {
             no_inner_sandbox: true,
-            ..mounts
+            ..mounts.clone()
         });
         assert!(has(&a, &["--cap-drop", "ALL"]));
+        assert!(has(&a, &["--die-with-parent"]));
+
+        // A durable run differs in that one flag only.
+        let b = bwrap_args(&RunMounts {
+            no_inner_sandbox: true,
+            detached: true,
+            ..mounts.clone()
+        });
+        let without: Vec<_> = a.iter().filter(|x| *x != "--die-with-parent").collect();
+        assert_eq!(b.iter().collect::<Vec<_>>(), without);
     }
 
     #[test]

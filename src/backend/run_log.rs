@@ -1,0 +1,124 @@
+//! An agent's last runs and how each ended, kept with the agent so a result
+//! whose caller went away does not vanish without a trace.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// How many runs an agent keeps in its log.
+pub const RECENT_RUNS: usize = 20;
+
+/// How a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Ok,
+    Failed,
+    Cancelled,
+    TimedOut,
+}
+
+impl RunStatus {
+    pub fn is_final(self) -> bool {
+        self != Self::Running
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Ok => "ok",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::TimedOut => "timed_out",
+        }
+    }
+}
+
+/// One run in an agent's log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunEntry {
+    /// Give it to `get_run` for the run's status or result.
+    pub run_id: String,
+    /// The tool that started it (plan, implement, review, fix, chat).
+    pub tool: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// running, ok, failed, cancelled or timed_out.
+    pub status: RunStatus,
+    /// The start of the reply for a run that succeeded, or why it did not.
+    pub summary: Option<String>,
+    /// Started with `background: true`.
+    #[serde(default)]
+    pub background: bool,
+}
+
+/// Puts `entry` into `log` (replacing the entry with its id), newest
+/// last, keeping [`RECENT_RUNS`]. Returns false, changing nothing, when the
+/// log already holds a final entry for the run: each run counts once, even
+/// when two gateways (or a restarted one) both try to record it.
+pub fn upsert(log: &mut Vec<RunEntry>, entry: RunEntry) -> bool {
+    if let Some(pos) = log.iter().position(|e| e.run_id == entry.run_id) {
+        if log[pos].status.is_final() {
+            return false;
+        }
+        log.remove(pos);
+    }
+    log.push(entry);
+    let excess = log.len().saturating_sub(RECENT_RUNS);
+    log.drain(..excess);
+    true
+}
+
+/// Whether the log holds a final entry for the run.
+pub fn finished_in(log: &[RunEntry], run_id: &str) -> bool {
+    log.iter()
+        .any(|e| e.run_id == run_id && e.status.is_final())
+}
+
+/// A short summary for the log: the first line of a reply or error, cut.
+pub fn short(text: &str) -> String {
+    let line = text.trim().lines().next().unwrap_or_default();
+    crate::codex::events::truncate(line, 200)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, status: RunStatus) -> RunEntry {
+        RunEntry {
+            run_id: id.into(),
+            tool: "chat".into(),
+            started_at: Utc::now(),
+            finished_at: None,
+            status,
+            summary: None,
+            background: false,
+        }
+    }
+
+    #[test]
+    fn a_run_is_logged_once_and_the_log_is_bounded() {
+        let mut log = Vec::new();
+        assert!(upsert(&mut log, entry("a", RunStatus::Running)));
+        assert!(!finished_in(&log, "a"));
+        assert!(upsert(&mut log, entry("a", RunStatus::Ok)));
+        assert_eq!(log.len(), 1);
+        assert!(finished_in(&log, "a"));
+        assert!(!upsert(&mut log, entry("a", RunStatus::Failed)));
+        assert_eq!(log[0].status, RunStatus::Ok);
+        for i in 0..30 {
+            upsert(&mut log, entry(&i.to_string(), RunStatus::Failed));
+        }
+        assert_eq!(log.len(), RECENT_RUNS);
+        assert_eq!(log.last().unwrap().run_id, "29");
+        assert_eq!(log[0].run_id, "10");
+    }
+
+    #[test]
+    fn summaries_are_one_short_line() {
+        assert_eq!(short("  first\nsecond"), "first");
+        assert!(short(&"x".repeat(1000)).chars().count() <= 203);
+    }
+}

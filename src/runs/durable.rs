@@ -1,0 +1,284 @@
+//! Runs that belong to their agent: started through the backend's
+//! [`RunClient`] where it has one, and settled (waited for, recorded once)
+//! by whichever gateway next holds the agent, a restarted one included.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::Runner;
+use crate::agent::AgentId;
+use crate::backend::run_log::{finished_in, short, RunEntry, RunStatus};
+use crate::backend::{AgentRecord, BackendError, EventSender, RunRecord, ThreadUpdate};
+use crate::codex::run_dir::{settle, RunId, RunMeta, Settle, RECORDED_FILE};
+use crate::codex::{CodexEvent, RunOutcome, RunRequest};
+use crate::progress::Progress;
+
+/// How a finished run ended, for the agent's log. `cancelled`: its call
+/// was cancelled.
+pub fn run_status(outcome: &RunOutcome, cancelled: bool) -> RunStatus {
+    if outcome.ok {
+        RunStatus::Ok
+    } else if outcome.timed_out {
+        RunStatus::TimedOut
+    } else if cancelled
+        || outcome
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("run cancelled"))
+    {
+        RunStatus::Cancelled
+    } else {
+        RunStatus::Failed
+    }
+}
+
+/// The log entry of a finished run.
+pub fn final_entry(meta: &RunMeta, outcome: &RunOutcome, status: RunStatus) -> RunEntry {
+    let text = if outcome.ok {
+        outcome.final_message.as_deref()
+    } else {
+        outcome.error.as_deref()
+    };
+    RunEntry {
+        run_id: meta.run_id.to_string(),
+        tool: meta.tool.clone(),
+        started_at: meta.started_at,
+        finished_at: Some(Utc::now()),
+        status,
+        summary: text.map(short),
+        background: meta.background,
+    }
+}
+
+/// What a finished run changes on its agent, given the record before it.
+pub fn run_record(
+    record: &AgentRecord,
+    meta: &RunMeta,
+    outcome: &RunOutcome,
+    status: RunStatus,
+) -> RunRecord {
+    let usage = record.run_usage(outcome.usage, meta.resumed_thread.as_deref());
+    let thread = match (&outcome.thread_id, meta.new_conversation) {
+        (Some(id), _) => ThreadUpdate::Set(id.clone()),
+        (None, true) => ThreadUpdate::Clear,
+        (None, false) => ThreadUpdate::Keep,
+    };
+    RunRecord {
+        ok: outcome.ok,
+        usage,
+        thread_usage: outcome.usage,
+        thread,
+        entry: Some(final_entry(meta, outcome, status)),
+    }
+}
+
+impl Runner {
+    /// Runs `request` in the agent's environment: durably when the backend
+    /// can (the run then outlives this call and this gateway), else as a
+    /// child of this call.
+    pub(super) async fn execute(
+        &self,
+        agent: &AgentId,
+        id: &RunId,
+        request: &RunRequest,
+        events: EventSender,
+        cancel: CancellationToken,
+    ) -> Result<RunOutcome, BackendError> {
+        match self.backend.run_client() {
+            Some(client) => client.run(agent, id, request, events, cancel).await,
+            None => self.backend.run(agent, request, events, cancel).await,
+        }
+    }
+
+    /// Marks a recorded run so no gateway records it again; a marker that
+    /// cannot be written is covered by the agent's log.
+    pub(super) async fn mark_recorded(&self, agent: &AgentId, id: &RunId) {
+        if let Some(client) = self.backend.run_client() {
+            if let Err(e) = client.put(agent, id, RECORDED_FILE, Vec::new()).await {
+                warn!(agent = %agent, run = %id, "marking the run recorded failed: {e}");
+            }
+        }
+    }
+
+    /// Settles the agent's runs this gateway did not start (a previous
+    /// gateway's): waits for those still going and records every finished
+    /// one exactly once. Call with the agent's run lock held.
+    pub(super) async fn settle_runs(&self, agent: &AgentId, progress: &Progress) {
+        let Some(client) = self.backend.run_client() else {
+            return;
+        };
+        let runs = match client.list(agent).await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(agent = %agent, "listing the agent's runs failed: {e}");
+                return;
+            }
+        };
+        if runs.is_empty() {
+            return;
+        }
+        let mut record = match self.backend.get_agent(agent).await {
+            Ok(Some(r)) => r,
+            _ => AgentRecord::new(agent, Utc::now()),
+        };
+        for state in runs {
+            let Some(meta) = state.meta() else {
+                continue;
+            };
+            let action = settle(&state, finished_in(&record.recent_runs, &state.run_id));
+            let outcome = match action {
+                Settle::Done { marked: true } => continue,
+                Settle::Done { marked: false } => {
+                    self.mark_recorded(agent, &meta.run_id).await;
+                    continue;
+                }
+                Settle::Record | Settle::Lost => {
+                    state.result.clone().unwrap_or_else(|| RunOutcome {
+                        ok: false,
+                        error: Some(
+                            "the run ended without a result: its process was killed".into(),
+                        ),
+                        ..Default::default()
+                    })
+                }
+                Settle::Follow => {
+                    progress.send(format!(
+                        "waiting for agent {}'s run {} (started before the gateway restarted)",
+                        agent.name, meta.run_id
+                    ));
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    let forward = forward_progress(rx, progress.clone());
+                    let followed = client.follow(agent, &meta.run_id, 0, &tx).await;
+                    drop(tx);
+                    let _ = forward.await;
+                    match followed {
+                        Ok(o) => o,
+                        Err(e) => {
+                            warn!(agent = %agent, run = %meta.run_id, "following failed: {e}");
+                            continue;
+                        }
+                    }
+                }
+            };
+            self.metrics.run_resumed(match action {
+                Settle::Follow => "running",
+                Settle::Lost => "lost",
+                _ => "finished",
+            });
+            let status = run_status(&outcome, false);
+            let run = run_record(&record, &meta, &outcome, status);
+            self.metrics
+                .tokens(run.usage.input_tokens, run.usage.output_tokens);
+            let (saved, unsaved) = self.save_run(agent, &record, run).await;
+            record = saved;
+            if unsaved.is_none() {
+                self.mark_recorded(agent, &meta.run_id).await;
+            }
+            info!(agent = %agent, run = %meta.run_id, status = status.as_str(), "recorded a run started before a restart");
+        }
+        if let Err(e) = client.prune(agent, self.settings.result_ttl).await {
+            warn!(agent = %agent, "removing expired runs failed: {e}");
+        }
+    }
+
+    /// Settles every agent's runs, one task per agent holding its run lock;
+    /// for a gateway that just started.
+    pub fn recover_runs(self: &Arc<Self>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            for agent in this.backend.agents_with_runs().await {
+                let this = this.clone();
+                tokio::spawn(async move {
+                    let slot = this.slot(&agent);
+                    let _lock = slot.run_lock.lock().await;
+                    this.settle_runs(&agent, &Progress::none()).await;
+                });
+            }
+        });
+    }
+}
+
+/// Forwards Codex's events as progress messages.
+fn forward_progress(
+    mut rx: mpsc::UnboundedReceiver<CodexEvent>,
+    progress: Progress,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(ev) = rx.recv().await {
+            if let Some(m) = ev.progress_message() {
+                progress.send(m);
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::{AgentName, Tenant};
+    use crate::codex::Usage;
+
+    fn meta(resumed: Option<&str>) -> RunMeta {
+        RunMeta {
+            run_id: RunId::new(&AgentName::parse("a").unwrap()),
+            tool: "chat".into(),
+            started_at: Utc::now(),
+            resumed_thread: resumed.map(str::to_owned),
+            new_conversation: false,
+            background: true,
+        }
+    }
+
+    #[test]
+    fn a_recovered_run_counts_once_with_its_own_tokens() {
+        let agent = AgentId {
+            tenant: Tenant::default_tenant(),
+            name: AgentName::parse("a").unwrap(),
+        };
+        let mut record = AgentRecord::new(&agent, Utc::now());
+        let outcome = RunOutcome {
+            ok: true,
+            thread_id: Some("t".into()),
+            final_message: Some("done\nmore".into()),
+            usage: Usage {
+                input_tokens: 10,
+                cached_input_tokens: 0,
+                output_tokens: 2,
+            },
+            ..Default::default()
+        };
+        let m = meta(None);
+        let run = run_record(&record, &m, &outcome, run_status(&outcome, false));
+        assert!(record.apply(&run, Utc::now()));
+        assert!(!record.apply(&run, Utc::now()), "the same run again");
+        assert_eq!((record.runs, record.input_tokens), (1, 10));
+        assert_eq!(record.thread_id.as_deref(), Some("t"));
+        let e = &record.recent_runs[0];
+        assert_eq!(e.status, RunStatus::Ok);
+        assert_eq!(e.summary.as_deref(), Some("done"));
+        assert!(e.background);
+    }
+
+    #[test]
+    fn statuses_follow_the_outcome() {
+        let failed = RunOutcome {
+            error: Some("run cancelled (SIGTERM)".into()),
+            ..Default::default()
+        };
+        assert_eq!(run_status(&failed, false), RunStatus::Cancelled);
+        let timed = RunOutcome {
+            timed_out: true,
+            ..Default::default()
+        };
+        assert_eq!(run_status(&timed, false), RunStatus::TimedOut);
+        assert_eq!(run_status(&RunOutcome::default(), false), RunStatus::Failed);
+        assert_eq!(
+            run_status(&RunOutcome::default(), true),
+            RunStatus::Cancelled
+        );
+    }
+}
