@@ -12,13 +12,12 @@
 
 mod support;
 
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams};
 use kube::ResourceExt;
 use serde_json::{json, Value};
 use support::cluster::{self, TestNamespace};
@@ -28,13 +27,13 @@ use support::helm::{self, split_image, Helm, Step};
 use support::kube_gateway::{self, HOST_ON_POD_NETWORK};
 use support::kubectl;
 use support::mcp_client::{McpClient, Transport};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::net_probe::{
+    assert_answers, host_listener, outsider_pod, probe_until, Reach, LISTEN_PORT,
+};
 
 const RELEASE: &str = "codex-mcp";
 const GATEWAY_PORT: u16 = 8210;
 const OPERATOR_PORT: u16 = 8211;
-/// A port agents listen on in this test, and nothing else does.
-const LISTEN_PORT: u16 = 9000;
 /// The `kubernetes` Service, which is the API server.
 const API_SERVICE: (&str, u16) = ("10.96.0.1", 443);
 const TIMEOUT_SECS: u64 = 300;
@@ -222,44 +221,6 @@ fn dry_run_create(ns: &TestNamespace, object: &Value) -> KubectlOutput {
     }
 }
 
-#[derive(Debug, PartialEq, Clone, Copy)]
-enum Reach {
-    /// Connected: the peer answered.
-    Answered,
-    /// The peer's machine said no one listens on that port.
-    Refused,
-    /// Nothing came back: the connection was dropped.
-    Dropped,
-}
-
-/// Opens a TCP connection from `pod` to `ip:port` with busybox's nc, sends
-/// an HTTP/1.0 request (HTTP servers answer it, TLS and echo servers close).
-/// The input stays open a while: nc half-closes the connection when its
-/// input ends, and hyper drops a connection that does so before answering.
-async fn reach(ns: &TestNamespace, pod: &str, ip: &str, port: u16) -> Reach {
-    let script = format!("(printf 'GET / HTTP/1.0\\r\\n\\r\\n'; sleep 2) | nc -w 3 {ip} {port}");
-    let out = cluster::exec_with(
-        &ns.api::<Pod>(),
-        pod,
-        None,
-        &["sh", "-c", &script],
-        None,
-        Duration::from_secs(30),
-    )
-    .await;
-    if out.stderr.contains("timed out") {
-        Reach::Dropped
-    } else if out.stderr.contains("refused") {
-        Reach::Refused
-    } else {
-        assert!(
-            !out.stdout.is_empty(),
-            "nc from {pod} to {ip}:{port}: {out:?}"
-        );
-        Reach::Answered
-    }
-}
-
 async fn policies_hold(ns: &TestNamespace, outsider: &TestNamespace, model: &FakeModel) {
     let alpha = kube_gateway::ready_pod(ns, "alpha").await;
     let beta = kube_gateway::ready_pod(ns, "beta").await;
@@ -408,115 +369,6 @@ async fn policies_hold(ns: &TestNamespace, outsider: &TestNamespace, model: &Fak
         (outsider, &stranger, &open_stranger),
     )
     .await;
-}
-
-/// Where probes start from: a namespace, a pod in it, and what the pod
-/// should see: (what, ip, port, expected).
-type Probes<'a> = (
-    &'a TestNamespace,
-    &'a str,
-    &'a [(&'a str, String, u16, Reach)],
-);
-
-/// Probes until every result is the expected one. Enforcement follows the
-/// API a moment late (pod addresses and policies reach the enforcer through
-/// watches), as with every network plugin: allow it 30 seconds.
-async fn probe_until(what: &str, first: Probes<'_>, second: Probes<'_>) {
-    let wanted: Vec<Reach> = first.2.iter().chain(second.2).map(|p| p.3).collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let seen = probe_all(first, second).await;
-        if seen == wanted {
-            return;
-        }
-        let report: Vec<String> = first
-            .2
-            .iter()
-            .map(|p| (first.1, p))
-            .chain(second.2.iter().map(|p| (second.1, p)))
-            .zip(&seen)
-            .filter(|((_, p), got)| p.3 != **got)
-            .map(|((from, p), got)| {
-                format!(
-                    "{from} -> {} ({}:{}): {got:?}, wanted {:?}",
-                    p.0, p.1, p.2, p.3
-                )
-            })
-            .collect();
-        eprintln!("{what}: {report:?}");
-        assert!(Instant::now() < deadline, "{what}: {report:#?}");
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
-/// Runs both lists of probes at once; their results in order.
-async fn probe_all(first: Probes<'_>, second: Probes<'_>) -> Vec<Reach> {
-    let (mut a, b) = tokio::join!(probe_from(first), probe_from(second));
-    a.extend(b);
-    a
-}
-
-async fn probe_from((ns, pod, probes): Probes<'_>) -> Vec<Reach> {
-    join_all(
-        probes
-            .iter()
-            .map(|(_, ip, port, _)| reach(ns, pod, ip, *port)),
-    )
-    .await
-}
-
-async fn assert_answers(addr: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut buf = [0u8; 2];
-        let got = async {
-            let mut s = tokio::net::TcpStream::connect(addr).await?;
-            s.read_exact(&mut buf).await?;
-            std::io::Result::Ok(buf)
-        };
-        match tokio::time::timeout(Duration::from_secs(3), got).await {
-            Ok(Ok(b)) if &b == b"hi" => return,
-            other => assert!(
-                Instant::now() < deadline,
-                "{addr} does not answer: {other:?}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// A listener on the machine's address on the pod bridge that answers "hi".
-async fn host_listener() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from((HOST_ON_POD_NETWORK, 0)))
-        .await
-        .expect("binding on the pod bridge");
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let _ = s.write_all(b"hi\n").await;
-        }
-    });
-    addr
-}
-
-/// A plain pod in another namespace, listening on LISTEN_PORT.
-async fn outsider_pod(ns: &TestNamespace) -> String {
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": {"name": "stranger"},
-        "spec": {
-            "terminationGracePeriodSeconds": 1,
-            "automountServiceAccountToken": false,
-            "containers": [{
-                "name": "listen", "image": cluster::busybox_image(), "imagePullPolicy": "Never",
-                "command": ["nc", "-ll", "-p", LISTEN_PORT.to_string(), "-e", "echo", "hi"],
-            }],
-        },
-    }))
-    .unwrap();
-    let pods = ns.api::<Pod>();
-    pods.create(&PostParams::default(), &pod).await.unwrap();
-    cluster::wait_for_pod_running(&pods, "stranger", cluster::POD_START_TIMEOUT).await;
-    "stranger".to_owned()
 }
 
 async fn pod_ip_of(ns: &TestNamespace, pod: &str) -> String {

@@ -10,6 +10,7 @@ pub mod helm;
 pub mod kube_gateway;
 pub mod kubectl;
 pub mod mcp_client;
+pub mod net_probe;
 pub mod prometheus;
 pub mod raw_mcp;
 pub mod tenants;
