@@ -164,7 +164,14 @@ fi
 # the end, as it grows to gigabytes. An exported GOCACHE is used and kept.
 if [ -z "${GOCACHE:-}" ]; then
   export GOCACHE="$CACHE/.gocache-install"
-  trap 'chmod -R u+w "$GOCACHE" 2>/dev/null; rm -rf "$GOCACHE"' EXIT
+  # Go marks its cache read-only; a step that built nothing leaves none.
+  remove_gocache() {
+    if [ -d "$GOCACHE" ]; then
+      chmod -R u+w "$GOCACHE"
+      rm -rf "$GOCACHE"
+    fi
+  }
+  trap remove_gocache EXIT
 fi
 
 # The helm CLI, Helm 4 and Helm 3, which the chart tests and
