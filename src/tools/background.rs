@@ -128,6 +128,16 @@ fn combine(
     out
 }
 
+/// A finished task's state, from its run's status.
+fn task_state(status: RunStatus) -> crate::metrics::TaskState {
+    use crate::metrics::TaskState;
+    match status {
+        RunStatus::Ok => TaskState::Completed,
+        RunStatus::Cancelled => TaskState::Cancelled,
+        _ => TaskState::Failed,
+    }
+}
+
 /// How a background call ended, from its error.
 fn failed_status(cancelled: bool, error: &str) -> RunStatus {
     if cancelled || error.contains("cancelled") {
@@ -172,6 +182,7 @@ impl CodexTools {
         Fut: Future<Output = Result<T, ToolError>> + Send + 'static,
     {
         let id = RunId::new(&call.agent.name);
+        let is_task = call.task;
         let runner = self.runner.clone();
         let bg = runner
             .background()
@@ -207,6 +218,10 @@ impl CodexTools {
                     (failed_status(bg.cancel.is_cancelled(), &e), stored(Err(e)))
                 }
             };
+            if is_task {
+                let seconds = (Utc::now() - bg.started_at).num_milliseconds() as f64 / 1000.0;
+                runner.metrics().task_finished(task_state(status), seconds);
+            }
             runner.finish_background(&id, &bg, status, value).await;
         });
         Ok(Answer::Started(report))
@@ -220,7 +235,6 @@ impl CodexTools {
     ) -> Result<RunReport, ToolError> {
         let (agent, id) = self.visible_run(caller, &args.run_id)?;
         let wait = Duration::from_secs(args.wait_seconds.unwrap_or(0).min(MAX_WAIT_SECONDS));
-        let ttl = self.runner.settings().result_ttl;
         let mut report = RunReport {
             run_id: id.to_string(),
             agent_id: agent.name.to_string(),
@@ -232,7 +246,7 @@ impl CodexTools {
             result: None,
             error: None,
         };
-        if let Some(bg) = self.runner.background().get(&id, ttl) {
+        if let Some(bg) = self.live_call(&agent, &id) {
             report.tool.clone_from(&bg.tool);
             report.started_at = Some(bg.started_at);
             match bg.wait(wait).await {
@@ -330,6 +344,17 @@ impl CodexTools {
         Ok(entry.is_some_and(|e| e.status.is_final()))
     }
 
+    /// This process's background call `id` of `agent`: a run id names its
+    /// agent but not its tenant, so a call of another tenant's agent of the
+    /// same name is not the caller's.
+    fn live_call(&self, agent: &AgentId, id: &RunId) -> Option<Arc<crate::runs::background::Call>> {
+        let ttl = self.runner.settings().result_ttl;
+        self.runner
+            .background()
+            .get(id, ttl)
+            .filter(|bg| bg.agent == *agent)
+    }
+
     /// The agent and id of a run the caller may see; any other is unknown.
     fn visible_run(&self, caller: &Caller, raw: &str) -> Result<(AgentId, RunId), ToolError> {
         let unknown = || ToolError::InvalidParams(format!("unknown run `{raw}`"));
@@ -352,8 +377,7 @@ impl CodexTools {
         args: CancelRunArgs,
     ) -> Result<RunReport, ToolError> {
         let (agent, id) = self.visible_run(caller, &args.run_id)?;
-        let ttl = self.runner.settings().result_ttl;
-        if let Some(bg) = self.runner.background().get(&id, ttl) {
+        if let Some(bg) = self.live_call(&agent, &id) {
             bg.cancel.cancel();
         }
         if let Some(client) = self.runner.backend().run_client() {

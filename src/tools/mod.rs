@@ -10,6 +10,7 @@ pub mod prompts;
 pub mod responses;
 pub mod schema;
 pub mod session;
+pub mod tasks;
 
 use std::sync::Arc;
 
@@ -96,6 +97,9 @@ struct Call {
     cancel: tokio_util::sync::CancellationToken,
     /// A background call's id, for its first run.
     run_id: Option<RunId>,
+    /// The client asked for a task (MCP Tasks extension): the call runs in
+    /// the background and is answered with its task.
+    task: bool,
 }
 
 impl CodexTools {
@@ -113,6 +117,7 @@ impl CodexTools {
             progress,
             cancel: ctx.ct.clone(),
             run_id: None,
+            task: ctx.extensions.get::<tasks::TaskRequested>().is_some(),
         })
     }
 
@@ -252,7 +257,7 @@ impl CodexTools {
     ) -> Result<Answer<PlanResponse>, ToolError> {
         require_text("task", &args.task)?;
         let call = self.call(&ctx)?;
-        if args.background == Some(true) {
+        if args.background == Some(true) || call.task {
             return self.start_background(call, ToolKind::Plan, |this, call| async move {
                 this.do_plan(&call, &args).await
             });
@@ -294,7 +299,7 @@ impl CodexTools {
                 .map(String::as_str)
                 .chain(context_paths(&args.context_files)),
         )?;
-        if args.background == Some(true) {
+        if args.background == Some(true) || call.task {
             return self.start_background(call, ToolKind::Implement, |this, call| async move {
                 this.do_implement(&call, &args).await
             });
@@ -331,7 +336,7 @@ impl CodexTools {
     ) -> Result<Answer<ReviewResponse>, ToolError> {
         require_text("content", &args.content)?;
         let call = self.call(&ctx)?;
-        if args.background == Some(true) {
+        if args.background == Some(true) || call.task {
             return self.start_background(call, ToolKind::Review, |this, call| async move {
                 this.do_review(&call, &args).await
             });
@@ -373,7 +378,7 @@ impl CodexTools {
         }
         let mut call = self.call(&ctx)?;
         call.workspace_paths = check_paths(context_paths(&args.context_files))?;
-        if args.background == Some(true) {
+        if args.background == Some(true) || call.task {
             return self.start_background(call, ToolKind::Fix, |this, call| async move {
                 this.do_fix(&call, &args).await
             });
@@ -401,7 +406,7 @@ impl CodexTools {
     ) -> Result<Answer<ChatResponse>, ToolError> {
         require_text("message", &args.message)?;
         let call = self.call(&ctx)?;
-        if args.background == Some(true) {
+        if args.background == Some(true) || call.task {
             return self.start_background(call, ToolKind::Chat, |this, call| async move {
                 this.do_chat(&call, args).await
             });
@@ -523,6 +528,7 @@ impl ServerHandler for CodexTools {
         rmcp::model::ServerConfig::new(
             rmcp::model::ServerCapabilities::builder()
                 .enable_tools()
+                .enable_tasks()
                 .build(),
         )
         .with_server_info(rmcp::model::Implementation::new(
@@ -554,8 +560,45 @@ impl ServerHandler for CodexTools {
                 return ToolError::InvalidParams(problems).into_call_tool_result();
             }
         }
+        // A client that declared Tasks gets a task for a Codex-backed call;
+        // any other call, and any other client, an ordinary result.
+        let task = tasks::client_declared_tasks(&context)
+            && tasks::TASK_TOOLS.contains(&request.name.as_ref());
+        let mut context = context;
+        if task {
+            context.extensions.insert(tasks::TaskRequested);
+        }
         let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
-        self.tool_router.call(tcc).await
+        let response = self.tool_router.call(tcc).await?;
+        Ok(if task {
+            self.answer_with_task(response)
+        } else {
+            response
+        })
+    }
+
+    async fn get_task(
+        &self,
+        request: rmcp::model::GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetTaskResult, ErrorData> {
+        self.task_get(request.task_id, context).await
+    }
+
+    async fn cancel_task(
+        &self,
+        request: rmcp::model::CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.task_cancel(request.task_id, context).await
+    }
+
+    async fn update_task(
+        &self,
+        request: rmcp::model::UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.task_update(request.task_id, context).await
     }
 
     async fn on_custom_request(

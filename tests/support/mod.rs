@@ -12,6 +12,7 @@ pub mod kubectl;
 pub mod mcp_client;
 pub mod prometheus;
 pub mod raw_mcp;
+pub mod tasks_client;
 pub mod tenants;
 
 use std::path::PathBuf;
