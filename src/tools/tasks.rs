@@ -45,16 +45,21 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// The task's base fields from a run's report.
+/// The task's base fields from a run's report. A result is kept for
+/// `ttl_ms` after the run's end, while the spec counts `ttlMs` from the
+/// task's creation: the run's duration so far is added (the value grows
+/// while it runs, which the spec allows).
 fn base_task(report: &RunReport, ttl_ms: u64, now: DateTime<Utc>) -> Task {
     let created = report.started_at.unwrap_or(now);
+    let updated = report.finished_at.unwrap_or(now);
+    let lived = u64::try_from((updated - created).num_milliseconds()).unwrap_or(0);
     Task::new(
         report.run_id.clone(),
         TaskStatus::Working,
         rfc3339(created),
-        rfc3339(report.finished_at.unwrap_or(now)),
+        rfc3339(updated),
     )
-    .with_ttl_ms(ttl_ms)
+    .with_ttl_ms(ttl_ms.saturating_add(lived))
     .with_poll_interval_ms(POLL_INTERVAL_MS)
 }
 
@@ -236,7 +241,8 @@ mod tests {
 
     #[test]
     fn a_running_task_says_what_the_agent_does() {
-        let t = detailed_task(&report("running"), 3_600_000, Utc::now());
+        let r = report("running");
+        let t = detailed_task(&r, 3_600_000, r.started_at.unwrap());
         let v = serde_json::to_value(GetTaskResult::new(t.clone())).unwrap();
         assert_eq!(v["status"], "working");
         assert_eq!(v["statusMessage"], "running: cargo test");
@@ -261,6 +267,7 @@ mod tests {
         let mut failed = report("failed");
         failed.error = Some("codex run failed".into());
         let t = detailed_task(&failed, 1000, Utc::now());
+        assert!(t.task.ttl_ms.unwrap() >= 1000);
         let v = serde_json::to_value(&t).unwrap();
         assert_eq!(v["status"], "completed");
         assert_eq!(v["result"]["isError"], true);
