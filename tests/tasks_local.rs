@@ -2,7 +2,8 @@
 //! 2026-07-28 client that declares it: `implement` becomes a task, polling
 //! `tasks/get` shows Codex's progress and then the result with its diff;
 //! `tasks/cancel` kills the run; another tenant learns nothing; a client
-//! without the extension gets an ordinary result; a gateway killed with
+//! without the extension gets an ordinary result; a 2025-11-25 session
+//! that declared it at initialize gets tasks too; a gateway killed with
 //! SIGKILL mid-task and restarted serves the task's result.
 
 mod support;
@@ -13,7 +14,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use support::fake_model::{FakeModel, Reply};
 use support::gateway::{processes_mentioning, Gateway, GatewayOptions};
-use support::tasks_client::TasksClient;
+use support::raw_mcp::RawMcp;
+use support::tasks_client::{TasksClient, TASKS_EXTENSION};
 use support::tenants::{token_file, ALPHA, BETA};
 
 const AGENT: &str = "worker";
@@ -263,4 +265,47 @@ async fn a_task_survives_a_gateway_killed_mid_task() {
         "{done}"
     );
     assert!(env.agent_dir().join("runs").join(&id).is_dir());
+}
+
+#[tokio::test]
+async fn a_session_that_declared_tasks_at_initialize_gets_a_task() {
+    let env = Env::start().await;
+    env.model.push(Reply::text("session reply"));
+    let raw = RawMcp::new(env.gateway.mcp_url())
+        .bearer(ALPHA)
+        .header("X-Codex-Agent", AGENT.parse().unwrap());
+    let init = raw
+        .initialize_with(json!({"extensions": {TASKS_EXTENSION: {}}}))
+        .await;
+    let extensions = &init.message["result"]["capabilities"]["extensions"];
+    assert!(extensions.get(TASKS_EXTENSION).is_some(), "{}", init.text);
+    let session = init.session.clone().expect("a session");
+    let answer = raw
+        .call(&session, 1, "chat", json!({"message": "hi"}))
+        .await
+        .message;
+    let id = task_id(&answer);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = raw
+            .send(
+                Some(&session),
+                json!({"jsonrpc": "2.0", "id": 2, "method": "tasks/get",
+                       "params": {"taskId": id}}),
+            )
+            .await
+            .message;
+        let result = &got["result"];
+        assert!(result.is_object(), "{got}");
+        if result["status"] != "working" {
+            assert_eq!(result["status"], "completed", "{got}");
+            assert_eq!(
+                result["result"]["structuredContent"]["reply"], "session reply",
+                "{got}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "still working: {got}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
