@@ -250,6 +250,12 @@ async fn a_task_survives_a_gateway_killed_mid_task() {
             .await,
         "codex never called the model"
     );
+    // A second task waits for the agent's run: the gateway dies before it starts.
+    let queued = task_id(
+        &env.client(ALPHA)
+            .call_tool("chat", json!({"message": "queued-task"}))
+            .await,
+    );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(env.gateway.pid() as i32),
         nix::sys::signal::Signal::SIGKILL,
@@ -258,6 +264,18 @@ async fn a_task_survives_a_gateway_killed_mid_task() {
     env.gateway = env.gateway.restart();
 
     let client = env.client(ALPHA);
+    let (lost, _) = client
+        .poll_until_done(&queued, Duration::from_secs(10))
+        .await;
+    assert_eq!(lost["status"], "completed", "{lost}");
+    assert_eq!(lost["result"]["isError"], true, "{lost}");
+    assert!(
+        lost["statusMessage"]
+            .as_str()
+            .unwrap()
+            .contains("before the run started"),
+        "{lost}"
+    );
     let (done, _) = client.poll_until_done(&id, Duration::from_secs(60)).await;
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(
@@ -265,6 +283,13 @@ async fn a_task_survives_a_gateway_killed_mid_task() {
         "{done}"
     );
     assert!(env.agent_dir().join("runs").join(&id).is_dir());
+    assert!(
+        !env.model
+            .requests()
+            .iter()
+            .any(|r| r.to_string().contains("queued-task")),
+        "the lost task ran"
+    );
 }
 
 #[tokio::test]

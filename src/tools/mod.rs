@@ -248,7 +248,7 @@ impl CodexTools {
     #[tool(
         description = "Plan a coding task before implementing it. Returns ordered steps with the files each touches, risks, dependencies, a testing strategy and an effort estimate. Never modifies the workspace.",
         annotations(read_only_hint = true, open_world_hint = true),
-        output_schema = background::or_background::<PlanResponse>()
+        output_schema = schema::or_background::<PlanResponse>()
     )]
     async fn plan(
         &self,
@@ -258,9 +258,11 @@ impl CodexTools {
         require_text("task", &args.task)?;
         let call = self.call(&ctx)?;
         if args.background == Some(true) || call.task {
-            return self.start_background(call, ToolKind::Plan, |this, call| async move {
-                this.do_plan(&call, &args).await
-            });
+            return self
+                .start_background(call, ToolKind::Plan, |this, call| async move {
+                    this.do_plan(&call, &args).await
+                })
+                .await;
         }
         self.do_plan(&call, &args).await.map(Answer::Done)
     }
@@ -284,7 +286,7 @@ impl CodexTools {
     #[tool(
         description = "Implement a task by writing code in your agent's workspace. The agent edits the target files for real; the result lists every changed file with its actual unified diff (computed from the workspace before and after), plus dependencies added, tests needed, integration notes, next steps and warnings.",
         annotations(destructive_hint = false, open_world_hint = true),
-        output_schema = background::or_background::<ImplementResponse>()
+        output_schema = schema::or_background::<ImplementResponse>()
     )]
     async fn implement(
         &self,
@@ -300,9 +302,11 @@ impl CodexTools {
                 .chain(context_paths(&args.context_files)),
         )?;
         if args.background == Some(true) || call.task {
-            return self.start_background(call, ToolKind::Implement, |this, call| async move {
-                this.do_implement(&call, &args).await
-            });
+            return self
+                .start_background(call, ToolKind::Implement, |this, call| async move {
+                    this.do_implement(&call, &args).await
+                })
+                .await;
         }
         self.do_implement(&call, &args).await.map(Answer::Done)
     }
@@ -327,7 +331,7 @@ impl CodexTools {
     #[tool(
         description = "Review code, a diff, or files in your workspace. Returns an overall rating, line-level comments (severity, category, suggestion), security/performance/maintainability scores from 1 to 10, a summary and recommendations. Never modifies the workspace.",
         annotations(read_only_hint = true, open_world_hint = true),
-        output_schema = background::or_background::<ReviewResponse>()
+        output_schema = schema::or_background::<ReviewResponse>()
     )]
     async fn review(
         &self,
@@ -337,9 +341,11 @@ impl CodexTools {
         require_text("content", &args.content)?;
         let call = self.call(&ctx)?;
         if args.background == Some(true) || call.task {
-            return self.start_background(call, ToolKind::Review, |this, call| async move {
-                this.do_review(&call, &args).await
-            });
+            return self
+                .start_background(call, ToolKind::Review, |this, call| async move {
+                    this.do_review(&call, &args).await
+                })
+                .await;
         }
         self.do_review(&call, &args).await.map(Answer::Done)
     }
@@ -363,7 +369,7 @@ impl CodexTools {
     #[tool(
         description = "Diagnose and fix a bug in your agent's workspace from failing tests, error output, symptoms and/or context files (give at least one). Returns each problem with its root cause, solution and prevention, diagnostic steps, and the real diffs of the files changed.",
         annotations(destructive_hint = false, open_world_hint = true),
-        output_schema = background::or_background::<FixResponse>()
+        output_schema = schema::or_background::<FixResponse>()
     )]
     async fn fix(
         &self,
@@ -379,9 +385,11 @@ impl CodexTools {
         let mut call = self.call(&ctx)?;
         call.workspace_paths = check_paths(context_paths(&args.context_files))?;
         if args.background == Some(true) || call.task {
-            return self.start_background(call, ToolKind::Fix, |this, call| async move {
-                this.do_fix(&call, &args).await
-            });
+            return self
+                .start_background(call, ToolKind::Fix, |this, call| async move {
+                    this.do_fix(&call, &args).await
+                })
+                .await;
         }
         self.do_fix(&call, &args).await.map(Answer::Done)
     }
@@ -397,7 +405,7 @@ impl CodexTools {
     #[tool(
         description = "Talk to your agent freely: ask questions, give follow-up instructions, or have it run commands in its workspace. The conversation continues across calls; set new_conversation to start over (the workspace is kept).",
         annotations(destructive_hint = false, open_world_hint = true),
-        output_schema = background::or_background::<ChatResponse>()
+        output_schema = schema::or_background::<ChatResponse>()
     )]
     async fn chat(
         &self,
@@ -407,9 +415,11 @@ impl CodexTools {
         require_text("message", &args.message)?;
         let call = self.call(&ctx)?;
         if args.background == Some(true) || call.task {
-            return self.start_background(call, ToolKind::Chat, |this, call| async move {
-                this.do_chat(&call, args).await
-            });
+            return self
+                .start_background(call, ToolKind::Chat, |this, call| async move {
+                    this.do_chat(&call, args).await
+                })
+                .await;
         }
         self.do_chat(&call, args).await.map(Answer::Done)
     }
