@@ -52,6 +52,27 @@ impl ToolKind {
     }
 }
 
+/// Where a task (MCP Tasks extension) stands, as `tasks/get` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskState {
+    Working,
+    Completed,
+    /// Completed with a tool error (`isError`), or failed.
+    Failed,
+    Cancelled,
+}
+
+impl TaskState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Working => "working",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -89,6 +110,10 @@ pub struct Metrics {
     runs_resumed: IntCounterVec,
     background_runs: IntCounterVec,
     pub background_running: IntGauge,
+    tasks: IntCounterVec,
+    pub tasks_working: IntGauge,
+    task_seconds: HistogramVec,
+    task_polls: IntCounterVec,
 }
 
 impl Metrics {
@@ -171,8 +196,49 @@ impl Metrics {
             &registry,
             IntGauge::new("background_runs_running", "Background calls going on now"),
         );
+        let tasks = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "tasks_total",
+                    "Tasks (MCP Tasks extension) by state: working counts created tasks, the others finished ones",
+                ),
+                &["state"],
+            ),
+        );
+        let tasks_working = register(
+            &registry,
+            IntGauge::new("tasks_working", "Tasks of this gateway going on now"),
+        );
+        let task_seconds = register(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "task_duration_seconds",
+                    "Duration of tasks from creation to their end, by final state",
+                )
+                .buckets(vec![
+                    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0,
+                ]),
+                &["state"],
+            ),
+        );
+        let task_polls = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "task_polls_total",
+                    "tasks/get requests by the state answered",
+                ),
+                &["state"],
+            ),
+        );
         Self {
             registry,
+            tasks,
+            tasks_working,
+            task_seconds,
+            task_polls,
             runs_resumed,
             background_runs,
             background_running,
@@ -202,6 +268,26 @@ impl Metrics {
     pub fn background_finished(&self, status: &'static str) {
         self.background_running.dec();
         self.background_runs.with_label_values(&[status]).inc();
+    }
+
+    pub fn task_created(&self) {
+        self.tasks
+            .with_label_values(&[TaskState::Working.as_str()])
+            .inc();
+        self.tasks_working.inc();
+    }
+
+    /// A task of this gateway ended after `seconds`.
+    pub fn task_finished(&self, state: TaskState, seconds: f64) {
+        self.tasks_working.dec();
+        self.tasks.with_label_values(&[state.as_str()]).inc();
+        self.task_seconds
+            .with_label_values(&[state.as_str()])
+            .observe(seconds);
+    }
+
+    pub fn task_polled(&self, state: TaskState) {
+        self.task_polls.with_label_values(&[state.as_str()]).inc();
     }
 
     pub fn tokens(&self, input: u64, output: u64) {
@@ -267,6 +353,9 @@ mod tests {
         m.run_resumed("running");
         m.background_running.inc();
         m.background_finished("ok");
+        m.task_created();
+        m.task_polled(TaskState::Working);
+        m.task_finished(TaskState::Completed, 3.0);
         {
             let _t = m.run_timer(ToolKind::Plan);
         }
@@ -282,5 +371,10 @@ mod tests {
         assert!(text.contains(r#"codex_mcp_runs_resumed_total{state="running"} 1"#));
         assert!(text.contains(r#"codex_mcp_background_runs_total{status="ok"} 1"#));
         assert!(text.contains("codex_mcp_background_runs_running 0"));
+        assert!(text.contains(r#"codex_mcp_tasks_total{state="working"} 1"#));
+        assert!(text.contains(r#"codex_mcp_tasks_total{state="completed"} 1"#));
+        assert!(text.contains(r#"codex_mcp_task_polls_total{state="working"} 1"#));
+        assert!(text.contains(r#"codex_mcp_task_duration_seconds_count{state="completed"} 1"#));
+        assert!(text.contains("codex_mcp_tasks_working 0"));
     }
 }

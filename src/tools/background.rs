@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use super::caller::Caller;
 use super::{Call, CodexTools, ToolError};
 use crate::agent::AgentId;
-use crate::backend::run_log::RunStatus;
+use crate::backend::run_log::{short, RunEntry, RunStatus};
 use crate::codex::run_dir::RunId;
 use crate::codex::{AgentRunLine, CodexEvent};
 use crate::metrics::ToolKind;
@@ -87,45 +87,14 @@ impl<T: Serialize + JsonSchema + 'static> IntoCallToolResult for Answer<T> {
     }
 }
 
-/// The output schema of a tool that may answer with `T` or, started in
-/// the background, with a [`RunReport`].
-pub fn or_background<T: JsonSchema + std::any::Any>() -> Arc<rmcp::model::JsonObject> {
-    let done = rmcp::handler::server::common::schema_for_output::<T>();
-    let started = rmcp::handler::server::common::schema_for_output::<RunReport>();
-    Arc::new(combine(&done, &started))
-}
-
-/// Both shapes in one object schema: every property at the root (their
-/// names do not overlap), and `anyOf` over the two `required` lists, so a
-/// result validates as one or the other and the tool's own fields stay
-/// where clients look for them.
-fn combine(
-    done: &rmcp::model::JsonObject,
-    started: &rmcp::model::JsonObject,
-) -> rmcp::model::JsonObject {
-    let mut out = serde_json::Map::new();
-    let mut props = serde_json::Map::new();
-    let mut defs = serde_json::Map::new();
-    let mut any_of = Vec::new();
-    for schema in [done, started] {
-        if let Some(Value::Object(p)) = schema.get("properties") {
-            props.extend(p.clone());
-        }
-        for key in ["$defs", "definitions"] {
-            if let Some(Value::Object(d)) = schema.get(key) {
-                defs.extend(d.clone());
-            }
-        }
-        let required = schema.get("required").cloned().unwrap_or(json!([]));
-        any_of.push(json!({ "required": required }));
+/// A finished task's state, from its run's status.
+fn task_state(status: RunStatus) -> crate::metrics::TaskState {
+    use crate::metrics::TaskState;
+    match status {
+        RunStatus::Ok => TaskState::Completed,
+        RunStatus::Cancelled => TaskState::Cancelled,
+        _ => TaskState::Failed,
     }
-    out.insert("type".into(), json!("object"));
-    out.insert("properties".into(), Value::Object(props));
-    out.insert("anyOf".into(), Value::Array(any_of));
-    if !defs.is_empty() {
-        out.insert("$defs".into(), Value::Object(defs));
-    }
-    out
 }
 
 /// How a background call ended, from its error.
@@ -159,8 +128,10 @@ fn last_progress(tail: &[String]) -> Option<String> {
 
 impl CodexTools {
     /// Starts `work` as a background call of `call`'s agent and answers at
-    /// once with its run id.
-    pub(super) fn start_background<T, F, Fut>(
+    /// once with its run id, logged on the agent first: a gateway that
+    /// ends before the run starts (it may wait for the agent's current run)
+    /// leaves an entry a later gateway reports as lost, never an unknown id.
+    pub(super) async fn start_background<T, F, Fut>(
         &self,
         mut call: Call,
         tool: ToolKind,
@@ -172,6 +143,7 @@ impl CodexTools {
         Fut: Future<Output = Result<T, ToolError>> + Send + 'static,
     {
         let id = RunId::new(&call.agent.name);
+        let is_task = call.task;
         let runner = self.runner.clone();
         let bg = runner
             .background()
@@ -194,7 +166,22 @@ impl CodexTools {
             result: None,
             error: None,
         };
+        let entry = RunEntry {
+            run_id: id.to_string(),
+            tool: tool.as_str().to_owned(),
+            started_at: bg.started_at,
+            finished_at: None,
+            status: RunStatus::Running,
+            summary: None,
+            background: true,
+        };
+        // An agent without a record yet (its first call) is not logged here:
+        // its record is made when the run starts, moments later.
+        if let Err(e) = runner.backend().note_run(&call.agent, entry.clone()).await {
+            tracing::warn!(run = %id, "logging the background call failed: {e}");
+        }
         let this = self.clone();
+        let agent = call.agent.clone();
         tokio::spawn(async move {
             let result = work(this, call).await;
             let (status, value) = match result {
@@ -207,6 +194,22 @@ impl CodexTools {
                     (failed_status(bg.cancel.is_cancelled(), &e), stored(Err(e)))
                 }
             };
+            // A call that failed before its run started has only the entry
+            // logged above: it is closed here (a run that started was
+            // recorded already, and a final entry is never replaced).
+            let ended = RunEntry {
+                finished_at: Some(Utc::now()),
+                status,
+                summary: value.get("error").and_then(Value::as_str).map(short),
+                ..entry
+            };
+            if let Err(e) = runner.backend().note_run(&agent, ended).await {
+                tracing::warn!(run = %id, "logging the background call's end failed: {e}");
+            }
+            if is_task {
+                let seconds = (Utc::now() - bg.started_at).num_milliseconds() as f64 / 1000.0;
+                runner.metrics().task_finished(task_state(status), seconds);
+            }
             runner.finish_background(&id, &bg, status, value).await;
         });
         Ok(Answer::Started(report))
@@ -220,7 +223,6 @@ impl CodexTools {
     ) -> Result<RunReport, ToolError> {
         let (agent, id) = self.visible_run(caller, &args.run_id)?;
         let wait = Duration::from_secs(args.wait_seconds.unwrap_or(0).min(MAX_WAIT_SECONDS));
-        let ttl = self.runner.settings().result_ttl;
         let mut report = RunReport {
             run_id: id.to_string(),
             agent_id: agent.name.to_string(),
@@ -232,7 +234,7 @@ impl CodexTools {
             result: None,
             error: None,
         };
-        if let Some(bg) = self.runner.background().get(&id, ttl) {
+        if let Some(bg) = self.live_call(&agent, &id) {
             report.tool.clone_from(&bg.tool);
             report.started_at = Some(bg.started_at);
             match bg.wait(wait).await {
@@ -282,6 +284,26 @@ impl CodexTools {
         if state.is_none() && entry.is_none() {
             return Err(unknown());
         }
+        if let (None, Some(e), Some(_)) = (&state, &entry, self.runner.backend().run_client()) {
+            if e.status == RunStatus::Running {
+                // Logged, not live here, and never started: its gateway
+                // ended while the call waited to run.
+                let error = "the gateway stopped before the run started; nothing ran: call again";
+                let lost = RunEntry {
+                    finished_at: Some(Utc::now()),
+                    status: RunStatus::Failed,
+                    summary: Some(error.into()),
+                    ..e.clone()
+                };
+                let _ = self.runner.backend().note_run(agent, lost).await;
+                report.tool.clone_from(&e.tool);
+                report.started_at = Some(e.started_at);
+                report.finished_at = Some(Utc::now());
+                report.status = RunStatus::Failed.as_str().to_owned();
+                report.error = Some(error.into());
+                return Ok(true);
+            }
+        }
         if let Some(meta) = state.as_ref().and_then(|s| s.meta()) {
             report.tool = meta.tool;
             report.started_at = Some(meta.started_at);
@@ -330,6 +352,17 @@ impl CodexTools {
         Ok(entry.is_some_and(|e| e.status.is_final()))
     }
 
+    /// This process's background call `id` of `agent`: a run id names its
+    /// agent but not its tenant, so a call of another tenant's agent of the
+    /// same name is not the caller's.
+    fn live_call(&self, agent: &AgentId, id: &RunId) -> Option<Arc<crate::runs::background::Call>> {
+        let ttl = self.runner.settings().result_ttl;
+        self.runner
+            .background()
+            .get(id, ttl)
+            .filter(|bg| bg.agent == *agent)
+    }
+
     /// The agent and id of a run the caller may see; any other is unknown.
     fn visible_run(&self, caller: &Caller, raw: &str) -> Result<(AgentId, RunId), ToolError> {
         let unknown = || ToolError::InvalidParams(format!("unknown run `{raw}`"));
@@ -352,8 +385,7 @@ impl CodexTools {
         args: CancelRunArgs,
     ) -> Result<RunReport, ToolError> {
         let (agent, id) = self.visible_run(caller, &args.run_id)?;
-        let ttl = self.runner.settings().result_ttl;
-        if let Some(bg) = self.runner.background().get(&id, ttl) {
+        if let Some(bg) = self.live_call(&agent, &id) {
             bg.cancel.cancel();
         }
         if let Some(client) = self.runner.backend().run_client() {
@@ -418,36 +450,6 @@ impl CodexTools {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn background_schemas_accept_both_answers() {
-        #[derive(Serialize, JsonSchema)]
-        struct Done {
-            reply: String,
-            inner: Inner,
-        }
-        #[derive(Serialize, JsonSchema)]
-        struct Inner {
-            n: u32,
-        }
-        let schema = Value::Object((*or_background::<Done>()).clone());
-        let v = jsonschema::validator_for(&schema).unwrap();
-        assert!(v.is_valid(&json!({"reply": "x", "inner": {"n": 1}})));
-        let started = RunReport {
-            run_id: "a.0".into(),
-            agent_id: "a".into(),
-            tool: "chat".into(),
-            status: "running".into(),
-            message: None,
-            started_at: None,
-            finished_at: None,
-            result: None,
-            error: None,
-        };
-        assert!(v.is_valid(&serde_json::to_value(started).unwrap()));
-        assert!(!v.is_valid(&json!({"reply": 1})));
-        assert_eq!(schema["type"], "object");
-    }
 
     #[test]
     fn progress_comes_from_the_last_telling_event() {

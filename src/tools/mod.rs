@@ -10,6 +10,7 @@ pub mod prompts;
 pub mod responses;
 pub mod schema;
 pub mod session;
+pub mod tasks;
 
 use std::sync::Arc;
 
@@ -96,6 +97,9 @@ struct Call {
     cancel: tokio_util::sync::CancellationToken,
     /// A background call's id, for its first run.
     run_id: Option<RunId>,
+    /// The client asked for a task (MCP Tasks extension): the call runs in
+    /// the background and is answered with its task.
+    task: bool,
 }
 
 impl CodexTools {
@@ -113,6 +117,7 @@ impl CodexTools {
             progress,
             cancel: ctx.ct.clone(),
             run_id: None,
+            task: ctx.extensions.get::<tasks::TaskRequested>().is_some(),
         })
     }
 
@@ -243,7 +248,7 @@ impl CodexTools {
     #[tool(
         description = "Plan a coding task before implementing it. Returns ordered steps with the files each touches, risks, dependencies, a testing strategy and an effort estimate. Never modifies the workspace.",
         annotations(read_only_hint = true, open_world_hint = true),
-        output_schema = background::or_background::<PlanResponse>()
+        output_schema = schema::or_background::<PlanResponse>()
     )]
     async fn plan(
         &self,
@@ -252,10 +257,12 @@ impl CodexTools {
     ) -> Result<Answer<PlanResponse>, ToolError> {
         require_text("task", &args.task)?;
         let call = self.call(&ctx)?;
-        if args.background == Some(true) {
-            return self.start_background(call, ToolKind::Plan, |this, call| async move {
-                this.do_plan(&call, &args).await
-            });
+        if args.background == Some(true) || call.task {
+            return self
+                .start_background(call, ToolKind::Plan, |this, call| async move {
+                    this.do_plan(&call, &args).await
+                })
+                .await;
         }
         self.do_plan(&call, &args).await.map(Answer::Done)
     }
@@ -279,7 +286,7 @@ impl CodexTools {
     #[tool(
         description = "Implement a task by writing code in your agent's workspace. The agent edits the target files for real; the result lists every changed file with its actual unified diff (computed from the workspace before and after), plus dependencies added, tests needed, integration notes, next steps and warnings.",
         annotations(destructive_hint = false, open_world_hint = true),
-        output_schema = background::or_background::<ImplementResponse>()
+        output_schema = schema::or_background::<ImplementResponse>()
     )]
     async fn implement(
         &self,
@@ -294,10 +301,12 @@ impl CodexTools {
                 .map(String::as_str)
                 .chain(context_paths(&args.context_files)),
         )?;
-        if args.background == Some(true) {
-            return self.start_background(call, ToolKind::Implement, |this, call| async move {
-                this.do_implement(&call, &args).await
-            });
+        if args.background == Some(true) || call.task {
+            return self
+                .start_background(call, ToolKind::Implement, |this, call| async move {
+                    this.do_implement(&call, &args).await
+                })
+                .await;
         }
         self.do_implement(&call, &args).await.map(Answer::Done)
     }
@@ -322,7 +331,7 @@ impl CodexTools {
     #[tool(
         description = "Review code, a diff, or files in your workspace. Returns an overall rating, line-level comments (severity, category, suggestion), security/performance/maintainability scores from 1 to 10, a summary and recommendations. Never modifies the workspace.",
         annotations(read_only_hint = true, open_world_hint = true),
-        output_schema = background::or_background::<ReviewResponse>()
+        output_schema = schema::or_background::<ReviewResponse>()
     )]
     async fn review(
         &self,
@@ -331,10 +340,12 @@ impl CodexTools {
     ) -> Result<Answer<ReviewResponse>, ToolError> {
         require_text("content", &args.content)?;
         let call = self.call(&ctx)?;
-        if args.background == Some(true) {
-            return self.start_background(call, ToolKind::Review, |this, call| async move {
-                this.do_review(&call, &args).await
-            });
+        if args.background == Some(true) || call.task {
+            return self
+                .start_background(call, ToolKind::Review, |this, call| async move {
+                    this.do_review(&call, &args).await
+                })
+                .await;
         }
         self.do_review(&call, &args).await.map(Answer::Done)
     }
@@ -358,7 +369,7 @@ impl CodexTools {
     #[tool(
         description = "Diagnose and fix a bug in your agent's workspace from failing tests, error output, symptoms and/or context files (give at least one). Returns each problem with its root cause, solution and prevention, diagnostic steps, and the real diffs of the files changed.",
         annotations(destructive_hint = false, open_world_hint = true),
-        output_schema = background::or_background::<FixResponse>()
+        output_schema = schema::or_background::<FixResponse>()
     )]
     async fn fix(
         &self,
@@ -373,10 +384,12 @@ impl CodexTools {
         }
         let mut call = self.call(&ctx)?;
         call.workspace_paths = check_paths(context_paths(&args.context_files))?;
-        if args.background == Some(true) {
-            return self.start_background(call, ToolKind::Fix, |this, call| async move {
-                this.do_fix(&call, &args).await
-            });
+        if args.background == Some(true) || call.task {
+            return self
+                .start_background(call, ToolKind::Fix, |this, call| async move {
+                    this.do_fix(&call, &args).await
+                })
+                .await;
         }
         self.do_fix(&call, &args).await.map(Answer::Done)
     }
@@ -392,7 +405,7 @@ impl CodexTools {
     #[tool(
         description = "Talk to your agent freely: ask questions, give follow-up instructions, or have it run commands in its workspace. The conversation continues across calls; set new_conversation to start over (the workspace is kept).",
         annotations(destructive_hint = false, open_world_hint = true),
-        output_schema = background::or_background::<ChatResponse>()
+        output_schema = schema::or_background::<ChatResponse>()
     )]
     async fn chat(
         &self,
@@ -401,10 +414,12 @@ impl CodexTools {
     ) -> Result<Answer<ChatResponse>, ToolError> {
         require_text("message", &args.message)?;
         let call = self.call(&ctx)?;
-        if args.background == Some(true) {
-            return self.start_background(call, ToolKind::Chat, |this, call| async move {
-                this.do_chat(&call, args).await
-            });
+        if args.background == Some(true) || call.task {
+            return self
+                .start_background(call, ToolKind::Chat, |this, call| async move {
+                    this.do_chat(&call, args).await
+                })
+                .await;
         }
         self.do_chat(&call, args).await.map(Answer::Done)
     }
@@ -523,6 +538,7 @@ impl ServerHandler for CodexTools {
         rmcp::model::ServerConfig::new(
             rmcp::model::ServerCapabilities::builder()
                 .enable_tools()
+                .enable_tasks()
                 .build(),
         )
         .with_server_info(rmcp::model::Implementation::new(
@@ -554,8 +570,45 @@ impl ServerHandler for CodexTools {
                 return ToolError::InvalidParams(problems).into_call_tool_result();
             }
         }
+        // A client that declared Tasks gets a task for a Codex-backed call;
+        // any other call, and any other client, an ordinary result.
+        let task = tasks::client_declared_tasks(&context)
+            && tasks::TASK_TOOLS.contains(&request.name.as_ref());
+        let mut context = context;
+        if task {
+            context.extensions.insert(tasks::TaskRequested);
+        }
         let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
-        self.tool_router.call(tcc).await
+        let response = self.tool_router.call(tcc).await?;
+        Ok(if task {
+            self.answer_with_task(response)
+        } else {
+            response
+        })
+    }
+
+    async fn get_task(
+        &self,
+        request: rmcp::model::GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetTaskResult, ErrorData> {
+        self.task_get(request.task_id, context).await
+    }
+
+    async fn cancel_task(
+        &self,
+        request: rmcp::model::CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.task_cancel(request.task_id, context).await
+    }
+
+    async fn update_task(
+        &self,
+        request: rmcp::model::UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.task_update(request.task_id, context).await
     }
 
     async fn on_custom_request(

@@ -9,7 +9,9 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::JsonObject;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{json, Value};
+
+use super::background::RunReport;
 
 /// Why a model reply was not accepted.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -243,10 +245,52 @@ pub fn parse_reply<T: DeserializeOwned>(schema: &Value, text: &str) -> Result<T,
     serde_json::from_value(value).map_err(|e| ReplyError::SchemaMismatch(vec![e.to_string()]))
 }
 
+/// The output schema of a tool that may answer with `T` or, started in
+/// the background, with a [`RunReport`].
+pub fn or_background<T: JsonSchema + std::any::Any>() -> Arc<rmcp::model::JsonObject> {
+    let done = rmcp::handler::server::common::schema_for_output::<T>();
+    let started = rmcp::handler::server::common::schema_for_output::<RunReport>();
+    Arc::new(combine(&done, &started))
+}
+
+/// Both shapes in one object schema: every property at the root (their
+/// names do not overlap), and `anyOf` over the two `required` lists, so a
+/// result validates as one or the other and the tool's own fields stay
+/// where clients look for them.
+fn combine(
+    done: &rmcp::model::JsonObject,
+    started: &rmcp::model::JsonObject,
+) -> rmcp::model::JsonObject {
+    let mut out = serde_json::Map::new();
+    let mut props = serde_json::Map::new();
+    let mut defs = serde_json::Map::new();
+    let mut any_of = Vec::new();
+    for schema in [done, started] {
+        if let Some(Value::Object(p)) = schema.get("properties") {
+            props.extend(p.clone());
+        }
+        for key in ["$defs", "definitions"] {
+            if let Some(Value::Object(d)) = schema.get(key) {
+                defs.extend(d.clone());
+            }
+        }
+        let required = schema.get("required").cloned().unwrap_or(json!([]));
+        any_of.push(json!({ "required": required }));
+    }
+    out.insert("type".into(), json!("object"));
+    out.insert("properties".into(), Value::Object(props));
+    out.insert("anyOf".into(), Value::Array(any_of));
+    if !defs.is_empty() {
+        out.insert("$defs".into(), Value::Object(defs));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::tools::responses::{PlanModelReply, ReviewModelReply};
+    use serde::Serialize;
     use serde_json::json;
 
     fn walk(v: &Value, f: &mut impl FnMut(&serde_json::Map<String, Value>)) {
@@ -409,5 +453,35 @@ mod tests {
             parse_reply::<PlanModelReply>(&json!({}), "  "),
             Err(ReplyError::Empty)
         );
+    }
+
+    #[test]
+    fn background_schemas_accept_both_answers() {
+        #[derive(Serialize, JsonSchema)]
+        struct Done {
+            reply: String,
+            inner: Inner,
+        }
+        #[derive(Serialize, JsonSchema)]
+        struct Inner {
+            n: u32,
+        }
+        let schema = Value::Object((*or_background::<Done>()).clone());
+        let v = jsonschema::validator_for(&schema).unwrap();
+        assert!(v.is_valid(&json!({"reply": "x", "inner": {"n": 1}})));
+        let started = RunReport {
+            run_id: "a.0".into(),
+            agent_id: "a".into(),
+            tool: "chat".into(),
+            status: "running".into(),
+            message: None,
+            started_at: None,
+            finished_at: None,
+            result: None,
+            error: None,
+        };
+        assert!(v.is_valid(&serde_json::to_value(started).unwrap()));
+        assert!(!v.is_valid(&json!({"reply": 1})));
+        assert_eq!(schema["type"], "object");
     }
 }

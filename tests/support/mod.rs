@@ -13,6 +13,7 @@ pub mod mcp_client;
 pub mod net_probe;
 pub mod prometheus;
 pub mod raw_mcp;
+pub mod tasks_client;
 pub mod tenants;
 
 use std::path::PathBuf;

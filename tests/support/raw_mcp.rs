@@ -92,12 +92,17 @@ impl RawMcp {
 
     /// The initialize handshake; the answer carries the new session's id.
     pub async fn initialize(&self) -> Answer {
+        self.initialize_with(json!({})).await
+    }
+
+    /// The initialize handshake declaring these client capabilities.
+    pub async fn initialize_with(&self, capabilities: Value) -> Answer {
         let answer = self
             .send(
                 None,
                 json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
                     "protocolVersion": SESSION_PROTOCOL,
-                    "capabilities": {},
+                    "capabilities": capabilities,
                     "clientInfo": {"name": "raw-test", "version": "0"},
                 }}),
             )
