@@ -26,6 +26,8 @@ pub mod background;
 mod cleanup;
 pub mod durable;
 mod paths;
+
+pub(crate) use paths::Relativizer;
 mod unsaved;
 
 /// How runs are configured, from flags.

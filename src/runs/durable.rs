@@ -151,7 +151,9 @@ impl Runner {
                         agent.name, meta.run_id
                     ));
                     let (tx, rx) = mpsc::unbounded_channel();
-                    let forward = forward_progress(rx, progress.clone());
+                    let p = self.backend.paths(agent);
+                    let relative = super::paths::Relativizer::new(&p.workspace, &p.codex_home);
+                    let forward = forward_progress(rx, progress.clone(), relative);
                     let followed = client.follow(agent, &meta.run_id, 0, &tx).await;
                     drop(tx);
                     let _ = forward.await;
@@ -202,14 +204,15 @@ impl Runner {
     }
 }
 
-/// Forwards Codex's events as progress messages.
+/// Forwards Codex's events as progress messages, in the caller's terms.
 fn forward_progress(
     mut rx: mpsc::UnboundedReceiver<CodexEvent>,
     progress: Progress,
+    relative: super::paths::Relativizer,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while let Some(ev) = rx.recv().await {
-            if let Some(m) = ev.progress_message() {
+            if let Some(m) = relative.event(ev).progress_message() {
                 progress.send(m);
             }
         }

@@ -7,13 +7,13 @@ use crate::codex::{CodexEvent, EventItem};
 
 /// Replaces the agent's server-side directories in text meant for callers.
 #[derive(Debug, Clone)]
-pub(super) struct Relativizer {
+pub(crate) struct Relativizer {
     /// (absolute prefix, what callers see instead), longest first.
     roots: Vec<(String, &'static str)>,
 }
 
 impl Relativizer {
-    pub(super) fn new(workspace: &Path, codex_home: &Path) -> Self {
+    pub(crate) fn new(workspace: &Path, codex_home: &Path) -> Self {
         let mut roots = vec![
             (workspace.display().to_string(), "."),
             (codex_home.display().to_string(), "$CODEX_HOME"),
@@ -26,7 +26,7 @@ impl Relativizer {
         Self { roots }
     }
 
-    pub(super) fn text(&self, s: &str) -> String {
+    pub(crate) fn text(&self, s: &str) -> String {
         let mut out = s.to_owned();
         for (abs, shown) in &self.roots {
             if !out.contains(abs.as_str()) {
@@ -62,7 +62,7 @@ impl Relativizer {
 
     /// The event with its paths made relative, before any message is cut
     /// to length (a cut path could leave part of the prefix behind).
-    pub(super) fn event(&self, ev: CodexEvent) -> CodexEvent {
+    pub(crate) fn event(&self, ev: CodexEvent) -> CodexEvent {
         match ev {
             CodexEvent::ItemStarted(i) => CodexEvent::ItemStarted(self.item(i)),
             CodexEvent::ItemCompleted(i) => CodexEvent::ItemCompleted(self.item(i)),

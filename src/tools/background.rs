@@ -23,9 +23,10 @@ use super::{Call, CodexTools, ToolError};
 use crate::agent::AgentId;
 use crate::backend::run_log::{short, RunEntry, RunStatus};
 use crate::codex::run_dir::RunId;
-use crate::codex::{AgentRunLine, CodexEvent};
+use crate::codex::AgentRunLine;
 use crate::metrics::ToolKind;
 use crate::progress::Progress;
+use crate::runs::Relativizer;
 
 /// Longest `wait_seconds` honoured.
 pub const MAX_WAIT_SECONDS: u64 = 60;
@@ -116,12 +117,13 @@ fn stored(result: Result<Value, String>) -> Value {
     }
 }
 
-/// The last progress message among a run's last events.
-fn last_progress(tail: &[String]) -> Option<String> {
+/// The last progress message among a run's last events, its paths in the
+/// caller's terms (the events hold the server's).
+fn last_progress(tail: &[String], relative: &Relativizer) -> Option<String> {
     tail.iter()
         .rev()
         .find_map(|l| match AgentRunLine::parse(l) {
-            Some(AgentRunLine::Event(ev)) => CodexEvent::progress_message(&ev),
+            Some(AgentRunLine::Event(ev)) => relative.event(ev).progress_message(),
             _ => None,
         })
 }
@@ -330,7 +332,9 @@ impl CodexTools {
             }
             if s.running || s.result.is_none() {
                 report.status = RunStatus::Running.as_str().to_owned();
-                report.message = last_progress(&s.tail).or(report.message.take());
+                let p = self.runner.backend().paths(agent);
+                let relative = Relativizer::new(&p.workspace, &p.codex_home);
+                report.message = last_progress(&s.tail, &relative).or(report.message.take());
                 return Ok(false);
             }
             if let (Some(outcome), Some(meta)) = (&s.result, s.meta()) {
@@ -454,11 +458,19 @@ mod tests {
     #[test]
     fn progress_comes_from_the_last_telling_event() {
         let tail = vec![
-            r#"{"type":"item.started","item":{"type":"command_execution","command":"cargo test"}}"#
+            r#"{"type":"item.started","item":{"type":"command_execution","command":"cargo test /data/agents/a/workspace/src"}}"#
                 .to_owned(),
             r#"{"type":"turn.started"}"#.to_owned(),
         ];
-        assert_eq!(last_progress(&tail).as_deref(), Some("running: cargo test"));
+        let relative = Relativizer::new(
+            std::path::Path::new("/data/agents/a/workspace"),
+            std::path::Path::new("/data/agents/a/codex-home"),
+        );
+        assert_eq!(
+            last_progress(&tail, &relative).as_deref(),
+            Some("running: cargo test src"),
+            "the server's paths never reach the caller"
+        );
         assert_eq!(
             failed_status(false, "the run exceeded its time limit"),
             RunStatus::TimedOut
