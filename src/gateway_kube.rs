@@ -130,6 +130,9 @@ pub async fn run(args: KubeGatewayArgs) -> Result<(), GatewayError> {
         settings,
         Arc::new(Metrics::new()),
     ));
+    // Runs a previous gateway (or a replica that went away) left going in
+    // agents' pods, or finished but unrecorded.
+    runner.recover_runs();
 
     let context = format!("namespace {namespace}");
     Ok(serve_until_signal(

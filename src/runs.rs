@@ -320,14 +320,13 @@ impl Runner {
         };
         drop(wait_guard);
         self.touch(agent);
-        // A run a previous gateway started goes first: one run at a time
-        // per agent holds across restarts.
-        self.settle_runs(agent, progress).await;
 
         let record = self
             .backend
             .ensure_agent(agent, &|m| progress.send(m))
             .await?;
+        // Given back once the run is recorded; on early returns, when dropped.
+        let (record, mut hold) = self.take_agent(agent, record, progress, cancel).await?;
         let record = self.with_unsaved(agent, record).await;
         let credentials = self.credentials.for_run().await?;
         let effective = record.codex.apply(
@@ -459,6 +458,9 @@ impl Runner {
             self.mark_recorded(agent, &run_id).await;
         }
         self.touch(agent);
+        if let Some(h) = hold.take() {
+            h.release().await;
+        }
         if outcome.ok {
             info!(duration_ms = outcome.duration_ms, "run finished");
         } else {

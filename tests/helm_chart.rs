@@ -245,6 +245,8 @@ fn defaults_render_least_privilege(r: &Rendered) {
     );
     assert_eq!(rule_for(operator_role, "codexagents/status"), ["patch"]);
     assert_eq!(rule_for(operator_role, "pods/resize"), ["patch"]);
+    // Asks an idle agent's pod whether a run still goes on before suspending it.
+    assert_eq!(rule_for(operator_role, "pods/exec"), ["create", "get"]);
     assert!(
         rule_for(operator_role, "leases").is_empty(),
         "leases only in the leader Role"

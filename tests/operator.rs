@@ -214,7 +214,7 @@ async fn agent_gets_secret_workspace_and_a_locked_down_ready_pod() {
         .collect();
     assert_eq!(
         header,
-        ["NAME", "PHASE", "READY", "POD", "RUNS", "LAST", "ACTIVITY", "AGE"],
+        ["NAME", "PHASE", "READY", "POD", "RUNS", "ACTIVE", "LAST", "ACTIVITY", "AGE"],
         "{table}"
     );
     let row: Vec<&str> = table

@@ -8,8 +8,12 @@
 //! agent and a restart loses nothing.
 
 mod exec;
+mod hold;
 mod lease;
 pub mod naming;
+mod run_exec;
+mod runs;
+mod status;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -19,21 +23,22 @@ use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::run_client::RunClient;
+use super::run_log::RunEntry;
 use super::{
     AgentList, AgentPaths, AgentRecord, Backend, BackendError, EnvironmentStatus, EventSender,
-    RunRecord,
+    RunHold, RunRecord,
 };
 use crate::agent::{AgentId, AgentName, Tenant};
 use crate::codex::{RunOutcome, RunRequest};
 use crate::operator::crd::{CodexAgent, Phase};
-use crate::operator::desired::{owner_reference, CODEX_HOME_DIR, WORKSPACE_DIR};
+use crate::operator::desired::{CODEX_HOME_DIR, WORKSPACE_DIR};
 use naming::{
     belongs_to, credentials_failure, describe, failure, ready, record_from, resource_name,
     LABEL_AGENT_NAME, LABEL_TENANT,
@@ -41,9 +46,6 @@ use naming::{
 
 /// The field manager of everything the gateway writes.
 pub const FIELD_MANAGER: &str = "codex-mcp-gateway";
-/// How often a running agent's lastActivity is refreshed; the operator wants
-/// it at least once a minute.
-const ACTIVITY_EVERY: Duration = Duration::from_secs(30);
 
 /// How the Kubernetes backend behaves; see `codex-mcp gateway --help`.
 #[derive(Debug, Clone)]
@@ -65,10 +67,9 @@ pub struct KubeBackend {
     pods: Api<Pod>,
     leases: Api<Lease>,
     settings: KubeSettings,
-}
-
-fn is_conflict(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 409)
+    runs: RunClient,
+    /// Per agent, held from taking its Lease until it is given back.
+    turns: runs::Turns,
 }
 
 impl KubeBackend {
@@ -77,7 +78,12 @@ impl KubeBackend {
         Self {
             agents: Api::namespaced(client.clone(), ns),
             pods: Api::namespaced(client.clone(), ns),
-            leases: Api::namespaced(client, ns),
+            leases: Api::namespaced(client.clone(), ns),
+            runs: RunClient::new(Box::new(run_exec::KubeExec::new(
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client, ns),
+            ))),
+            turns: runs::Turns::default(),
             settings,
         }
     }
@@ -211,38 +217,6 @@ impl KubeBackend {
             }),
         }
     }
-
-    /// Writes the gateway's status fields with one merge patch. With
-    /// `resource_version` the write only lands on that version (a 409
-    /// otherwise), for read-modify-write of the counters.
-    async fn patch_status(
-        &self,
-        name: &str,
-        status: serde_json::Value,
-        resource_version: Option<String>,
-    ) -> Result<CodexAgent, kube::Error> {
-        let mut body = json!({ "status": status });
-        if let Some(rv) = resource_version {
-            body["metadata"] = json!({ "resourceVersion": rv });
-        }
-        self.agents
-            .patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
-            .await
-    }
-
-    /// Marks a run as started or ended for the operator's idle check.
-    async fn mark_active(&self, name: &str, active: bool, thread: Option<&str>) {
-        let mut status = json!({
-            "activeRuns": i64::from(active),
-            "lastActivity": Utc::now(),
-        });
-        if let Some(t) = thread {
-            status["threadId"] = json!(t);
-        }
-        if let Err(e) = self.patch_status(name, status, None).await {
-            tracing::warn!(agent = name, error = %e, "recording run activity failed");
-        }
-    }
 }
 
 #[async_trait]
@@ -293,6 +267,9 @@ impl Backend for KubeBackend {
         }
     }
 
+    /// Today's streaming run (the run ends with its exec stream), for an
+    /// agent image without `agent-run start`; durable runs go through
+    /// [`Backend::run_client`].
     async fn run(
         &self,
         agent: &AgentId,
@@ -300,80 +277,29 @@ impl Backend for KubeBackend {
         events: EventSender,
         cancel: CancellationToken,
     ) -> Result<RunOutcome, BackendError> {
-        let name = resource_name(agent);
-        let cr = self
-            .get_cr(agent)
-            .await?
-            .ok_or_else(|| BackendError::Spawn(format!("CodexAgent {name} is gone")))?;
-        let mut lease = lease::RunLease::acquire(
-            self.leases.clone(),
-            naming::lease_name(&name),
-            self.settings.identity.clone(),
-            self.settings.lease_duration,
-            // Collected with the CodexAgent; not blocking its deletion, which
-            // would need the finalizers permission on CodexAgents.
-            Some(OwnerReference {
-                block_owner_deletion: None,
-                ..owner_reference(&cr)
-            }),
-            &cancel,
-            || tracing::info!(agent = %agent, "waiting for a run on another gateway replica"),
-        )
-        .await
-        .map_err(|e| BackendError::Spawn(e.to_string()))?;
+        let pod = self.runs_exec_pod(agent).await?;
+        exec::run_in_pod(&self.pods, &pod, request, events, cancel).await
+    }
 
-        // Another replica may have continued the conversation while this one
-        // waited: continue from what the status says now.
-        let mut request = request.clone();
-        let fresh = self.get_cr(agent).await;
-        if let (Some(_), Ok(Some(cr))) = (&request.thread_id, &fresh) {
-            if let Some(t) = cr.status.as_ref().and_then(|s| s.thread_id.clone()) {
-                request.thread_id = Some(t);
-            }
-        }
-        let pod = fresh
-            .ok()
-            .flatten()
-            .and_then(|cr| cr.status.and_then(|s| s.pod_name))
-            .unwrap_or_else(|| crate::operator::desired::pod_name(&cr));
+    async fn hold_runs(
+        &self,
+        agent: &AgentId,
+        cancel: &CancellationToken,
+        waiting: &(dyn Fn() + Send + Sync),
+    ) -> Result<Option<RunHold>, BackendError> {
+        self.hold(agent, cancel, waiting).await.map(Some)
+    }
 
-        self.mark_active(&name, true, None).await;
-        // While the run lasts: renew the Lease and refresh lastActivity once
-        // in a while (not per event), so the operator sees the agent busy.
-        let stop = CancellationToken::new();
-        let keeper = {
-            let stop = stop.clone();
-            let agents = self.agents.clone();
-            let name = name.clone();
-            tokio::spawn(async move {
-                let mut renew = tokio::time::interval(lease.renew_every());
-                let mut touch = tokio::time::interval(ACTIVITY_EVERY);
-                renew.reset();
-                touch.reset();
-                loop {
-                    tokio::select! {
-                        _ = renew.tick() => lease.renew().await,
-                        _ = touch.tick() => {
-                            let body = json!({"status": {"lastActivity": Utc::now()}});
-                            let _ = agents.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body)).await;
-                        }
-                        _ = stop.cancelled() => return lease,
-                    }
-                }
-            })
-        };
-        let result = exec::run_in_pod(&self.pods, &pod, &request, events, cancel).await;
-        stop.cancel();
-        let lease = keeper.await.ok();
-        // The thread id is written before the Lease goes, so the next run
-        // (on any replica) continues this conversation; the counters follow
-        // in `record_run`.
-        let thread = result.as_ref().ok().and_then(|o| o.thread_id.clone());
-        self.mark_active(&name, false, thread.as_deref()).await;
-        if let Some(lease) = lease {
-            lease.release().await;
-        }
-        result
+    fn run_client(&self) -> Option<&RunClient> {
+        Some(&self.runs)
+    }
+
+    async fn agents_with_runs(&self) -> Vec<AgentId> {
+        self.agents_to_recover().await
+    }
+
+    async fn note_run(&self, agent: &AgentId, entry: RunEntry) -> Result<(), BackendError> {
+        status::note_run(&self.agents, agent, entry).await
     }
 
     async fn record_run(
@@ -381,56 +307,7 @@ impl Backend for KubeBackend {
         agent: &AgentId,
         run: RunRecord,
     ) -> Result<AgentRecord, BackendError> {
-        let name = resource_name(agent);
-        // Read-modify-write guarded by resourceVersion: counters are sums.
-        for _ in 0..5 {
-            let cr = self
-                .get_cr(agent)
-                .await?
-                .ok_or_else(|| BackendError::state(agent, format!("CodexAgent {name} is gone")))?;
-            let mut record = record_from(&cr, agent, Utc::now());
-            record.apply(&run, Utc::now());
-            let status = json!({
-                "threadId": record.thread_id,
-                "lastActivity": record.last_activity,
-                "activeRuns": 0,
-                "runs": record.runs,
-                "failedRuns": record.failed_runs,
-                "inputTokens": record.input_tokens,
-                "outputTokens": record.output_tokens,
-            });
-            match self
-                .patch_status(&name, status, cr.resource_version())
-                .await
-            {
-                Ok(_) => {
-                    let usage = naming::format_usage(&record.thread_usage);
-                    let body = json!({"metadata": {"annotations": {naming::ANNOTATION_THREAD_USAGE: usage}}});
-                    // The counters are saved: failing now would have the
-                    // run recorded again. A stale annotation only makes the
-                    // next run of this thread count some tokens twice.
-                    if let Err(e) = self
-                        .agents
-                        .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
-                        .await
-                    {
-                        tracing::warn!(agent = %agent, error = %e, "saving the thread's usage failed");
-                    }
-                    return Ok(record);
-                }
-                Err(e) if is_conflict(&e) => continue,
-                Err(e) => {
-                    return Err(BackendError::write_state(
-                        agent,
-                        format!("writing the status: {e}"),
-                    ))
-                }
-            }
-        }
-        Err(BackendError::write_state(
-            agent,
-            "the status kept changing under the write; giving up",
-        ))
+        status::record_run(&self.agents, agent, run).await
     }
 
     async fn get_agent(&self, agent: &AgentId) -> Result<Option<AgentRecord>, BackendError> {

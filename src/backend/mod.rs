@@ -221,6 +221,18 @@ pub struct AgentList {
     pub unreadable: Vec<UnreadableAgent>,
 }
 
+/// What a backend holds while an agent's runs are in this gateway's hands
+/// (on Kubernetes the agent's run Lease and activity marker); given back
+/// when released, or soon after when dropped.
+#[async_trait]
+pub trait Held: Send + Sync {
+    /// Gives the hold back, returning once that is done (so the agent's
+    /// status says idle before the call that held it answers).
+    async fn release(self: Box<Self>);
+}
+
+pub type RunHold = Box<dyn Held>;
+
 /// Streams Codex's events out of a run as they happen.
 pub type EventSender = mpsc::UnboundedSender<CodexEvent>;
 
@@ -264,6 +276,18 @@ pub trait Backend: Send + Sync + 'static {
         _entry: run_log::RunEntry,
     ) -> Result<(), BackendError> {
         Ok(())
+    }
+
+    /// Takes the agent for this gateway's runs, waiting while another
+    /// gateway replica has it (`waiting` is called when a wait begins);
+    /// `None` where one process is all there is.
+    async fn hold_runs(
+        &self,
+        _agent: &AgentId,
+        _cancel: &CancellationToken,
+        _waiting: &(dyn Fn() + Send + Sync),
+    ) -> Result<Option<RunHold>, BackendError> {
+        Ok(None)
     }
 
     /// The client of the agent's durable runs, where the backend has them;

@@ -49,7 +49,16 @@ pub trait AgentRunExec: Send + Sync {
 
     /// The agent's runs directory, as seen in its environment.
     fn runs_dir(&self, agent: &AgentId) -> PathBuf;
+
+    /// Why a run this process started was lost, when the environment can
+    /// tell better than "its process was killed" (a pod deleted mid-run).
+    async fn lost_reason(&self, _agent: &AgentId) -> Option<String> {
+        None
+    }
 }
+
+/// The start of the error of a run whose process died without a result.
+pub const LOST_RUN: &str = "the run ended without a result";
 
 pub struct RunClient {
     exec: Box<dyn AgentRunExec>,
@@ -226,11 +235,21 @@ impl RunClient {
         }
         let follow = self.follow(agent, id, 0, &events);
         tokio::pin!(follow);
-        tokio::select! {
-            r = &mut follow => return r,
-            _ = cancel.cancelled() => {}
+        let outcome = tokio::select! {
+            r = &mut follow => r,
+            _ = cancel.cancelled() => {
+                let _ = self.cancel(agent, id).await;
+                follow.await
+            }
+        };
+        match outcome {
+            Ok(mut o) if o.error.as_deref().is_some_and(|e| e.starts_with(LOST_RUN)) => {
+                if let Some(why) = self.exec.lost_reason(agent).await {
+                    o.error = Some(why);
+                }
+                Ok(o)
+            }
+            other => other,
         }
-        let _ = self.cancel(agent, id).await;
-        follow.await
     }
 }

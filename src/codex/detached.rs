@@ -250,11 +250,15 @@ fn create_private_dir(path: &Path) -> std::io::Result<()> {
 /// of its own session, hands it the request, relays its first line and
 /// returns while the run goes on (through pods/exec the exec ends here).
 async fn start_detached(opts: &AgentRunOptions, run_dir: &Path) -> Result<(), DetachedError> {
+    // One line, not the whole of stdin: through pods/exec an API server
+    // without stream half-close cannot end stdin without ending the exec.
     let mut request = Vec::new();
-    std::io::stdin()
-        .take(super::agent_run::MAX_REQUEST_BYTES)
-        .read_to_end(&mut request)
-        .map_err(DetachedError::Read)?;
+    std::io::BufRead::read_until(
+        &mut std::io::BufReader::new(std::io::stdin().take(super::agent_run::MAX_REQUEST_BYTES)),
+        b'\n',
+        &mut request,
+    )
+    .map_err(DetachedError::Read)?;
     let exe = std::env::current_exe().map_err(DetachedError::Spawn)?;
     let mut cmd = tokio::process::Command::new(exe);
     cmd.arg("agent-run").arg("--codex-bin").arg(&opts.codex_bin);

@@ -10,7 +10,7 @@
 //! The status is written by two parties with disjoint fields. The operator
 //! owns `phase`, `conditions`, `podName`, `podTemplateHash`,
 //! `observedGeneration` and `message`. The gateway owns `threadId`,
-//! `lastActivity`, `activeRuns` and the run and token counters: it raises
+//! `lastActivity`, `activeRuns`, `recentRuns` and the run and token counters: it raises
 //! `activeRuns` when a run starts, lowers it when the run ends, and refreshes
 //! `lastActivity` when a run starts or ends and at least once a minute while
 //! one is in progress. That is how the operator knows whether an agent is
@@ -66,6 +66,7 @@ pub const ENV_NAME_PATTERN: &str = r"^[A-Za-z_][A-Za-z0-9_]*$";
     ),
     printcolumn(name = "Pod", type_ = "string", json_path = ".status.podName"),
     printcolumn(name = "Runs", type_ = "integer", json_path = ".status.runs"),
+    printcolumn(name = "Active", type_ = "integer", json_path = ".status.activeRuns"),
     printcolumn(
         name = "Input Tokens",
         type_ = "integer",
@@ -428,6 +429,10 @@ pub struct CodexAgentStatus {
     pub input_tokens: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_tokens: Option<i64>,
+    /// Written by the gateway: the agent's last runs (a running one
+    /// included), newest last, and how each ended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_runs: Vec<crate::backend::run_log::RunEntry>,
 }
 
 /// A condition in the usual Kubernetes shape.

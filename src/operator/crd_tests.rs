@@ -27,6 +27,7 @@ fn names_and_columns() {
             "Ready",
             "Pod",
             "Runs",
+            "Active",
             "Input Tokens",
             "Output Tokens",
             "Last Activity",

@@ -25,6 +25,9 @@ pub const AGENT_ROOT: &str = "/agent";
 pub const WORKSPACE_DIR: &str = "/agent/workspace";
 /// `CODEX_HOME`: thread history, config and auth, on the workspace volume.
 pub const CODEX_HOME_DIR: &str = "/agent/codex-home";
+/// The agent's durable runs (`agent-run start`), on its volume next to the
+/// workspace and the Codex home.
+pub const RUNS_DIR: &str = "/agent/runs";
 /// `HOME`, on the workspace volume so tool configuration persists.
 pub const HOME_DIR: &str = "/agent/home";
 /// Where the agent's credentials Secret is mounted, read-only.

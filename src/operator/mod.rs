@@ -10,6 +10,7 @@ pub mod crd;
 pub mod crd_schema;
 pub mod desired;
 pub mod leader;
+pub mod live_runs;
 pub mod login;
 pub mod metrics;
 pub mod pod;

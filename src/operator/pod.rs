@@ -43,6 +43,18 @@ pub(super) async fn suspension(
     if idle_decision(&pass.old, settings.idle_timeout_secs, pass.now) != IdleDecision::Suspend {
         return Ok(None);
     }
+    // A run whose gateway went away leaves a stale marker (or none): the
+    // pod itself says whether one is still going.
+    if let Some(pod) = pass.old.pod_name.clone() {
+        let pods: Api<Pod> = Api::namespaced(
+            pass.ctx.client.clone(),
+            &agent.namespace().unwrap_or_default(),
+        );
+        if super::live_runs::runs_going(&pods, &pod).await {
+            info!(agent = %agent.name_any(), "idle past its timeout, but a run goes on in its pod: not suspending");
+            return Ok(None);
+        }
+    }
     let api: Api<CodexAgent> = Api::namespaced(
         pass.ctx.client.clone(),
         &agent.namespace().unwrap_or_default(),

@@ -9,10 +9,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::Runner;
+use super::{RunError, Runner};
 use crate::agent::AgentId;
 use crate::backend::run_log::{finished_in, short, RunEntry, RunStatus};
-use crate::backend::{AgentRecord, BackendError, EventSender, RunRecord, ThreadUpdate};
+use crate::backend::{AgentRecord, BackendError, EventSender, RunHold, RunRecord, ThreadUpdate};
 use crate::codex::run_dir::{settle, RunId, RunMeta, Settle, RECORDED_FILE};
 use crate::codex::{CodexEvent, RunOutcome, RunRequest};
 use crate::progress::Progress;
@@ -106,21 +106,23 @@ impl Runner {
 
     /// Settles the agent's runs this gateway did not start (a previous
     /// gateway's): waits for those still going and records every finished
-    /// one exactly once. Call with the agent's run lock held.
-    pub(super) async fn settle_runs(&self, agent: &AgentId, progress: &Progress) {
+    /// one exactly once. Call with the agent's run lock held. True when it
+    /// recorded a run.
+    pub(super) async fn settle_runs(&self, agent: &AgentId, progress: &Progress) -> bool {
         let Some(client) = self.backend.run_client() else {
-            return;
+            return false;
         };
         let runs = match client.list(agent).await {
             Ok(r) => r,
             Err(e) => {
                 warn!(agent = %agent, "listing the agent's runs failed: {e}");
-                return;
+                return false;
             }
         };
         if runs.is_empty() {
-            return;
+            return false;
         }
+        let mut recorded = false;
         let mut record = match self.backend.get_agent(agent).await {
             Ok(Some(r)) => r,
             _ => AgentRecord::new(agent, Utc::now()),
@@ -177,6 +179,7 @@ impl Runner {
                 .tokens(run.usage.input_tokens, run.usage.output_tokens);
             let (saved, unsaved) = self.save_run(agent, &record, run).await;
             record = saved;
+            recorded = true;
             if unsaved.is_none() {
                 self.mark_recorded(agent, &meta.run_id).await;
             }
@@ -185,6 +188,7 @@ impl Runner {
         if let Err(e) = client.prune(agent, self.settings.result_ttl).await {
             warn!(agent = %agent, "removing expired runs failed: {e}");
         }
+        recorded
     }
 
     /// Settles every agent's runs, one task per agent holding its run lock;
@@ -197,10 +201,75 @@ impl Runner {
                 tokio::spawn(async move {
                     let slot = this.slot(&agent);
                     let _lock = slot.run_lock.lock().await;
+                    if !this.has_unsettled_runs(&agent).await {
+                        return;
+                    }
+                    // Across replicas too: the one holding the agent settles.
+                    let hold = this
+                        .backend
+                        .hold_runs(&agent, &CancellationToken::new(), &|| {})
+                        .await;
+                    if let Err(e) = &hold {
+                        warn!(agent = %agent, "holding the agent to settle its runs failed: {e}");
+                        return;
+                    }
                     this.settle_runs(&agent, &Progress::none()).await;
                 });
             }
         });
+    }
+}
+
+impl Runner {
+    /// Takes the agent for this call (one run at a time per agent across
+    /// gateway replicas) and settles the runs others left; returns the
+    /// agent's record as it stands then, and the hold to give back.
+    pub(super) async fn take_agent(
+        &self,
+        agent: &AgentId,
+        record: AgentRecord,
+        progress: &Progress,
+        cancel: &CancellationToken,
+    ) -> Result<(AgentRecord, Option<RunHold>), RunError> {
+        let waiting = {
+            let progress = progress.clone();
+            let name = agent.name.clone();
+            move || {
+                progress.send(format!(
+                    "waiting for agent {name}'s run on another gateway replica"
+                ))
+            }
+        };
+        let hold = match self.backend.hold_runs(agent, cancel, &waiting).await {
+            Ok(h) => h,
+            Err(_) if cancel.is_cancelled() => return Err(RunError::Cancelled),
+            Err(e) => return Err(e.into()),
+        };
+        // A run a previous gateway (or another replica) started goes first.
+        let settled = self.settle_runs(agent, progress).await;
+        if !settled && hold.is_none() {
+            return Ok((record, hold));
+        }
+        // The conversation and counters may have moved meanwhile.
+        let record = match self.backend.get_agent(agent).await {
+            Ok(Some(r)) => AgentRecord {
+                codex: record.codex,
+                ..r
+            },
+            _ => record,
+        };
+        Ok((record, hold))
+    }
+
+    /// Whether the agent has runs no gateway has recorded yet.
+    async fn has_unsettled_runs(&self, agent: &AgentId) -> bool {
+        let Some(client) = self.backend.run_client() else {
+            return false;
+        };
+        client
+            .list(agent)
+            .await
+            .is_ok_and(|runs| runs.iter().any(|r| !r.recorded))
     }
 }
 

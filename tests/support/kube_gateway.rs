@@ -338,6 +338,13 @@ impl KubeGateway {
         Self::start_with(&self.namespace, self.model_url.clone(), self.extra.clone())
     }
 
+    /// Kills this gateway with SIGKILL (nothing of it runs on) and starts a
+    /// fresh one with the same settings.
+    pub fn kill_and_restart(mut self) -> KubeGateway {
+        self.process.kill();
+        Self::start_with(&self.namespace, self.model_url.clone(), self.extra.clone())
+    }
+
     pub fn mcp_url(&self) -> String {
         format!("{}/mcp", self.url)
     }

@@ -30,12 +30,12 @@ const CANCEL_DRAIN: Duration = Duration::from_secs(5);
 /// Which pod incarnation a run started in: the operator recreates a pod
 /// under the same name, so the name alone cannot tell that it died.
 #[derive(Debug, Clone, PartialEq, Default)]
-struct Incarnation {
+pub(super) struct Incarnation {
     uid: Option<String>,
     restarts: i32,
 }
 
-fn incarnation(pod: &Pod) -> Incarnation {
+pub(super) fn incarnation(pod: &Pod) -> Incarnation {
     let restarts = pod
         .status
         .as_ref()
@@ -49,7 +49,11 @@ fn incarnation(pod: &Pod) -> Incarnation {
 }
 
 /// Why the pod could not finish the run, in words for the caller.
-async fn pod_trouble(pods: &Api<Pod>, pod: &str, started_in: &Incarnation) -> Option<String> {
+pub(super) async fn pod_trouble(
+    pods: &Api<Pod>,
+    pod: &str,
+    started_in: &Incarnation,
+) -> Option<String> {
     let p = match pods.get_opt(pod).await {
         Ok(Some(p)) => p,
         Ok(None) => return Some(format!("the agent's pod {pod} was deleted during the run")),

@@ -109,7 +109,7 @@ pub fn record_from(cr: &CodexAgent, agent: &AgentId, now: DateTime<Utc>) -> Agen
         output_tokens: count(status.output_tokens),
         thread_usage,
         codex: AgentCodexSettings::default(),
-        recent_runs: Vec::new(),
+        recent_runs: status.recent_runs.clone(),
     }
 }
 
