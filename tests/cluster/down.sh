@@ -90,6 +90,7 @@ stop_process containerd 20
 stop_process service-proxy
 stop_process pv-watcher
 stop_process dns-stub
+stop_process network-policies
 stop_process kube-apiserver 20
 stop_process etcd 20
 
