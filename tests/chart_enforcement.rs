@@ -87,7 +87,7 @@ async fn a_restricted_namespace_admits_the_chart_and_its_policies_hold() {
     // Two agents, made the way users make them: by calling the gateway. Their
     // Codex reaches the fake model through the agents' egress policy.
     let gateway_ip = pod_ip(&ns, "app.kubernetes.io/component=gateway").await;
-    let token = client_token(&ns).await;
+    let token = kube_gateway::client_token(&ns).await;
     let service_host = format!("{RELEASE}-gateway.{}.svc:{GATEWAY_PORT}", ns.name());
     model.push(Reply::text("PONG"));
     model.push(Reply::text("PONG"));
@@ -388,21 +388,4 @@ async fn pod_ip(ns: &TestNamespace, selector: &str) -> String {
         .as_ref()
         .and_then(|s| s.pod_ip.clone())
         .expect("a pod IP")
-}
-
-/// The generated client token (the first field of the token file's line).
-async fn client_token(ns: &TestNamespace) -> String {
-    let secret = ns
-        .api::<k8s_openapi::api::core::v1::Secret>()
-        .get("codex-mcp-client-tokens")
-        .await
-        .unwrap();
-    let file = secret
-        .data
-        .unwrap()
-        .remove("tokens")
-        .expect("a tokens key")
-        .0;
-    let file = String::from_utf8(file).unwrap();
-    file.split_whitespace().next().expect("a token").to_owned()
 }

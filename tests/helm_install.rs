@@ -96,23 +96,6 @@ async fn helm_release(helm: Helm, step: Step, ns: &TestNamespace, values: &Value
     eprintln!("{helm} {step}: {:?}", started.elapsed());
 }
 
-/// The generated client token (the first field of the token file's line).
-async fn client_token(ns: &TestNamespace) -> String {
-    let secret = ns
-        .api::<Secret>()
-        .get("codex-mcp-client-tokens")
-        .await
-        .unwrap();
-    let file = secret
-        .data
-        .unwrap()
-        .remove("tokens")
-        .expect("a tokens key")
-        .0;
-    let file = String::from_utf8(file).unwrap();
-    file.split_whitespace().next().expect("a token").to_owned()
-}
-
 fn gateway_client(port: u16, token: &str) -> McpClient {
     McpClient::new(format!("http://127.0.0.1:{port}/mcp"), Transport::Http)
         .bearer(token)
@@ -281,7 +264,7 @@ async fn install_call_upgrade_and_uninstall_the_chart() {
     assert_eq!(env["CODEX_MCP_NAMESPACE"], ns.name());
 
     // Clients need the generated token.
-    let token = client_token(&ns).await;
+    let token = kube_gateway::client_token(&ns).await;
     let anonymous = McpClient::new(
         format!("http://127.0.0.1:{gateway_port}/mcp"),
         Transport::Http,
@@ -360,7 +343,7 @@ async fn install_call_upgrade_and_uninstall_the_chart() {
     let rs_env = container_env(&serde_json::to_value(&current[0]).unwrap());
     assert_eq!(rs_env["LOG_LEVEL"], "debug");
     assert_eq!(
-        client_token(&ns).await,
+        kube_gateway::client_token(&ns).await,
         token,
         "the generated token survives upgrades"
     );
@@ -479,7 +462,7 @@ async fn helm3_installs_and_uninstalls_the_chart() {
     let values = values(&model, gateway_port, operator_port);
 
     helm_release(Helm::V3, Step::Install, &ns, &values).await;
-    let token = client_token(&ns).await;
+    let token = kube_gateway::client_token(&ns).await;
     let tools = gateway_client(gateway_port, &token).list_tools().await;
     assert!(tools.tool("chat").is_some(), "{tools}");
     let metrics = reqwest::get(format!("http://127.0.0.1:{operator_port}/metrics")).await;

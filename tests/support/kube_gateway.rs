@@ -431,3 +431,21 @@ pub async fn service_account_token(ns: &TestNamespace, account: &str) -> String 
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
+
+/// The chart's generated client token (the first field of the token file's
+/// line in the `codex-mcp-client-tokens` Secret).
+pub async fn client_token(ns: &TestNamespace) -> String {
+    let secret = ns
+        .api::<k8s_openapi::api::core::v1::Secret>()
+        .get("codex-mcp-client-tokens")
+        .await
+        .unwrap();
+    let file = secret
+        .data
+        .unwrap()
+        .remove("tokens")
+        .expect("a tokens key")
+        .0;
+    let file = String::from_utf8(file).unwrap();
+    file.split_whitespace().next().expect("a token").to_owned()
+}
