@@ -6,6 +6,8 @@
 //! - `/mcp` tools/list requests per second;
 //! - the gateway's resident memory idle and with 500 open SSE connections.
 
+#[path = "common/stats.rs"]
+mod stats;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -14,26 +16,12 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{json, Value};
+use stats::{ms_since, summary};
 use support::fake_model::{FakeModel, API_KEY_ENV, MODEL};
 use support::gateway::{Gateway, GatewayOptions, TEST_API_KEY};
 use tokio::io::AsyncWriteExt;
 
 const RUNS: usize = 30;
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx]
-}
-
-fn summary(name: &str, mut ms: Vec<f64>) -> (f64, f64) {
-    ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let (p50, p95) = (percentile(&ms, 0.5), percentile(&ms, 0.95));
-    println!(
-        "{name:<34} n={:<3} p50 {p50:>8.1} ms   p95 {p95:>8.1} ms",
-        ms.len()
-    );
-    (p50, p95)
-}
 
 async fn direct_run(model: &FakeModel, dir: &std::path::Path) -> f64 {
     let request = json!({
@@ -63,7 +51,7 @@ async fn direct_run(model: &FakeModel, dir: &std::path::Path) -> f64 {
         "agent-run failed: {}",
         String::from_utf8_lossy(&out.stdout)
     );
-    started.elapsed().as_secs_f64() * 1000.0
+    ms_since(started)
 }
 
 /// A minimal 2025-11-25 MCP session over raw HTTP, so the figures measure the
@@ -149,12 +137,12 @@ async fn main() {
             )
             .await;
         assert!(body.contains("\"reply\""), "tool call failed: {body}");
-        through.push(started.elapsed().as_secs_f64() * 1000.0);
+        through.push(ms_since(started));
     }
     let (d50, d95) = summary("agent-run directly", direct);
     let (g50, g95) = summary("chat through the gateway", through);
     println!(
-        "{:<34} p50 {:>+8.1} ms   p95 {:>+8.1} ms",
+        "{:<40} p50 {:>+8.1} ms   p95 {:>+8.1} ms",
         "gateway overhead",
         g50 - d50,
         g95 - d95
@@ -182,7 +170,7 @@ async fn main() {
         total += t.await.unwrap();
     }
     println!(
-        "{:<34} {:>8.0} req/s (8 concurrent sessions)",
+        "{:<40} {:>8.0} req/s (8 concurrent sessions)",
         "/mcp tools/list",
         total as f64 / window.as_secs_f64()
     );
@@ -201,12 +189,12 @@ async fn main() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let loaded = rss_kib(gateway.pid());
     println!(
-        "{:<34} {:>8.1} MiB",
+        "{:<40} {:>8.1} MiB",
         "gateway RSS idle",
         idle as f64 / 1024.0
     );
     println!(
-        "{:<34} {:>8.1} MiB ({:.1} KiB per connection)",
+        "{:<40} {:>8.1} MiB ({:.1} KiB per connection)",
         "gateway RSS, 500 SSE connections",
         loaded as f64 / 1024.0,
         (loaded.saturating_sub(idle)) as f64 / 500.0

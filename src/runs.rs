@@ -105,6 +105,8 @@ impl RunError {
 struct AgentSlot {
     run_lock: tokio::sync::Mutex<()>,
     waiting: AtomicUsize,
+    /// A background settling of the agent's runs is under way.
+    settling: std::sync::atomic::AtomicBool,
 }
 
 /// Decrements a counter (and the queue gauge) when a waiting call stops waiting.

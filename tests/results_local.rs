@@ -6,21 +6,10 @@ mod support;
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
-use support::fake_model::{FakeModel, Reply};
+use serde_json::json;
+use support::fake_model::{implement_json, FakeModel, Reply};
 use support::gateway::{Gateway, GatewayOptions};
 use support::mcp_client::{McpClient, Transport};
-
-fn implement_reply(claimed: &[&str]) -> Value {
-    let changes: Vec<Value> = claimed
-        .iter()
-        .map(|f| json!({"file": f, "explanation": "generated"}))
-        .collect();
-    json!({
-        "summary": "done", "changes": changes, "dependencies_added": [],
-        "tests_needed": [], "integration_notes": "none", "next_steps": [], "warnings": []
-    })
-}
 
 fn client(gateway: &Gateway, agent: &str) -> McpClient {
     McpClient::new(gateway.mcp_url(), Transport::Http)
@@ -40,7 +29,7 @@ async fn large_diffs_are_truncated_and_say_so() {
     model.push(Reply::exec(
         "for i in 1 2 3 4 5 6; do yes 0123456789abcdefghijklmnopqrstuvwxyz | head -n 8000 > big$i.txt; done",
     ));
-    model.push(Reply::Json(implement_reply(&["big1.txt"])));
+    model.push(Reply::Json(implement_json(&["big1.txt"])));
     let r = client(&gateway, "bulk")
         .call_tool(
             "implement",
@@ -86,7 +75,7 @@ async fn repair_turns_are_counted_and_failed_calls_list_their_changes() {
 
     // A reply that does not match the schema, then one that does.
     model.push(Reply::text("not json"));
-    model.push(Reply::Json(implement_reply(&[])));
+    model.push(Reply::Json(implement_json(&[])));
     let r = client(&gateway, "repaired")
         .call_tool(
             "implement",

@@ -12,10 +12,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::fake_model::{FakeModel, Reply};
+use support::fake_model::{implement_json, FakeModel, Reply};
 use support::gateway::{processes_mentioning, Gateway, GatewayOptions};
 use support::raw_mcp::RawMcp;
-use support::tasks_client::{TasksClient, TASKS_EXTENSION};
+use support::tasks_client::{task_id, TasksClient, TASKS_EXTENSION};
 use support::tenants::{token_file, ALPHA, BETA};
 
 const AGENT: &str = "worker";
@@ -69,24 +69,6 @@ impl Env {
     }
 }
 
-fn implement_reply() -> Value {
-    json!({
-        "summary": "Added hello", "changes": [{"file": "hello.py", "explanation": "greets"}],
-        "dependencies_added": [], "tests_needed": [], "integration_notes": "none",
-        "next_steps": [], "warnings": []
-    })
-}
-
-/// The task a `tools/call` answered with: its id.
-fn task_id(answer: &Value) -> String {
-    let result = &answer["result"];
-    assert_eq!(result["resultType"], "task", "{answer}");
-    assert_eq!(result["status"], "working", "{answer}");
-    assert!(result["pollIntervalMs"].as_u64().unwrap() > 0, "{answer}");
-    assert!(result["ttlMs"].as_u64().unwrap() > 0, "{answer}");
-    result["taskId"].as_str().unwrap().to_owned()
-}
-
 fn error(answer: &Value) -> &Value {
     answer
         .get("error")
@@ -127,7 +109,7 @@ async fn implement_becomes_a_task_with_progress_and_its_diff() {
         .push(Reply::add_file("hello.py", "print('hello')"));
     env.model.push(Reply::silent(
         Duration::from_secs(4),
-        Reply::Json(implement_reply()),
+        Reply::Json(implement_json(&["hello.py"])),
     ));
     let started = Instant::now();
     let answer = client
@@ -256,12 +238,7 @@ async fn a_task_survives_a_gateway_killed_mid_task() {
             .call_tool("chat", json!({"message": "queued-task"}))
             .await,
     );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(env.gateway.pid() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    env.gateway = env.gateway.restart();
+    env.gateway = env.gateway.kill_and_restart();
 
     let client = env.client(ALPHA);
     let (lost, _) = client

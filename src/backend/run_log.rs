@@ -82,9 +82,29 @@ pub fn short(text: &str) -> String {
     crate::codex::events::truncate(line, 200)
 }
 
+/// A run's summary from its final message: the `summary` a structured
+/// reply (plan, implement, review, fix) carries, else the message's first
+/// line.
+pub fn summary_of(final_message: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(final_message)
+        .ok()
+        .and_then(|v| v.get("summary")?.as_str().map(short))
+        .unwrap_or_else(|| short(final_message))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_structured_reply_is_summed_up_by_its_summary() {
+        assert_eq!(
+            summary_of(r#"{"changes": [], "summary": "Added hello"}"#),
+            "Added hello"
+        );
+        assert_eq!(summary_of("plain answer\nmore"), "plain answer");
+        assert_eq!(summary_of(r#"{"reply": "x"}"#), r#"{"reply": "x"}"#);
+    }
 
     fn entry(id: &str, status: RunStatus) -> RunEntry {
         RunEntry {

@@ -16,8 +16,8 @@ use super::children::{self, Children};
 use super::crd::{condition, reason, CodexAgent, Phase};
 use super::desired;
 use super::reconcile::{
-    event, Pass, ReconcileError, FIELD_MANAGER, RECHECK_FAILED, RECHECK_PENDING, RECHECK_STARTING,
-    RECHECK_STEADY, RECHECK_TERMINATING,
+    event, Pass, ReconcileError, FIELD_MANAGER, RECHECK_FAILED, RECHECK_LIVE_RUN, RECHECK_PENDING,
+    RECHECK_STARTING, RECHECK_STEADY, RECHECK_TERMINATING,
 };
 use super::resize::{self, PodChange};
 use super::settings::Resolved;
@@ -52,6 +52,8 @@ pub(super) async fn suspension(
         );
         if super::live_runs::runs_going(&pods, &pod).await {
             info!(agent = %agent.name_any(), "idle past its timeout, but a run goes on in its pod: not suspending");
+            pass.recheck_at =
+                Some(pass.now + chrono::Duration::from_std(RECHECK_LIVE_RUN).expect("short"));
             return Ok(None);
         }
     }

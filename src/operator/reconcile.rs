@@ -45,6 +45,9 @@ pub(super) const RECHECK_STARTING: Duration = Duration::from_secs(10);
 pub(super) const RECHECK_PENDING: Duration = Duration::from_secs(15);
 pub(super) const RECHECK_FAILED: Duration = Duration::from_secs(30);
 pub(super) const RECHECK_STEADY: Duration = Duration::from_secs(600);
+/// An idle agent kept up by a run in its pod: asked again this often, so
+/// it is suspended soon after the run ends.
+pub(super) const RECHECK_LIVE_RUN: Duration = Duration::from_secs(30);
 pub(super) const RECHECK_TERMINATING: Duration = Duration::from_secs(2);
 
 pub struct Context {
@@ -187,6 +190,8 @@ pub(super) struct Pass<'a> {
     pub(super) events: Vec<(EventType, &'static str, String)>,
     /// When the agent's ChatGPT login must be refreshed next.
     pub(super) refresh_at: Option<DateTime<Utc>>,
+    /// Come back no later than this (a decision that waits on the pod).
+    pub(super) recheck_at: Option<DateTime<Utc>>,
 }
 
 impl Pass<'_> {
@@ -283,11 +288,12 @@ async fn reconcile_agent(agent: &CodexAgent, ctx: &Context) -> Result<Action, Re
         old,
         events: Vec::new(),
         refresh_at: None,
+        recheck_at: None,
     };
     pass.new.observed_generation = agent.metadata.generation;
     let children = Children::new(&ctx.client, &namespace);
     let mut requeue = converge(&mut pass, &children).await?;
-    if let Some(at) = pass.refresh_at {
+    if let Some(at) = pass.refresh_at.into_iter().chain(pass.recheck_at).min() {
         let until = (at - Utc::now()).to_std().unwrap_or_default();
         requeue = requeue.min(until.max(Duration::from_secs(1)));
     }

@@ -2,6 +2,7 @@
 //! [`RunClient`] where it has one, and settled (waited for, recorded once)
 //! by whichever gateway next holds the agent, a restarted one included.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -11,7 +12,7 @@ use tracing::{info, warn};
 
 use super::{RunError, Runner};
 use crate::agent::AgentId;
-use crate::backend::run_log::{finished_in, short, RunEntry, RunStatus};
+use crate::backend::run_log::{finished_in, short, summary_of, RunEntry, RunStatus};
 use crate::backend::{AgentRecord, BackendError, EventSender, RunHold, RunRecord, ThreadUpdate};
 use crate::codex::run_dir::{settle, RunId, RunMeta, Settle, RECORDED_FILE};
 use crate::codex::{CodexEvent, RunOutcome, RunRequest};
@@ -38,10 +39,10 @@ pub fn run_status(outcome: &RunOutcome, cancelled: bool) -> RunStatus {
 
 /// The log entry of a finished run.
 pub fn final_entry(meta: &RunMeta, outcome: &RunOutcome, status: RunStatus) -> RunEntry {
-    let text = if outcome.ok {
-        outcome.final_message.as_deref()
+    let summary = if outcome.ok {
+        outcome.final_message.as_deref().map(summary_of)
     } else {
-        outcome.error.as_deref()
+        outcome.error.as_deref().map(short)
     };
     RunEntry {
         run_id: meta.run_id.to_string(),
@@ -49,7 +50,7 @@ pub fn final_entry(meta: &RunMeta, outcome: &RunOutcome, status: RunStatus) -> R
         started_at: meta.started_at,
         finished_at: Some(Utc::now()),
         status,
-        summary: text.map(short),
+        summary,
         background: meta.background,
     }
 }
@@ -191,31 +192,48 @@ impl Runner {
         recorded
     }
 
-    /// Settles every agent's runs, one task per agent holding its run lock;
-    /// for a gateway that just started.
+    /// Settles every agent's runs; for a gateway that just started.
     pub fn recover_runs(self: &Arc<Self>) {
         let this = self.clone();
         tokio::spawn(async move {
             for agent in this.backend.agents_with_runs().await {
-                let this = this.clone();
-                tokio::spawn(async move {
-                    let slot = this.slot(&agent);
-                    let _lock = slot.run_lock.lock().await;
-                    if !this.has_unsettled_runs(&agent).await {
-                        return;
-                    }
-                    // Across replicas too: the one holding the agent settles.
-                    let hold = this
+                this.settle_in_background(agent);
+            }
+        });
+    }
+
+    /// Settles the agent's runs in a task of its own, holding the agent
+    /// (its run lock here, its hold across replicas): at start, and when a
+    /// caller asks for a run no gateway is following, because the replica
+    /// that started it is gone. One such task per agent at a time.
+    pub fn settle_in_background(self: &Arc<Self>, agent: AgentId) {
+        let slot = self.slot(&agent);
+        if slot.settling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            {
+                let _lock = slot.run_lock.lock().await;
+                if this.has_unsettled_runs(&agent).await {
+                    match this
                         .backend
                         .hold_runs(&agent, &CancellationToken::new(), &|| {})
-                        .await;
-                    if let Err(e) = &hold {
-                        warn!(agent = %agent, "holding the agent to settle its runs failed: {e}");
-                        return;
+                        .await
+                    {
+                        Ok(hold) => {
+                            this.settle_runs(&agent, &Progress::none()).await;
+                            if let Some(h) = hold {
+                                h.release().await;
+                            }
+                        }
+                        Err(e) => {
+                            warn!(agent = %agent, "holding the agent to settle its runs failed: {e}")
+                        }
                     }
-                    this.settle_runs(&agent, &Progress::none()).await;
-                });
+                }
             }
+            slot.settling.store(false, Ordering::Release);
         });
     }
 }

@@ -286,6 +286,12 @@ impl CodexTools {
         if state.is_none() && entry.is_none() {
             return Err(unknown());
         }
+        if state.as_ref().is_some_and(|s| !s.recorded) {
+            // Not this process's call, and perhaps nobody's: the replica
+            // that started it may be gone. This one follows it to its end
+            // and records it (once, across replicas).
+            self.runner.settle_in_background(agent.clone());
+        }
         if let (None, Some(e), Some(_)) = (&state, &entry, self.runner.backend().run_client()) {
             if e.status == RunStatus::Running {
                 // Logged, not live here, and never started: its gateway

@@ -143,6 +143,14 @@ impl Gateway {
         Self::start(self.options.clone())
     }
 
+    /// SIGKILL (no clean shutdown, as a crash or an OOM kill), then a new
+    /// gateway on the same data directory.
+    pub fn kill_and_restart(mut self) -> Self {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        Self::start(self.options.clone())
+    }
+
     pub fn stop(&mut self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);

@@ -345,6 +345,11 @@ impl KubeGateway {
         Self::start_with(&self.namespace, self.model_url.clone(), self.extra.clone())
     }
 
+    /// Kills this gateway with SIGKILL, as a replica lost with its node.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
     pub fn mcp_url(&self) -> String {
         format!("{}/mcp", self.url)
     }

@@ -9,6 +9,7 @@ pub mod gateway;
 pub mod helm;
 pub mod kube_gateway;
 pub mod kubectl;
+pub mod long_turn;
 pub mod mcp_client;
 pub mod net_probe;
 pub mod prometheus;

@@ -12,6 +12,17 @@ use super::raw_mcp::{first_message, STATELESS_PROTOCOL};
 
 pub const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
 
+/// The id of the task a `tools/call` was answered with; fails the test
+/// unless the answer is a working task with a poll interval and a TTL.
+pub fn task_id(answer: &Value) -> String {
+    let result = &answer["result"];
+    assert_eq!(result["resultType"], "task", "{answer}");
+    assert_eq!(result["status"], "working", "{answer}");
+    assert!(result["pollIntervalMs"].as_u64().unwrap() > 0, "{answer}");
+    assert!(result["ttlMs"].as_u64().unwrap() > 0, "{answer}");
+    result["taskId"].as_str().unwrap().to_owned()
+}
+
 #[derive(Clone)]
 pub struct TasksClient {
     url: String,

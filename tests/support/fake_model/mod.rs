@@ -39,7 +39,7 @@ use reply::flatten;
 #[allow(unused_imports)]
 pub use inspect::{conversation, messages, output_schema, tool_outputs, Message};
 #[allow(unused_imports)]
-pub use reply::{deltas, Reply, DELTA_EVERY};
+pub use reply::{deltas, implement_json, Reply, DELTA_EVERY};
 
 /// Token usage reported in every `response.completed`, so tests can check accounting.
 pub const INPUT_TOKENS: u64 = 1200;

@@ -90,6 +90,19 @@ impl Reply {
     }
 }
 
+/// What a model answers under `implement`'s output schema, claiming a change
+/// to each of `files`.
+pub fn implement_json(files: &[&str]) -> Value {
+    let changes: Vec<Value> = files
+        .iter()
+        .map(|f| serde_json::json!({"file": f, "explanation": format!("writes {f}")}))
+        .collect();
+    serde_json::json!({
+        "summary": "done", "changes": changes, "dependencies_added": [],
+        "tests_needed": [], "integration_notes": "none", "next_steps": [], "warnings": []
+    })
+}
+
 /// How often a [`Reply::Streamed`] sends a delta.
 pub const DELTA_EVERY: Duration = Duration::from_millis(500);
 
