@@ -7,13 +7,15 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::fake_model::{FakeModel, Reply};
-use support::gateway::{processes_mentioning, Gateway, GatewayOptions, TEST_API_KEY};
+use support::gateway::{
+    processes_mentioning, wait_until_gone, Gateway, LocalGateway, TEST_API_KEY,
+};
 use support::mcp_client::{McpClient, StepResult, Transport};
-use support::tenants::{token_file, ALPHA, BETA};
+use support::tenants::{gateway_with_tenants, ALPHA, BETA};
 
 const AGENT: &str = "worker";
 
@@ -25,13 +27,11 @@ struct Env {
 
 impl Env {
     async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let model = FakeModel::start().await;
-        let tokens = dir.path().join("tokens");
-        std::fs::write(&tokens, token_file()).unwrap();
-        let mut options = GatewayOptions::new(&dir.path().join("data"), &model);
-        options.auth_tokens = Some(tokens);
-        let gateway = Gateway::start(options);
+        let LocalGateway {
+            dir,
+            model,
+            gateway,
+        } = gateway_with_tenants().await;
         Self {
             dir,
             model,
@@ -51,10 +51,7 @@ impl Env {
     }
 
     fn agent_dir(&self) -> PathBuf {
-        self.dir
-            .path()
-            .join("data/tenants/alpha/agents")
-            .join(AGENT)
+        self.dir.path().join("tenants/alpha/agents").join(AGENT)
     }
 
     fn workspace(&self) -> String {
@@ -98,14 +95,6 @@ fn assert_no_credentials(run_dir: &Path) {
             f.display()
         );
     }
-}
-
-async fn wait_until_gone(ws: &str, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    while !processes_mentioning(ws).is_empty() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    processes_mentioning(ws).is_empty()
 }
 
 #[tokio::test]

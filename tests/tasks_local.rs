@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::fake_model::{implement_json, FakeModel, Reply};
-use support::gateway::{processes_mentioning, Gateway, GatewayOptions};
+use support::gateway::{processes_mentioning, wait_until_gone, Gateway, LocalGateway};
 use support::raw_mcp::RawMcp;
 use support::tasks_client::{task_id, TasksClient, TASKS_EXTENSION};
-use support::tenants::{token_file, ALPHA, BETA};
+use support::tenants::{gateway_with_tenants, ALPHA, BETA};
 
 const AGENT: &str = "worker";
 
@@ -28,13 +28,11 @@ struct Env {
 
 impl Env {
     async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let model = FakeModel::start().await;
-        let tokens = dir.path().join("tokens");
-        std::fs::write(&tokens, token_file()).unwrap();
-        let mut options = GatewayOptions::new(&dir.path().join("data"), &model);
-        options.auth_tokens = Some(tokens);
-        let gateway = Gateway::start(options);
+        let LocalGateway {
+            dir,
+            model,
+            gateway,
+        } = gateway_with_tenants().await;
         Self {
             dir,
             model,
@@ -49,10 +47,7 @@ impl Env {
     }
 
     fn agent_dir(&self) -> PathBuf {
-        self.dir
-            .path()
-            .join("data/tenants/alpha/agents")
-            .join(AGENT)
+        self.dir.path().join("tenants/alpha/agents").join(AGENT)
     }
 
     fn workspace(&self) -> String {
@@ -73,14 +68,6 @@ fn error(answer: &Value) -> &Value {
     answer
         .get("error")
         .unwrap_or_else(|| panic!("no error: {answer}"))
-}
-
-async fn wait_until_gone(ws: &str, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    while !processes_mentioning(ws).is_empty() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    processes_mentioning(ws).is_empty()
 }
 
 #[tokio::test]

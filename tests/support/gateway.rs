@@ -225,6 +225,16 @@ pub fn processes_mentioning(needle: &str) -> Vec<u32> {
     out
 }
 
+/// Waits up to `within` until no process mentions `needle`; answers
+/// whether none does.
+pub async fn wait_until_gone(needle: &str, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while !processes_mentioning(needle).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    processes_mentioning(needle).is_empty()
+}
+
 /// What most local tests start from: a gateway of their own on a fresh data
 /// directory (`dir`), with its own fake model.
 pub struct LocalGateway {

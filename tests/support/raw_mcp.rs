@@ -56,12 +56,21 @@ impl RawMcp {
     }
 
     fn post(&self, session: Option<&str>, body: &Value) -> reqwest::RequestBuilder {
+        self.post_as(SESSION_PROTOCOL, session, body)
+    }
+
+    fn post_as(
+        &self,
+        protocol: &str,
+        session: Option<&str>,
+        body: &Value,
+    ) -> reqwest::RequestBuilder {
         let mut req = self
             .http
             .post(&self.url)
             .header("accept", "application/json, text/event-stream")
             .header("content-type", "application/json")
-            .header("mcp-protocol-version", SESSION_PROTOCOL)
+            .header("mcp-protocol-version", protocol)
             .body(body.to_string());
         for (k, v) in &self.headers {
             req = req.header(k.clone(), v.clone());
@@ -74,7 +83,24 @@ impl RawMcp {
 
     /// Sends one message and reads the whole answer.
     pub async fn send(&self, session: Option<&str>, body: Value) -> Answer {
-        let resp = self.post(session, &body).send().await.unwrap();
+        self.answer(self.post(session, &body)).await
+    }
+
+    /// Sends one 2026-07-28 request (no session) with the routing headers
+    /// of that revision: `Mcp-Method`, and `Mcp-Name` when given (a tool's
+    /// name, a task's id).
+    pub async fn send_stateless(&self, method: &str, name: Option<&str>, body: Value) -> Answer {
+        let mut req = self
+            .post_as(STATELESS_PROTOCOL, None, &body)
+            .header("mcp-method", method);
+        if let Some(name) = name {
+            req = req.header("mcp-name", name);
+        }
+        self.answer(req).await
+    }
+
+    async fn answer(&self, req: reqwest::RequestBuilder) -> Answer {
+        let resp = req.send().await.unwrap();
         let status = resp.status();
         let session = resp
             .headers()

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderName, HeaderValue};
+use reqwest::header::HeaderValue;
 use serde_json::{json, Value};
 
-use super::raw_mcp::{first_message, STATELESS_PROTOCOL};
+use super::raw_mcp::{RawMcp, STATELESS_PROTOCOL};
 
 pub const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
 
@@ -25,9 +25,7 @@ pub fn task_id(answer: &Value) -> String {
 
 #[derive(Clone)]
 pub struct TasksClient {
-    url: String,
-    http: reqwest::Client,
-    headers: Vec<(HeaderName, HeaderValue)>,
+    raw: RawMcp,
     /// Whether requests declare the Tasks extension.
     declare_tasks: bool,
 }
@@ -35,26 +33,19 @@ pub struct TasksClient {
 impl TasksClient {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
-            url: url.into(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(120))
-                .build()
-                .unwrap(),
-            headers: Vec::new(),
+            raw: RawMcp::new(url),
             declare_tasks: true,
         }
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push((
-            HeaderName::from_bytes(name.as_bytes()).unwrap(),
-            HeaderValue::from_str(value).unwrap(),
-        ));
+        self.raw = self.raw.header(name, HeaderValue::from_str(value).unwrap());
         self
     }
 
-    pub fn bearer(self, token: &str) -> Self {
-        self.header("authorization", &format!("Bearer {token}"))
+    pub fn bearer(mut self, token: &str) -> Self {
+        self.raw = self.raw.bearer(token);
+        self
     }
 
     /// A client that does not declare the extension.
@@ -78,27 +69,13 @@ impl TasksClient {
             "io.modelcontextprotocol/clientCapabilities": self.capabilities(),
         });
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let mut req = self
-            .http
-            .post(&self.url)
-            .header("accept", "application/json, text/event-stream")
-            .header("content-type", "application/json")
-            .header("mcp-protocol-version", STATELESS_PROTOCOL)
-            .header("mcp-method", method)
-            .body(body.to_string());
-        if let Some(name) = name {
-            req = req.header("mcp-name", name);
-        }
-        for (k, v) in &self.headers {
-            req = req.header(k.clone(), v.clone());
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        let message = first_message(&text);
+        let answer = self.raw.send_stateless(method, name, body).await;
+        let message = answer.message;
         assert!(
             message.get("result").is_some() || message.get("error").is_some(),
-            "{status}: {text}"
+            "{}: {}",
+            answer.status,
+            answer.text
         );
         message
     }

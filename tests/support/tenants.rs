@@ -16,6 +16,18 @@ pub const BETA: &str = "tok-beta-0123456789abcdef";
 pub fn token_file() -> String {
     format!("{ALPHA} alpha\n{BETA} beta\n")
 }
+
+/// A local gateway of its own whose client tokens are [`token_file`]'s.
+pub async fn gateway_with_tenants() -> super::gateway::LocalGateway {
+    super::gateway::LocalGateway::start_with(|mut o| {
+        let tokens = o.data_dir.join("client-tokens");
+        std::fs::create_dir_all(&o.data_dir).unwrap();
+        std::fs::write(&tokens, token_file()).unwrap();
+        o.auth_tokens = Some(tokens);
+        o
+    })
+    .await
+}
 /// Only in alpha's conversation.
 const ALPHA_SECRET: &str = "alpha-private-marker";
 const CALL_TIMEOUT: Duration = Duration::from_secs(300);
