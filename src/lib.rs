@@ -10,6 +10,7 @@ pub mod credentials;
 pub(crate) mod gateway;
 pub mod gateway_kube;
 pub(crate) mod kubeconfig;
+pub(crate) mod lease;
 pub(crate) mod metrics;
 pub mod operator;
 pub(crate) mod progress;
