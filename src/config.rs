@@ -279,6 +279,26 @@ pub struct ServeArgs {
     /// directory and credentials, and all other agents' files.
     #[arg(long, env = "CODEX_MCP_UNSAFE_NO_ISOLATION")]
     pub unsafe_no_isolation: bool,
+    /// Make agent NAME work on the git repository at PATH:
+    /// `[TENANT/]NAME=PATH` (repeatable; in the environment, separated by
+    /// `;`). Without TENANT, the default tenant's agent.
+    #[arg(
+        long = "project",
+        env = "CODEX_MCP_PROJECTS",
+        value_delimiter = ';',
+        value_name = "[TENANT/]NAME=PATH"
+    )]
+    pub projects: Vec<String>,
+    /// How agents work on their project: in a git worktree on the branch
+    /// `codex/NAME` (the user's working tree is never touched), or in the
+    /// repository's working tree itself.
+    #[arg(
+        long,
+        env = "CODEX_MCP_PROJECT_MODE",
+        value_enum,
+        default_value = "worktree"
+    )]
+    pub project_mode: crate::project::ProjectMode,
     /// Accepted for compatibility: local agents are always persistent.
     #[arg(long, env = "PERSISTENT_MODE", hide = true)]
     pub persistent_mode: Option<String>,
@@ -353,6 +373,9 @@ pub enum DurableCommand {
         #[arg(long)]
         ttl_secs: u64,
     },
+    /// Work on the workspace's files as git (sync, changes, checkpoints,
+    /// rollback, push): one JSON request on stdin, one JSON answer line.
+    Workspace,
 }
 
 /// `codex-mcp gateway`: the gateway with the Kubernetes backend. Agent pods

@@ -29,6 +29,10 @@ pub enum ServeError {
     Http(#[from] HttpError),
     #[error(transparent)]
     Isolation(#[from] SandboxError),
+    #[error(transparent)]
+    ProjectBinding(#[from] crate::project::binding::BindingError),
+    #[error(transparent)]
+    ProjectSetup(#[from] crate::project::setup::SetupError),
 }
 
 /// Run settings shared by every backend, from the Codex and limit flags.
@@ -198,6 +202,8 @@ pub fn client_auth(args: &ServeArgs, data_dir: &std::path::Path) -> Result<Clien
 pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     crate::telemetry::init(&args.gateway.log_level, args.gateway.log_format);
     let data_dir = args.data_dir();
+    // Bad bindings are refused before anything is created.
+    let bindings = crate::project::binding::parse_bindings(&args.projects)?;
     {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
@@ -245,12 +251,19 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     info!(credentials = %credentials.describe(), "Codex credentials");
     let agent_run_bin = std::env::current_exe()
         .map_err(|e| ServeError::Config(format!("cannot locate the codex-mcp binary: {e}")))?;
-    let backend = Arc::new(LocalBackend::new(
-        data_dir.clone(),
-        codex_bin,
-        agent_run_bin,
-        isolation,
-    ));
+    let projects = {
+        let data_dir = data_dir.clone();
+        crate::project::setup::bind_all(&bindings, args.project_mode, |a| {
+            crate::backend::local::agent_dir(&data_dir, a)
+        })?
+    };
+    for p in &projects {
+        info!(agent = %p.agent, repo = %p.repo.display(), workspace = %p.workspace.display(), mode = ?p.mode, "agent works on a project");
+    }
+    let backend = Arc::new(
+        LocalBackend::new(data_dir.clone(), codex_bin, agent_run_bin, isolation)
+            .with_projects(projects),
+    );
     let runner = Arc::new(Runner::new(
         backend,
         credentials,
