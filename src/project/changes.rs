@@ -16,6 +16,8 @@ use super::WorkspaceRepo;
 /// Default and largest page of diff text, in bytes.
 pub const DEFAULT_PAGE_BYTES: usize = 256 << 10;
 pub const MAX_PAGE_BYTES: usize = 4 << 20;
+/// Smallest page honoured.
+pub const MIN_PAGE_BYTES: usize = 128;
 
 /// One changed file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -168,7 +170,7 @@ pub fn changes(
     }
     let max = page_bytes
         .unwrap_or(DEFAULT_PAGE_BYTES)
-        .clamp(1024, MAX_PAGE_BYTES);
+        .clamp(MIN_PAGE_BYTES, MAX_PAGE_BYTES);
     let end = page_end(&diff, offset, max);
     Ok(ChangesPage {
         against,

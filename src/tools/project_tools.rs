@@ -42,7 +42,7 @@ pub struct GetChangesArgs {
     /// The `next_cursor` of the previous page, to get the next one.
     #[serde(default)]
     pub cursor: Option<String>,
-    /// Largest page of diff text in bytes (default 262144, at most 4194304).
+    /// Largest page of diff text in bytes (default 262144, from 128 to 4194304).
     #[serde(default)]
     pub page_bytes: Option<usize>,
 }

@@ -1,0 +1,507 @@
+//! Agents on the user's own code, on one machine: a project bound with
+//! `serve --project`, worktree and in-place modes, changes synced in and
+//! out, checkpoints with rollback, and the bad inputs, against the real
+//! Codex CLI, real git and the fake model.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::fake_model::{messages, tool_outputs, Reply};
+use support::gateway::{GatewayOptions, LocalGateway};
+use support::mcp_client::{McpClient, StepResult, Transport};
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "User")
+        .env("GIT_AUTHOR_EMAIL", "user@example.com")
+        .env("GIT_COMMITTER_NAME", "User")
+        .env("GIT_COMMITTER_EMAIL", "user@example.com")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn write(dir: &Path, rel: &str, bytes: &[u8]) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, bytes).unwrap();
+}
+
+/// A repository with two commits, then a modified file, an untracked one
+/// and an ignored one, as a user's checkout mid-work looks.
+fn user_repo(root: &Path) -> PathBuf {
+    let repo = root.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    write(&repo, "a.txt", b"one\n");
+    write(&repo, ".gitignore", b"*.log\n");
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-qm", "first"]);
+    write(&repo, "src/lib.txt", b"fn lib() {}\n");
+    write(&repo, "old.txt", b"to be renamed\nline two\nline three\n");
+    write(&repo, "gone.txt", b"to be deleted\n");
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-qm", "second"]);
+    write(&repo, "a.txt", b"one\ntwo (uncommitted)\n");
+    write(&repo, "new.txt", b"untracked work\n");
+    write(&repo, "debug.log", b"ignored\n");
+    repo
+}
+
+/// Every file under `dir` (`.git` left out) with its bytes.
+fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if e.file_name() == ".git" {
+                continue;
+            }
+            let ty = e.file_type().unwrap();
+            if ty.is_symlink() {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                let target = std::fs::read_link(&p).unwrap();
+                out.insert(rel, format!("-> {}", target.display()).into_bytes());
+            } else if ty.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn implement_reply() -> Value {
+    json!({
+        "summary": "done", "changes": [], "dependencies_added": [],
+        "tests_needed": [], "integration_notes": "none", "next_steps": [], "warnings": []
+    })
+}
+
+fn client(env: &LocalGateway, agent: &str) -> McpClient {
+    McpClient::new(env.gateway.mcp_url(), Transport::Http)
+        .header("X-Codex-Agent", agent)
+        .request_timeout(Duration::from_secs(300))
+}
+
+fn ok(r: &StepResult) -> &Value {
+    assert!(r.ok() && !r.is_error(), "{r}");
+    r.structured().unwrap()
+}
+
+fn failed(r: &StepResult) -> String {
+    assert!(r.ok() && r.is_error(), "expected a failed tool result: {r}");
+    r.text().to_owned()
+}
+
+async fn implement(c: &McpClient, task: &str) -> Value {
+    let r = c
+        .call_tool("implement", json!({"task": task, "target_files": []}))
+        .await;
+    ok(&r).clone()
+}
+
+/// The whole diff, all pages fetched.
+async fn all_changes(c: &McpClient, args: Value) -> (String, Vec<Value>) {
+    let mut diff = String::new();
+    let mut pages = Vec::new();
+    let mut args = args;
+    loop {
+        let r = c.call_tool("get_changes", args.clone()).await;
+        let page = ok(&r).clone();
+        diff.push_str(page["diff"].as_str().unwrap());
+        pages.push(page.clone());
+        match page["next_cursor"].as_str() {
+            Some(cursor) => args["cursor"] = json!(cursor),
+            None => return (diff, pages),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_worktree_sees_the_users_work_and_leaves_their_tree_alone() {
+    let root = tempfile::tempdir().unwrap();
+    let repo = user_repo(root.path());
+    let user_before = files(&repo);
+    let status_before = git(&repo, &["status", "--porcelain"]);
+    let binding = format!("web={}", repo.display());
+    let env =
+        LocalGateway::start_with(|o: GatewayOptions| o.env("CODEX_MCP_PROJECTS", &binding)).await;
+    let c = client(&env, "web");
+
+    // Codex reads what the user sees, then changes, renames, deletes and
+    // adds files, a binary one among them.
+    env.model.push(Reply::exec("cat a.txt new.txt; ls"));
+    env.model.push(Reply::exec(
+        "printf 'fn lib() { work() }\\n' > src/lib.txt && mv old.txt renamed.txt && rm gone.txt \
+         && printf 'B\\000\\001\\377' > bin.dat",
+    ));
+    env.model.push(Reply::add_file("made.txt", "by codex"));
+    env.model.push(Reply::Json(implement_reply()));
+    let r = implement(&c, "work on the project").await;
+    assert_eq!(r["checkpoint"], "web@1", "{r}");
+    let seen = tool_outputs(&env.model.requests()[1]).join("\n");
+    assert!(
+        seen.contains("two (uncommitted)") && seen.contains("untracked work"),
+        "Codex sees uncommitted and untracked files: {seen}"
+    );
+    assert!(
+        !seen.contains("debug.log"),
+        "ignored files stay out: {seen}"
+    );
+
+    assert_eq!(files(&repo), user_before, "the user's files are untouched");
+    assert_eq!(git(&repo, &["status", "--porcelain"]), status_before);
+
+    // The changes, in small pages, apply in a fresh clone of the snapshot's parent.
+    let (diff, pages) = all_changes(&c, json!({"page_bytes": 300})).await;
+    assert!(pages.len() > 1, "{} pages: {pages:?}", pages.len());
+    assert_eq!(
+        pages[0]["total_bytes"].as_u64().unwrap() as usize,
+        diff.len()
+    );
+    assert!(
+        diff.contains("rename from old.txt") && diff.contains("GIT binary patch"),
+        "{diff}"
+    );
+    assert!(diff.contains("deleted file mode"), "{diff}");
+    assert!(
+        !diff.contains("uncommitted"),
+        "the user's own work is the base: {diff}"
+    );
+    let statuses: Vec<(String, String)> = pages[0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().into(),
+                f["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        statuses.contains(&("renamed.txt".into(), "renamed".into())),
+        "{statuses:?}"
+    );
+    let clone = root.path().join("clone");
+    git(
+        root.path(),
+        &[
+            "clone",
+            "-q",
+            repo.to_str().unwrap(),
+            clone.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(root.path().join("changes.patch"), &diff).unwrap();
+    git(
+        &clone,
+        &["apply", root.path().join("changes.patch").to_str().unwrap()],
+    );
+    let worktree = env.dir.path().join("agents/web/project");
+    for f in ["src/lib.txt", "renamed.txt", "bin.dat", "made.txt"] {
+        assert_eq!(
+            std::fs::read(clone.join(f)).unwrap(),
+            std::fs::read(worktree.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    assert!(!clone.join("gone.txt").exists() && !clone.join("old.txt").exists());
+
+    // push commits on codex/web in the user's repository; their tree stays.
+    let r = c
+        .call_tool("push", json!({"message": "Codex's work"}))
+        .await;
+    let pushed = ok(&r);
+    assert_eq!(pushed["branch"], "codex/web");
+    assert_eq!(pushed["committed"], true);
+    let commit = pushed["commit"].as_str().unwrap();
+    assert_eq!(git(&repo, &["rev-parse", "codex/web"]).trim(), commit);
+    let committed = git(&repo, &["show", "--name-only", "--format=%s", "codex/web"]);
+    assert!(
+        committed.contains("Codex's work") && committed.contains("made.txt"),
+        "{committed}"
+    );
+    assert_eq!(files(&repo), user_before);
+
+    // A restart reuses the worktree, its branch and its checkpoints.
+    let LocalGateway {
+        dir,
+        model,
+        gateway,
+    } = env;
+    let env = LocalGateway {
+        gateway: gateway.restart(),
+        dir,
+        model,
+    };
+    let c = client(&env, "web");
+    let r = c.call_tool("list_checkpoints", json!({})).await;
+    let list = ok(&r);
+    assert_eq!(list["checkpoints"][0]["id"], "web@1", "{list}");
+    assert!(env.dir.path().join("agents/web/project/made.txt").exists());
+    let (diff, _) = all_changes(&c, json!({})).await;
+    assert!(diff.contains("made.txt"), "the base survives the restart");
+}
+
+#[tokio::test]
+async fn in_place_codex_edits_the_working_tree_and_has_nothing_to_push() {
+    let root = tempfile::tempdir().unwrap();
+    let repo = user_repo(root.path());
+    let binding = format!("web={}", repo.display());
+    let env = LocalGateway::start_with(|o: GatewayOptions| {
+        o.env("CODEX_MCP_PROJECTS", &binding)
+            .env("CODEX_MCP_PROJECT_MODE", "in-place")
+    })
+    .await;
+    let c = client(&env, "web");
+    env.model.push(Reply::add_file("made.txt", "in place"));
+    env.model.push(Reply::Json(implement_reply()));
+    let r = implement(&c, "add a file").await;
+    assert_eq!(r["checkpoint"], "web@1", "{r}");
+    assert_eq!(
+        std::fs::read_to_string(repo.join("made.txt")).unwrap(),
+        "in place\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.join("a.txt")).unwrap(),
+        "one\ntwo (uncommitted)\n",
+        "the user's uncommitted work is still there"
+    );
+    let (diff, _) = all_changes(&c, json!({})).await;
+    assert!(
+        diff.contains("made.txt") && !diff.contains("a.txt"),
+        "{diff}"
+    );
+    let e = failed(&c.call_tool("push", json!({})).await);
+    assert!(e.contains("works in place"), "{e}");
+}
+
+#[tokio::test]
+async fn rollback_restores_a_checkpoint_byte_for_byte_and_the_next_turn_hears_of_it() {
+    let env = LocalGateway::start().await;
+    let c = client(&env, "solo");
+    // A plain agent: the caller's files come in by sync.
+    let r = c
+        .call_tool(
+            "sync_files",
+            json!({"files": [
+                {"path": "keep.txt", "content": "kept\n"},
+                {"path": "data/blob.bin", "content_base64": "AAEC/w=="}
+            ]}),
+        )
+        .await;
+    assert_eq!(ok(&r)["changed"].as_array().unwrap().len(), 2, "{r}");
+
+    env.model.push(Reply::add_file("f.txt", "version one"));
+    env.model.push(Reply::Json(implement_reply()));
+    let first = implement(&c, "first").await;
+    assert_eq!(first["checkpoint"], "solo@1");
+    let workspace = env.gateway.workspace("solo");
+    let at_first = files(&workspace);
+
+    env.model.push(Reply::exec(
+        "printf 'version two' > f.txt && rm keep.txt && printf '\\001\\002' > data/blob.bin && mkdir -p n && echo new > n/g.txt",
+    ));
+    env.model.push(Reply::Json(implement_reply()));
+    let second = implement(&c, "second").await;
+    assert_eq!(second["checkpoint"], "solo@2");
+    assert_ne!(files(&workspace), at_first);
+
+    let r = c.call_tool("list_checkpoints", json!({})).await;
+    let list = ok(&r);
+    let ids: Vec<&str> = list["checkpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["solo@1", "solo@2"]);
+    assert_eq!(list["checkpoints"][1]["tool"], "implement");
+
+    let r = c
+        .call_tool("rollback", json!({"checkpoint": "solo@1"}))
+        .await;
+    let rolled = ok(&r);
+    assert_eq!(rolled["undone_checkpoints"], json!(["solo@2"]));
+    assert_eq!(files(&workspace), at_first, "restored byte for byte");
+    assert!(!workspace.join("n").exists(), "emptied directories go too");
+    let (diff, _) = all_changes(&c, json!({"against": "solo@1"})).await;
+    assert_eq!(diff, "", "nothing differs from the checkpoint");
+
+    env.model.push(Reply::text("noted"));
+    let r = c.call_tool("chat", json!({"message": "what now?"})).await;
+    ok(&r);
+    let last = env.model.requests().last().unwrap().clone();
+    let said = messages(&last)
+        .into_iter()
+        .map(|m| m.text)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        said.contains("rolled back to checkpoint solo@1") && said.contains("solo@2"),
+        "the next turn's prompt tells of the rollback: {said}"
+    );
+    // Told once.
+    env.model.push(Reply::text("ok"));
+    ok(&c.call_tool("chat", json!({"message": "and now?"})).await);
+    let last = env.model.requests().last().unwrap().clone();
+    let user_msgs: Vec<String> = messages(&last)
+        .into_iter()
+        .filter(|m| m.role == "user" && m.text.contains("rolled back"))
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(user_msgs.len(), 1, "{user_msgs:?}");
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_by_name_and_changes_nothing() {
+    let env = LocalGateway::start().await;
+    let c = client(&env, "careful");
+    ok(&c
+        .call_tool(
+            "sync_files",
+            json!({"files": [{"path": "a.txt", "content": "one\n"}]}),
+        )
+        .await);
+    let workspace = env.gateway.workspace("careful");
+    let before = files(&workspace);
+
+    // A patch that does not apply, together with a file: neither is written.
+    let patch =
+        "diff --git a/a.txt b/a.txt\n--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-not there\n+two\n";
+    let e = failed(
+        &c.call_tool(
+            "sync_files",
+            json!({"patch": patch, "files": [{"path": "b.txt", "content": "b"}]}),
+        )
+        .await,
+    );
+    assert!(e.contains("does not apply") && e.contains("a.txt"), "{e}");
+    assert_eq!(files(&workspace), before);
+
+    // Paths out of the workspace: by their text, and through a symlink.
+    let e = failed(
+        &c.call_tool(
+            "sync_files",
+            json!({"files": [{"path": "../x", "content": "x"}]}),
+        )
+        .await,
+    );
+    assert!(e.contains("../x"), "{e}");
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), workspace.join("out")).unwrap();
+    let before = files(&workspace);
+    let e = failed(
+        &c.call_tool(
+            "sync_files",
+            json!({"files": [{"path": "ok.txt", "content": "ok"}, {"path": "out/x", "content": "x"}]}),
+        )
+        .await,
+    );
+    assert!(e.contains("out/x") && e.contains("leaves"), "{e}");
+    assert_eq!(files(&workspace), before);
+    assert!(!outside.path().join("x").exists());
+    let e = failed(
+        &c.call_tool(
+            "sync_files",
+            json!({"patch": "--- a/../../x\n+++ b/../../x\n@@ -0,0 +1 @@\n+x\n"}),
+        )
+        .await,
+    );
+    assert!(e.contains("../../x"), "{e}");
+
+    // Checkpoints that are not this agent's, or do not exist.
+    let e = failed(
+        &c.call_tool("rollback", json!({"checkpoint": "other@1"}))
+            .await,
+    );
+    assert!(e.contains("belongs to agent other"), "{e}");
+    let e = failed(
+        &c.call_tool("rollback", json!({"checkpoint": "careful@7"}))
+            .await,
+    );
+    assert!(e.contains("no checkpoint careful@7"), "{e}");
+    let e = failed(
+        &c.call_tool("get_changes", json!({"against": "careful@7"}))
+            .await,
+    );
+    assert!(e.contains("no checkpoint careful@7"), "{e}");
+    let e = failed(&c.call_tool("get_changes", json!({"cursor": "junk"})).await);
+    assert!(e.contains("cursor"), "{e}");
+
+    // Nothing to push to without a project.
+    let e = failed(&c.call_tool("push", json!({})).await);
+    assert!(
+        e.contains("has no project") && e.contains("--project careful=PATH"),
+        "{e}"
+    );
+    assert_eq!(files(&workspace), before);
+}
+
+#[test]
+fn serve_refuses_a_project_that_is_no_repository_and_creates_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let plain_dir = root.path().join("not-a-repo");
+    std::fs::create_dir_all(&plain_dir).unwrap();
+    let good = user_repo(root.path());
+    for (binding, reason) in [
+        (
+            format!("x={}", root.path().join("missing").display()),
+            "not a directory",
+        ),
+        (format!("x={}", plain_dir.display()), "not a git repository"),
+        (
+            format!("x={}", good.join("src").display()),
+            "give its top level",
+        ),
+        ("Bad=/tmp".to_owned(), "DNS-1123"),
+    ] {
+        let data = root.path().join("data");
+        let out = Command::new(support::codex_mcp_bin())
+            .args([
+                "serve",
+                "--no-auth",
+                "--unsafe-no-isolation",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--data-dir")
+            .arg(&data)
+            // A good binding first: nothing is created for it either.
+            .arg("--project")
+            .arg(format!("good={}", good.display()))
+            .arg("--project")
+            .arg(&binding)
+            .env("CODEX_BIN", support::codex_bin())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{binding}: {stderr}");
+        assert!(stderr.contains(reason), "{binding}: {stderr}");
+        assert!(
+            !data.join("agents").exists(),
+            "{binding}: nothing half-created"
+        );
+        assert!(
+            !git(&good, &["branch", "--list"]).contains("codex/"),
+            "{binding}: no branch"
+        );
+    }
+}
