@@ -146,7 +146,9 @@ async fn a_worktree_sees_the_users_work_and_leaves_their_tree_alone() {
 
     // Codex reads what the user sees, then changes, renames, deletes and
     // adds files, a binary one among them.
-    env.model.push(Reply::exec("cat a.txt new.txt; ls"));
+    env.model.push(Reply::exec(
+        "cat a.txt new.txt; ls; git status --short 2>&1",
+    ));
     env.model.push(Reply::exec(
         "printf 'fn lib() { work() }\\n' > src/lib.txt && mv old.txt renamed.txt && rm gone.txt \
          && printf 'B\\000\\001\\377' > bin.dat",
@@ -268,9 +270,14 @@ async fn in_place_codex_edits_the_working_tree_and_has_nothing_to_push() {
     let env = LocalGateway::start_with(|o: GatewayOptions| {
         o.env("CODEX_MCP_PROJECTS", &binding)
             .env("CODEX_MCP_PROJECT_MODE", "in-place")
+            // Without Codex's own sandbox, only the run's bind keeps .git read-only.
+            .env("CODEX_APPROVAL_MODE", "danger-full-access")
     })
     .await;
     let c = client(&env, "web");
+    env.model.push(Reply::exec(
+        "touch .git/hooks/post-checkout 2>&1 || echo HOOK-DENIED",
+    ));
     env.model.push(Reply::add_file("made.txt", "in place"));
     env.model.push(Reply::Json(implement_reply()));
     let r = implement(&c, "add a file").await;
@@ -279,6 +286,9 @@ async fn in_place_codex_edits_the_working_tree_and_has_nothing_to_push() {
         std::fs::read_to_string(repo.join("made.txt")).unwrap(),
         "in place\n"
     );
+    let said = tool_outputs(&env.model.requests()[1]).join("\n");
+    assert!(said.contains("HOOK-DENIED"), "{said}");
+    assert!(!repo.join(".git/hooks/post-checkout").exists());
     assert_eq!(
         std::fs::read_to_string(repo.join("a.txt")).unwrap(),
         "one\ntwo (uncommitted)\n",
