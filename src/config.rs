@@ -558,6 +558,35 @@ mod tests {
     }
 
     #[test]
+    fn projects_repeat_and_split_on_semicolons() {
+        let cli = Cli::try_parse_from([
+            "codex-mcp",
+            "serve",
+            "--project",
+            "web=/src/web;team/api=/src/api",
+            "--project",
+            "docs=/src/docs",
+            "--project-mode",
+            "in-place",
+        ])
+        .unwrap();
+        let Command::Serve(s) = cli.command else {
+            panic!("serve")
+        };
+        assert_eq!(
+            s.projects,
+            ["web=/src/web", "team/api=/src/api", "docs=/src/docs"]
+        );
+        assert_eq!(s.project_mode, crate::project::ProjectMode::InPlace);
+        let cli = Cli::try_parse_from(["codex-mcp", "serve"]).unwrap();
+        let Command::Serve(s) = cli.command else {
+            panic!("serve")
+        };
+        assert!(s.projects.is_empty());
+        assert_eq!(s.project_mode, crate::project::ProjectMode::Worktree);
+    }
+
+    #[test]
     fn base_url_needs_a_provider() {
         let r = Cli::try_parse_from(["codex-mcp", "serve", "--provider-base-url", "http://x/v1"]);
         assert!(r.is_err());

@@ -378,6 +378,68 @@ async fn rollback_restores_a_checkpoint_byte_for_byte_and_the_next_turn_hears_of
         .map(|m| m.text)
         .collect();
     assert_eq!(user_msgs.len(), 1, "{user_msgs:?}");
+    assert!(
+        rolled["saved"].is_null(),
+        "solo@2 held the workspace already"
+    );
+
+    // What no checkpoint holds is kept before a rollback, which can so be undone.
+    ok(&c
+        .call_tool(
+            "sync_files",
+            json!({"files": [{"path": "f.txt", "content": "synced"}]}),
+        )
+        .await);
+    let r = c
+        .call_tool("rollback", json!({"checkpoint": "solo@2"}))
+        .await;
+    assert_eq!(ok(&r)["saved"], "solo@3", "{r}");
+    assert_eq!(
+        std::fs::read(workspace.join("f.txt")).unwrap(),
+        b"version two"
+    );
+    ok(&c
+        .call_tool("rollback", json!({"checkpoint": "solo@3"}))
+        .await);
+    assert_eq!(std::fs::read(workspace.join("f.txt")).unwrap(), b"synced");
+}
+
+#[tokio::test]
+async fn a_token_reaches_only_its_own_agents_workspace() {
+    let tokens = tempfile::tempdir().unwrap();
+    let file = tokens.path().join("tokens");
+    std::fs::write(&file, "tok-mine-0123456789abcdef default mine\n").unwrap();
+    let env = LocalGateway::start_with(|o: GatewayOptions| GatewayOptions {
+        auth_tokens: Some(file.clone()),
+        ..o
+    })
+    .await;
+    for tool in [
+        "sync_files",
+        "get_changes",
+        "list_checkpoints",
+        "rollback",
+        "push",
+    ] {
+        let args = match tool {
+            "sync_files" => json!({"files": [{"path": "x", "content": "x"}]}),
+            "rollback" => json!({"checkpoint": "other@1"}),
+            _ => json!({}),
+        };
+        let r = client(&env, "other")
+            .bearer("tok-mine-0123456789abcdef")
+            .call_tool(tool, args)
+            .await;
+        assert!(!r.ok(), "{tool}: {r}");
+        // Refused before any tool runs, as for every other tool.
+        assert_eq!(r.http_status(), Some(403), "{tool}: {r}");
+    }
+    assert!(!env.dir.path().join("agents/other").exists());
+    let r = client(&env, "mine")
+        .bearer("tok-mine-0123456789abcdef")
+        .call_tool("list_checkpoints", json!({}))
+        .await;
+    assert_eq!(ok(&r)["checkpoints"], json!([]));
 }
 
 #[tokio::test]

@@ -167,6 +167,42 @@ pub fn create(
     base: &str,
     meta: &Meta,
 ) -> Result<CheckpointInfo, WorkspaceError> {
+    let tree = repo
+        .git()
+        .snapshot_tree()
+        .map_err(WorkspaceError::Checkpoint)?;
+    record(repo, base, meta, &tree)
+}
+
+/// Records the workspace as a checkpoint when it differs from the latest
+/// one (or the base), so a rollback never loses what was not recorded
+/// (a chat turn's edits, a sync): `None` when it does not differ.
+pub fn save_unrecorded(
+    repo: &WorkspaceRepo,
+    base: &str,
+    meta: &Meta,
+) -> Result<Option<CheckpointInfo>, WorkspaceError> {
+    let git = repo.git();
+    let latest = raw_list(repo)
+        .map_err(WorkspaceError::Checkpoint)?
+        .pop()
+        .map_or_else(|| base.to_owned(), |(_, c, _)| c);
+    let tree = git.snapshot_tree().map_err(WorkspaceError::Checkpoint)?;
+    let latest_tree = git
+        .line(&["rev-parse", &format!("{latest}^{{tree}}")])
+        .map_err(WorkspaceError::Checkpoint)?;
+    if tree == latest_tree {
+        return Ok(None);
+    }
+    record(repo, base, meta, &tree).map(Some)
+}
+
+fn record(
+    repo: &WorkspaceRepo,
+    base: &str,
+    meta: &Meta,
+    tree: &str,
+) -> Result<CheckpointInfo, WorkspaceError> {
     let git = repo.git();
     let existing = raw_list(repo).map_err(WorkspaceError::Checkpoint)?;
     let n = existing.last().map_or(1, |(n, _, _)| n + 1);
@@ -174,9 +210,8 @@ pub fn create(
         .last()
         .map_or_else(|| base.to_owned(), |(_, c, _)| c.clone());
     let id = checkpoint_id(&repo.agent, n);
-    let tree = git.snapshot_tree().map_err(WorkspaceError::Checkpoint)?;
     let commit = git
-        .commit_tree(&tree, Some(&parent), &message(&id, meta))
+        .commit_tree(tree, Some(&parent), &message(&id, meta))
         .map_err(WorkspaceError::Checkpoint)?;
     git.update_ref(&repo.checkpoint_ref(n), &commit)
         .map_err(WorkspaceError::Checkpoint)?;

@@ -114,6 +114,10 @@ pub struct RollbackResult {
     pub undone_checkpoints: Vec<String>,
     /// What the agent's next turn is told.
     pub note: String,
+    /// The workspace differed from its latest checkpoint (a chat turn's
+    /// edits, a sync): that state was kept first as this checkpoint, so the
+    /// rollback can be undone by rolling back to it.
+    pub saved: Option<String>,
 }
 
 /// What `push` committed.
@@ -159,6 +163,13 @@ pub fn prepare(repo: &WorkspaceRepo) -> Result<String, WorkspaceError> {
 
 fn rollback(repo: &WorkspaceRepo, base: &str, id: &str) -> Result<RollbackResult, WorkspaceError> {
     let (n, commit) = checkpoints::resolve(repo, id)?;
+    let before = Meta {
+        tool: "rollback".into(),
+        thread_id: None,
+        turn: None,
+        created_at: Some(Utc::now()),
+    };
+    let saved = checkpoints::save_unrecorded(repo, base, &before)?.map(|c| c.id);
     let restored = checkpoints::restore(&repo.git(), &commit).map_err(WorkspaceError::Restore)?;
     let undone: Vec<String> = checkpoints::list(repo, base)?
         .into_iter()
@@ -173,6 +184,7 @@ fn rollback(repo: &WorkspaceRepo, base: &str, id: &str) -> Result<RollbackResult
         })
     })?;
     Ok(RollbackResult {
+        saved,
         checkpoint: id.to_owned(),
         restored_files: restored,
         undone_checkpoints: undone,
