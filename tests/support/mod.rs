@@ -11,6 +11,7 @@ pub mod kube_gateway;
 pub mod kubectl;
 pub mod mcp_client;
 pub mod net_probe;
+pub mod projects;
 pub mod prometheus;
 pub mod raw_mcp;
 pub mod tasks_client;
