@@ -242,17 +242,19 @@ pub fn resolve(repo: &WorkspaceRepo, id: &str) -> Result<(u64, String), Workspac
 /// Makes the workspace's files exactly those of `target` (a commit or
 /// tree): files it lacks are deleted, the others written as they are
 /// there. Ignored files are left alone. Returns the paths it changed.
-pub fn restore(git: &Git, target: &str) -> Result<Vec<String>, GitError> {
-    let current = git.snapshot_tree()?;
-    let out = git.run(&[
-        "diff-tree",
-        "-r",
-        "-z",
-        "--name-status",
-        "--no-renames",
-        &current,
-        target,
-    ])?;
+pub fn restore(git: &Git, target: &str) -> Result<Vec<String>, WorkspaceError> {
+    let current = git.snapshot_tree().map_err(WorkspaceError::Restore)?;
+    let out = git
+        .run(&[
+            "diff-tree",
+            "-r",
+            "-z",
+            "--name-status",
+            "--no-renames",
+            &current,
+            target,
+        ])
+        .map_err(WorkspaceError::Restore)?;
     let fields = split_z(&out);
     let mut write = Vec::new();
     let mut changed = Vec::new();
@@ -262,8 +264,8 @@ pub fn restore(git: &Git, target: &str) -> Result<Vec<String>, GitError> {
         if status == "D" {
             let file = git.work_tree.join(path);
             if file.symlink_metadata().is_ok() {
-                std::fs::remove_file(&file).map_err(|e| GitError::Run {
-                    command: format!("restore {path}"),
+                std::fs::remove_file(&file).map_err(|e| WorkspaceError::RemoveFile {
+                    path: path.clone(),
                     reason: e.to_string(),
                 })?;
             }
@@ -273,15 +275,14 @@ pub fn restore(git: &Git, target: &str) -> Result<Vec<String>, GitError> {
         }
     }
     if !write.is_empty() {
-        let scratch = tempfile::tempdir().map_err(|e| GitError::Run {
-            command: "read-tree".into(),
-            reason: e.to_string(),
-        })?;
+        let scratch = super::git::scratch_dir().map_err(WorkspaceError::Restore)?;
         let scratch_git = git.with_index(&scratch.path().join("index"));
-        scratch_git.run(&["read-tree", target])?;
         let mut list = write.join("\0").into_bytes();
         list.push(0);
-        scratch_git.run_with(&["checkout-index", "-f", "-z", "--stdin"], &list)?;
+        scratch_git
+            .run(&["read-tree", target])
+            .and_then(|_| scratch_git.run_with(&["checkout-index", "-f", "-z", "--stdin"], &list))
+            .map_err(WorkspaceError::Restore)?;
     }
     Ok(changed)
 }

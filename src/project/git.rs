@@ -21,6 +21,13 @@ pub enum GitError {
     Run { command: String, reason: String },
     #[error("`git {command}` failed: {stderr}")]
     Failed { command: String, stderr: String },
+    #[error("creating a temporary index failed: {0}")]
+    Scratch(std::io::Error),
+}
+
+/// A temporary directory for an index of its own.
+pub fn scratch_dir() -> Result<tempfile::TempDir, GitError> {
+    tempfile::tempdir().map_err(GitError::Scratch)
 }
 
 /// One workspace as git sees it.
@@ -143,10 +150,7 @@ impl Git {
     /// (seeded with the real one, so unchanged files are not hashed again),
     /// so what the user has staged stays as it is.
     pub fn snapshot_tree(&self) -> Result<String, GitError> {
-        let scratch = tempfile::tempdir().map_err(|e| GitError::Run {
-            command: "add -A".into(),
-            reason: format!("temporary index: {e}"),
-        })?;
+        let scratch = scratch_dir()?;
         let index = scratch.path().join("index");
         if let Ok(real) = self.line(&["rev-parse", "--git-path", "index"]) {
             let real = self.work_tree.join(real);

@@ -31,6 +31,12 @@ pub enum WorkspaceError {
     Write { path: String, reason: String },
     #[error("restoring the workspace failed: {0}")]
     Restore(GitError),
+    #[error("restoring the workspace failed: removing {path:?}: {reason}")]
+    RemoveFile { path: String, reason: String },
+    #[error("creating the workspace failed: {0}")]
+    CreateWorkspace(std::io::Error),
+    #[error("leaving the note for the next turn failed: {0}")]
+    LeaveNote(std::io::Error),
     #[error("agent {agent} has no checkpoint {id}; list_checkpoints shows its checkpoints")]
     UnknownCheckpoint { id: String, agent: String },
     #[error("checkpoint {id} belongs to agent {owner}, not to agent {agent} you are using")]
@@ -139,12 +145,7 @@ pub fn prepare(repo: &WorkspaceRepo) -> Result<String, WorkspaceError> {
     let git = repo.git();
     if let Some(dir) = &repo.git_dir {
         if !dir.join("HEAD").exists() {
-            std::fs::create_dir_all(&repo.work_tree).map_err(|e| {
-                WorkspaceError::Prepare(GitError::Run {
-                    command: "init".into(),
-                    reason: e.to_string(),
-                })
-            })?;
+            std::fs::create_dir_all(&repo.work_tree).map_err(WorkspaceError::CreateWorkspace)?;
             git.run(&["init", "--quiet"])
                 .map_err(WorkspaceError::Prepare)?;
         }
@@ -170,19 +171,14 @@ fn rollback(repo: &WorkspaceRepo, base: &str, id: &str) -> Result<RollbackResult
         created_at: Some(Utc::now()),
     };
     let saved = checkpoints::save_unrecorded(repo, base, &before)?.map(|c| c.id);
-    let restored = checkpoints::restore(&repo.git(), &commit).map_err(WorkspaceError::Restore)?;
+    let restored = checkpoints::restore(&repo.git(), &commit)?;
     let undone: Vec<String> = checkpoints::list(repo, base)?
         .into_iter()
         .filter(|c| checkpoints::parse_id(&repo.agent, &c.id).is_ok_and(|m| m > n))
         .map(|c| c.id)
         .collect();
     let note = notes::rollback_note(id, &undone, &restored);
-    notes::leave(&repo.codex_home, &note).map_err(|e| {
-        WorkspaceError::Restore(GitError::Run {
-            command: "leave the note for the next turn".into(),
-            reason: e.to_string(),
-        })
-    })?;
+    notes::leave(&repo.codex_home, &note).map_err(WorkspaceError::LeaveNote)?;
     Ok(RollbackResult {
         saved,
         checkpoint: id.to_owned(),

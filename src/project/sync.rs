@@ -116,7 +116,7 @@ pub fn sync(
         Ok(())
     })();
     if let Err(e) = written {
-        restore(&git, &before).map_err(WorkspaceError::Restore)?;
+        restore(&git, &before)?;
         return Err(e);
     }
     let after = git.snapshot_tree().map_err(WorkspaceError::Checkpoint)?;

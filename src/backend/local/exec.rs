@@ -1,7 +1,10 @@
 //! How `agent-run` commands reach a local agent: the run itself in the
 //! agent's sandbox, the short durable-mode commands (follow, status, ...)
 //! as plain child processes of the gateway, which only read and write the
-//! run's directory (never following the run's symlinks).
+//! run's directory (never following the run's symlinks). `workspace` too
+//! runs so: it works on the agent's files with git, which neither stores
+//! nor writes through a symlink, and checks every caller path against the
+//! real workspace before writing.
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
