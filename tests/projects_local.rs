@@ -182,6 +182,26 @@ async fn in_place_codex_edits_the_working_tree_and_has_nothing_to_push() {
     );
     let e = failed(&c.call_tool("push", json!({})).await);
     assert!(e.contains("works in place"), "{e}");
+
+    // fix records the next checkpoint.
+    env.model.push(Reply::exec("printf 'fixed\\n' > made.txt"));
+    env.model.push(Reply::Json(json!({
+        "fixes": [{"problem": "p", "solution": "s", "files_to_change": ["made.txt"],
+                   "root_cause": "r", "prevention": "t"}],
+        "summary": "fixed", "diagnostic_steps": [], "quick_fix_available": true, "tests_to_run": [], "warnings": []
+    })));
+    let r = c
+        .call_tool("fix", json!({"symptoms": "made.txt is wrong"}))
+        .await;
+    assert_eq!(ok(&r)["checkpoint"], "web@2", "{r}");
+    let r = c.call_tool("list_checkpoints", json!({})).await;
+    let list = ok(&r);
+    assert_eq!(list["checkpoints"][1]["tool"], "fix", "{list}");
+    assert_eq!(
+        list["checkpoints"][1]["files"],
+        json!(["made.txt"]),
+        "{list}"
+    );
 }
 
 #[tokio::test]
