@@ -141,6 +141,30 @@ async fn a_worktree_sees_the_users_work_and_leaves_their_tree_alone() {
     assert!(env.dir.path().join("agents/web/project/made.txt").exists());
     let (diff, _) = all_changes(&c, json!({})).await;
     assert!(diff.contains("made.txt"), "the base survives the restart");
+
+    // Its worktree removed, the agent gets it back on its branch.
+    let LocalGateway {
+        dir,
+        model,
+        mut gateway,
+    } = env;
+    gateway.stop();
+    std::fs::remove_dir_all(dir.path().join("agents/web/project")).unwrap();
+    let gateway = gateway.restart();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("agents/web/project/made.txt")).unwrap(),
+        "by codex\n"
+    );
+    let env = LocalGateway {
+        gateway,
+        dir,
+        model,
+    };
+    let r = client(&env, "web")
+        .call_tool("list_checkpoints", json!({}))
+        .await;
+    assert_eq!(ok(&r)["checkpoints"][0]["id"], "web@1");
+    assert_eq!(files(&repo), user_before);
 }
 
 #[tokio::test]

@@ -5,7 +5,8 @@
 //! A worktree from an earlier start is reused as it is, with its branch,
 //! base and checkpoints: the agent's work persists across restarts. Where
 //! only the branch is left (the data directory was removed), the worktree
-//! is created again on it. Only a first start takes a snapshot of the
+//! is created again on it; the user's other worktrees are never pruned or
+//! overridden. Only a first start takes a snapshot of the
 //! user's working tree. In place, the base is the working tree as it is at
 //! each start.
 
@@ -39,6 +40,12 @@ pub enum SetupError {
         agent: String,
         dir: String,
         repo: String,
+    },
+    #[error("--project {agent}: its branch {branch} is checked out in {path}; check out another branch there")]
+    BranchElsewhere {
+        agent: String,
+        branch: String,
+        path: String,
     },
     #[error("--project {agent}: creating its worktree failed: {source}")]
     Worktree { agent: String, source: GitError },
@@ -91,6 +98,29 @@ impl BoundProject {
             codex_home: codex_home.to_path_buf(),
         }
     }
+}
+
+/// One entry of `git worktree list --porcelain`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedWorktree {
+    pub path: PathBuf,
+    /// The branch checked out there, without `refs/heads/`.
+    pub branch: Option<String>,
+}
+
+pub fn parse_worktrees(porcelain: &str) -> Vec<ListedWorktree> {
+    let mut out: Vec<ListedWorktree> = Vec::new();
+    for line in porcelain.lines() {
+        if let Some(path) = line.strip_prefix("worktree ") {
+            out.push(ListedWorktree {
+                path: PathBuf::from(path),
+                branch: None,
+            });
+        } else if let (Some(b), Some(last)) = (line.strip_prefix("branch "), out.last_mut()) {
+            last.branch = Some(b.strip_prefix("refs/heads/").unwrap_or(b).to_owned());
+        }
+    }
+    out
 }
 
 /// A binding whose PATH was found to be a repository's top level.
@@ -194,9 +224,28 @@ fn bind_worktree(c: &Checked<'_>, agent_dir: &Path) -> Result<BoundProject, Setu
         dir: agent_dir.display().to_string(),
         source,
     })?;
-    // A registration whose directory is gone would block adding it again.
-    repo.run(&["worktree", "prune"]).map_err(wt_err)?;
     let branch = branch_name(agent);
+    let listed = repo
+        .run(&["worktree", "list", "--porcelain"])
+        .map_err(wt_err)?;
+    let worktrees = parse_worktrees(&String::from_utf8_lossy(&listed));
+    if let Some(other) = worktrees
+        .iter()
+        .find(|w| w.branch.as_deref() == Some(branch.as_str()) && w.path != wt)
+    {
+        return Err(SetupError::BranchElsewhere {
+            agent: name,
+            branch,
+            path: other.path.display().to_string(),
+        });
+    }
+    // Only this agent's own registration, left by a worktree directory that
+    // was removed, is overridden: the user's other worktrees stay as they are.
+    let add: &[&str] = if worktrees.iter().any(|w| w.path == wt) {
+        &["worktree", "add", "--quiet", "--force"]
+    } else {
+        &["worktree", "add", "--quiet"]
+    };
     let base_ref = format!("{}/base", ref_prefix(agent));
     let wt_arg = wt.to_string_lossy().into_owned();
     if wt.join(".git").exists() {
@@ -211,15 +260,21 @@ fn bind_worktree(c: &Checked<'_>, agent_dir: &Path) -> Result<BoundProject, Setu
             });
         }
     } else if repo.resolve(&format!("refs/heads/{branch}")).is_some() {
-        repo.run(&["worktree", "add", "--quiet", &wt_arg, &branch])
+        repo.run(&[add, &[wt_arg.as_str(), branch.as_str()]].concat())
             .map_err(wt_err)?;
     } else {
         let base = snapshot(&repo, agent).map_err(|source| SetupError::Snapshot {
             agent: name.clone(),
             source,
         })?;
-        repo.run(&["worktree", "add", "--quiet", "-b", &branch, &wt_arg, &base])
-            .map_err(wt_err)?;
+        repo.run(
+            &[
+                add,
+                &["-b", branch.as_str(), wt_arg.as_str(), base.as_str()],
+            ]
+            .concat(),
+        )
+        .map_err(wt_err)?;
     }
     if repo.resolve(&base_ref).is_none() {
         let tip = repo.resolve(&format!("refs/heads/{branch}"));
@@ -266,4 +321,22 @@ fn bind_in_place(c: &Checked<'_>) -> Result<BoundProject, SetupError> {
         writable: Vec::new(),
         protected,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worktree_lists_are_read_with_their_branches() {
+        let listed = "worktree /src/web\nHEAD 7c63\nbranch refs/heads/main\n\n\
+                      worktree /data/agents/web/project\nHEAD 7c63\nbranch refs/heads/codex/web\n\
+                      prunable gitdir file points to non-existent location\n\n\
+                      worktree /tmp/detached\nHEAD 7c63\ndetached\n";
+        let w = parse_worktrees(listed);
+        assert_eq!(w.len(), 3);
+        assert_eq!(w[1].path, PathBuf::from("/data/agents/web/project"));
+        assert_eq!(w[1].branch.as_deref(), Some("codex/web"));
+        assert_eq!(w[2].branch, None);
+    }
 }
