@@ -324,7 +324,8 @@ pub struct AgentRunArgs {
 }
 
 /// `agent-run` commands for runs that outlive their caller (see
-/// `codex::detached`).
+/// `codex::detached`), and for the workspace between runs (see
+/// `project::ops`).
 #[derive(Debug, Clone, Subcommand)]
 pub enum DurableCommand {
     /// Read the request on stdin and start the run in RUN_DIR; prints one

@@ -6,6 +6,7 @@
 //! nor writes through a symlink, and checks every caller path against the
 //! real workspace before writing.
 
+use std::collections::HashMap;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -13,8 +14,6 @@ use std::process::Stdio;
 use async_trait::async_trait;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::process::Command;
-
-use std::collections::HashMap;
 
 use super::sandbox::{bwrap_args, Isolation, RunMounts};
 use crate::agent::AgentId;
