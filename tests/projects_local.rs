@@ -32,7 +32,7 @@ async fn a_worktree_sees_the_users_work_and_leaves_their_tree_alone() {
     ));
     env.model.push(Reply::exec(
         "printf 'fn lib() { work() }\\n' > src/lib.txt && mv old.txt renamed.txt && rm gone.txt \
-         && printf 'B\\000\\001\\377' > bin.dat",
+         && printf 'B\\000\\001\\377' > bin.dat && printf 'caf\\351\\n' > latin1.txt",
     ));
     env.model.push(Reply::add_file("made.txt", "by codex"));
     env.model.push(Reply::Json(implement_reply()));
@@ -98,7 +98,13 @@ async fn a_worktree_sees_the_users_work_and_leaves_their_tree_alone() {
         &["apply", root.path().join("changes.patch").to_str().unwrap()],
     );
     let worktree = env.dir.path().join("agents/web/project");
-    for f in ["src/lib.txt", "renamed.txt", "bin.dat", "made.txt"] {
+    for f in [
+        "src/lib.txt",
+        "renamed.txt",
+        "bin.dat",
+        "latin1.txt",
+        "made.txt",
+    ] {
         assert_eq!(
             std::fs::read(clone.join(f)).unwrap(),
             std::fs::read(worktree.join(f)).unwrap(),

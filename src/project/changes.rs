@@ -75,6 +75,64 @@ pub fn page_end(diff: &str, offset: usize, max: usize) -> usize {
     }
 }
 
+/// The paths (as the diff names them) of the files whose part of `diff` is
+/// not UTF-8: text in another encoding.
+pub fn non_utf8_paths(diff: &[u8]) -> Vec<String> {
+    const HEADER: &[u8] = b"diff --git ";
+    let mut starts: Vec<usize> = (0..diff.len())
+        .filter(|&i| diff[i..].starts_with(HEADER) && (i == 0 || diff[i - 1] == b'\n'))
+        .collect();
+    starts.push(diff.len());
+    starts
+        .windows(2)
+        .filter(|w| std::str::from_utf8(&diff[w[0]..w[1]]).is_err())
+        .filter_map(|w| {
+            let section = &diff[w[0]..w[1]];
+            let line = section.split(|b| *b == b'\n').next()?;
+            let line = String::from_utf8_lossy(line);
+            line.rsplit_once(" b/").map(|(_, p)| p.to_owned())
+        })
+        .collect()
+}
+
+/// The diff `args` ask for, as text. JSON carries only UTF-8, so files in
+/// another encoding go as binary patches (their bytes intact, which
+/// `git apply` restores) instead of being mangled into UTF-8.
+fn utf8_diff(git: &super::git::Git, args: &[&str]) -> Result<String, WorkspaceError> {
+    let raw = git.run(args).map_err(WorkspaceError::Diff)?;
+    let raw = match String::from_utf8(raw) {
+        Ok(text) => return Ok(text),
+        Err(e) => e.into_bytes(),
+    };
+    let paths = non_utf8_paths(&raw);
+    // gitattributes patterns cannot hold every path: any that is not plain
+    // makes every file binary, which still applies exactly.
+    let plain = |p: &String| {
+        !p.is_empty()
+            && !p
+                .chars()
+                .any(|c| c.is_whitespace() || "*?[]\\\"#!".contains(c))
+    };
+    let attributes = if !paths.is_empty() && paths.iter().all(plain) {
+        paths.iter().map(|p| format!("/{p} -diff\n")).collect()
+    } else {
+        "* -diff\n".to_owned()
+    };
+    let scratch = super::git::scratch_dir().map_err(WorkspaceError::Diff)?;
+    let file = scratch.path().join("attributes");
+    std::fs::write(&file, attributes)
+        .map_err(|e| WorkspaceError::Diff(super::git::GitError::Scratch(e)))?;
+    let setting = format!("core.attributesFile={}", file.display());
+    let mut binary = vec!["-c", setting.as_str()];
+    binary.extend_from_slice(args);
+    let raw = git.run(&binary).map_err(WorkspaceError::Diff)?;
+    String::from_utf8(raw).map_err(|_| {
+        WorkspaceError::NotUtf8(
+            "a changed file's path is not UTF-8, which a JSON answer cannot carry".into(),
+        )
+    })
+}
+
 /// `STATE:OFFSET`.
 pub fn cursor(state: &str, offset: usize) -> String {
     format!("{state}:{offset}")
@@ -157,8 +215,7 @@ pub fn changes(
     let common = ["diff-tree", "-r", "-M", "--no-color", "--full-index"];
     let mut diff_args = common.to_vec();
     diff_args.extend(["-p", "--binary", &against_commit, &tree]);
-    let diff =
-        String::from_utf8_lossy(&git.run(&diff_args).map_err(WorkspaceError::Diff)?).into_owned();
+    let diff = utf8_diff(&git, &diff_args)?;
     let mut status_args = common.to_vec();
     status_args.extend(["-z", "--name-status", &against_commit, &tree]);
     let files = parse_name_status(&git.run(&status_args).map_err(WorkspaceError::Diff)?);
@@ -234,6 +291,15 @@ mod tests {
             ("ab.cd".into(), 42)
         );
         assert!(parse_cursor("nope").is_err());
+    }
+
+    #[test]
+    fn files_that_are_not_utf8_are_found_by_their_section() {
+        let mut diff = file("ok.txt", 1).into_bytes();
+        diff.extend_from_slice(b"diff --git a/l1.txt b/l1.txt\n+caf\xe9\n");
+        diff.extend_from_slice(file("also ok", 1).as_bytes());
+        assert_eq!(non_utf8_paths(&diff), ["l1.txt"]);
+        assert!(non_utf8_paths(file("x", 2).as_bytes()).is_empty());
     }
 
     #[test]

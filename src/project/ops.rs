@@ -49,6 +49,8 @@ pub enum WorkspaceError {
     Checkpoint(GitError),
     #[error("computing the changes failed: {0}")]
     Diff(GitError),
+    #[error("computing the changes failed: {0}")]
+    NotUtf8(String),
     #[error("bad cursor: {0}")]
     Cursor(String),
     #[error("nothing to push to: {0}")]
