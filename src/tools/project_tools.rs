@@ -26,7 +26,9 @@ pub struct SyncFilesArgs {
     pub files: Vec<SyncFile>,
     /// A unified diff as `git diff` prints it (paths a/... b/...), applied
     /// with `git apply` semantics before `files`. Give your uncommitted
-    /// changes this way: `git diff HEAD` (plus new files in `files`).
+    /// changes this way: `git diff --binary HEAD` (plus new files in
+    /// `files`); `--binary` carries binary files and text in encodings
+    /// other than UTF-8.
     #[serde(default)]
     pub patch: Option<String>,
 }
