@@ -398,6 +398,18 @@ async fn bad_input_is_refused_by_name_and_changes_nothing() {
     );
     assert!(e.contains("does not apply") && e.contains("a.txt"), "{e}");
     assert_eq!(files(&workspace), before);
+    // Right, the same sync applies whole.
+    let r = c
+        .call_tool(
+            "sync_files",
+            json!({"patch": patch.replace("not there", "one"), "files": [{"path": "b.txt", "content": "b"}]}),
+        )
+        .await;
+    assert_eq!(
+        ok(&r)["changed"],
+        json!([{"path": "a.txt", "status": "modified"}, {"path": "b.txt", "status": "added"}])
+    );
+    assert_eq!(std::fs::read(workspace.join("a.txt")).unwrap(), b"two\n");
 
     // Paths out of the workspace: by their text, and through a symlink.
     let e = failed(
