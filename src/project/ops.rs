@@ -21,6 +21,8 @@ const MAX_REQUEST_BYTES: u64 = 64 << 20;
 pub enum WorkspaceError {
     #[error("reading the request failed: {0}")]
     Request(String),
+    #[error("the workspace operation stopped unexpectedly: {0}")]
+    Aborted(String),
     #[error("preparing the workspace's history failed: {0}")]
     Prepare(GitError),
     #[error("path {path:?}: {reason}; nothing was changed")]
@@ -291,7 +293,7 @@ pub async fn main() -> i32 {
             Err(e) => Err(WorkspaceError::Request(e.to_string())),
             Ok(req) => tokio::task::spawn_blocking(move || execute(req))
                 .await
-                .unwrap_or_else(|e| Err(WorkspaceError::Request(e.to_string()))),
+                .unwrap_or_else(|e| Err(WorkspaceError::Aborted(e.to_string()))),
         },
     };
     let (answer, code) = match answer {
