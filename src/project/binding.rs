@@ -24,6 +24,16 @@ pub struct ProjectBinding {
     pub path: PathBuf,
 }
 
+/// An agent as a `--project` value names it: NAME for the default
+/// tenant's, TENANT/NAME otherwise.
+pub fn shown(agent: &AgentId) -> String {
+    if agent.tenant.as_str() == Tenant::DEFAULT {
+        agent.name.to_string()
+    } else {
+        agent.to_string()
+    }
+}
+
 /// Parses one `[TENANT/]NAME=PATH`.
 pub fn parse_binding(raw: &str) -> Result<ProjectBinding, BindingError> {
     let (who, path) = raw
@@ -51,7 +61,7 @@ pub fn parse_bindings(raw: &[String]) -> Result<Vec<ProjectBinding>, BindingErro
     for r in raw.iter().filter(|r| !r.trim().is_empty()) {
         let b = parse_binding(r)?;
         if out.iter().any(|o| o.agent == b.agent) {
-            return Err(BindingError::Duplicate(b.agent.to_string()));
+            return Err(BindingError::Duplicate(shown(&b.agent)));
         }
         out.push(b);
     }
@@ -86,7 +96,9 @@ mod tests {
         let e = parse_binding("Web=/x").unwrap_err().to_string();
         assert!(e.contains("Web=/x") && e.contains("DNS-1123"), "{e}");
         let e = parse_bindings(&["a=/x".into(), "a=/y".into()]).unwrap_err();
-        assert_eq!(e, BindingError::Duplicate("default/a".into()));
+        assert_eq!(e, BindingError::Duplicate("a".into()));
+        let e = parse_bindings(&["t/a=/x".into(), "t/a=/y".into()]).unwrap_err();
+        assert_eq!(e, BindingError::Duplicate("t/a".into()));
         assert_eq!(parse_bindings(&["".into()]).unwrap(), vec![]);
     }
 }

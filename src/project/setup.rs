@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::binding::ProjectBinding;
+use super::binding::{shown, ProjectBinding};
 use super::git::{Git, GitError};
 use super::{branch_name, ref_prefix, ProjectMode, PushTarget, WorkspaceRepo};
 use crate::agent::AgentId;
@@ -130,7 +130,7 @@ struct Checked<'a> {
 }
 
 fn check(binding: &ProjectBinding) -> Result<Checked<'_>, SetupError> {
-    let agent = binding.agent.to_string();
+    let agent = shown(&binding.agent);
     let path = binding.path.display().to_string();
     if !binding.path.is_dir() {
         return Err(SetupError::NotDirectory { agent, path });
@@ -198,7 +198,7 @@ fn absolute(base: &Path, p: &str) -> PathBuf {
 
 fn bind_worktree(c: &Checked<'_>, agent_dir: &Path) -> Result<BoundProject, SetupError> {
     let agent = &c.binding.agent;
-    let name = agent.to_string();
+    let name = shown(agent);
     let repo = Git::new(&c.top, None);
     let wt = agent_dir.join("project");
     let wt_err = |source| SetupError::Worktree {
@@ -300,7 +300,7 @@ fn bind_in_place(c: &Checked<'_>) -> Result<BoundProject, SetupError> {
     let agent = &c.binding.agent;
     let repo = Git::new(&c.top, None);
     snapshot(&repo, agent).map_err(|source| SetupError::Snapshot {
-        agent: agent.to_string(),
+        agent: shown(agent),
         source,
     })?;
     let mut protected = Vec::new();
