@@ -279,6 +279,26 @@ pub struct ServeArgs {
     /// directory and credentials, and all other agents' files.
     #[arg(long, env = "CODEX_MCP_UNSAFE_NO_ISOLATION")]
     pub unsafe_no_isolation: bool,
+    /// Make agent NAME work on the git repository at PATH:
+    /// `[TENANT/]NAME=PATH` (repeatable; in the environment, separated by
+    /// `;`). Without TENANT, the default tenant's agent.
+    #[arg(
+        long = "project",
+        env = "CODEX_MCP_PROJECTS",
+        value_delimiter = ';',
+        value_name = "[TENANT/]NAME=PATH"
+    )]
+    pub projects: Vec<String>,
+    /// How agents work on their project: in a git worktree on the branch
+    /// `codex/NAME` (the user's working tree is never touched), or in the
+    /// repository's working tree itself.
+    #[arg(
+        long,
+        env = "CODEX_MCP_PROJECT_MODE",
+        value_enum,
+        default_value = "worktree"
+    )]
+    pub project_mode: crate::project::ProjectMode,
     /// Accepted for compatibility: local agents are always persistent.
     #[arg(long, env = "PERSISTENT_MODE", hide = true)]
     pub persistent_mode: Option<String>,
@@ -304,7 +324,8 @@ pub struct AgentRunArgs {
 }
 
 /// `agent-run` commands for runs that outlive their caller (see
-/// `codex::detached`).
+/// `codex::detached`), and for the workspace between runs (see
+/// `project::ops`).
 #[derive(Debug, Clone, Subcommand)]
 pub enum DurableCommand {
     /// Read the request on stdin and start the run in RUN_DIR; prints one
@@ -353,6 +374,9 @@ pub enum DurableCommand {
         #[arg(long)]
         ttl_secs: u64,
     },
+    /// Work on the workspace's files as git (sync, changes, checkpoints,
+    /// rollback, push): one JSON request on stdin, one JSON answer line.
+    Workspace,
 }
 
 /// `codex-mcp gateway`: the gateway with the Kubernetes backend. Agent pods
@@ -532,6 +556,35 @@ mod tests {
         assert_eq!(o.memory_limit, "2048m");
         assert_eq!(o.session_timeout, 3600);
         assert!(o.leader_elect);
+    }
+
+    #[test]
+    fn projects_repeat_and_split_on_semicolons() {
+        let cli = Cli::try_parse_from([
+            "codex-mcp",
+            "serve",
+            "--project",
+            "web=/src/web;team/api=/src/api",
+            "--project",
+            "docs=/src/docs",
+            "--project-mode",
+            "in-place",
+        ])
+        .unwrap();
+        let Command::Serve(s) = cli.command else {
+            panic!("serve")
+        };
+        assert_eq!(
+            s.projects,
+            ["web=/src/web", "team/api=/src/api", "docs=/src/docs"]
+        );
+        assert_eq!(s.project_mode, crate::project::ProjectMode::InPlace);
+        let cli = Cli::try_parse_from(["codex-mcp", "serve"]).unwrap();
+        let Command::Serve(s) = cli.command else {
+            panic!("serve")
+        };
+        assert!(s.projects.is_empty());
+        assert_eq!(s.project_mode, crate::project::ProjectMode::Worktree);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub(crate) mod lease;
 pub(crate) mod metrics;
 pub mod operator;
 pub(crate) mod progress;
+pub mod project;
 pub(crate) mod runs;
 pub mod serve;
 pub mod sse;

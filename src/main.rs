@@ -3,8 +3,9 @@ use codex_mcp::codex::agent_run::{self, AgentRunOptions};
 use codex_mcp::codex::detached::{self, Detached};
 use codex_mcp::config::{AuthCommand, Cli, Command, DurableCommand};
 
-fn durable_command(cmd: DurableCommand) -> Detached {
-    match cmd {
+/// The durable-run command, or `None` for the workspace command.
+fn durable_command(cmd: DurableCommand) -> Option<Detached> {
+    Some(match cmd {
         DurableCommand::Start {
             run_dir,
             foreground,
@@ -21,7 +22,8 @@ fn durable_command(cmd: DurableCommand) -> Detached {
             runs_dir,
             ttl: std::time::Duration::from_secs(ttl_secs),
         },
-    }
+        DurableCommand::Workspace => return None,
+    })
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,7 +55,10 @@ fn main() -> anyhow::Result<()> {
             };
             let code = match args.durable {
                 None => runtime.block_on(agent_run::main(opts)),
-                Some(cmd) => runtime.block_on(detached::main(opts, durable_command(cmd))),
+                Some(cmd) => match durable_command(cmd) {
+                    Some(cmd) => runtime.block_on(detached::main(opts, cmd)),
+                    None => runtime.block_on(codex_mcp::project::ops::main()),
+                },
             };
             std::process::exit(code);
         }

@@ -29,6 +29,7 @@ mod paths;
 
 pub(crate) use paths::Relativizer;
 mod unsaved;
+mod workspace;
 
 /// How runs are configured, from flags.
 #[derive(Debug, Clone)]
@@ -88,6 +89,8 @@ pub enum RunError {
     Credentials(#[from] CredentialError),
     #[error(transparent)]
     Backend(#[from] BackendError),
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl RunError {

@@ -29,6 +29,10 @@ pub enum ServeError {
     Http(#[from] HttpError),
     #[error(transparent)]
     Isolation(#[from] SandboxError),
+    #[error(transparent)]
+    ProjectBinding(#[from] crate::project::binding::BindingError),
+    #[error(transparent)]
+    ProjectSetup(#[from] crate::project::setup::SetupError),
 }
 
 /// Run settings shared by every backend, from the Codex and limit flags.
@@ -198,6 +202,8 @@ pub fn client_auth(args: &ServeArgs, data_dir: &std::path::Path) -> Result<Clien
 pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     crate::telemetry::init(&args.gateway.log_level, args.gateway.log_format);
     let data_dir = args.data_dir();
+    // Bad bindings are refused before anything is created.
+    let bindings = crate::project::binding::parse_bindings(&args.projects)?;
     {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
@@ -210,6 +216,14 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     // elsewhere for them.
     let data_dir = std::fs::canonicalize(&data_dir)
         .map_err(|e| ServeError::DataDir(data_dir.display().to_string(), e))?;
+    // Before anything else is made (client token, login copy): a bad
+    // project stops the start with nothing of it created.
+    let projects = crate::project::setup::bind_all(&bindings, args.project_mode, |a| {
+        crate::backend::local::agent_dir(&data_dir, a)
+    })?;
+    for p in &projects {
+        info!(agent = %p.agent, repo = %p.repo.display(), workspace = %p.workspace.display(), mode = ?p.mode, "agent works on a project");
+    }
     let isolation = if args.unsafe_no_isolation {
         warn!("--unsafe-no-isolation: agents run unisolated; their commands can read the client tokens, the gateway's data directory and every other agent's files");
         Isolation::Unsafe
@@ -245,12 +259,10 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     info!(credentials = %credentials.describe(), "Codex credentials");
     let agent_run_bin = std::env::current_exe()
         .map_err(|e| ServeError::Config(format!("cannot locate the codex-mcp binary: {e}")))?;
-    let backend = Arc::new(LocalBackend::new(
-        data_dir.clone(),
-        codex_bin,
-        agent_run_bin,
-        isolation,
-    ));
+    let backend = Arc::new(
+        LocalBackend::new(data_dir.clone(), codex_bin, agent_run_bin, isolation)
+            .with_projects(projects),
+    );
     let runner = Arc::new(Runner::new(
         backend,
         credentials,

@@ -61,6 +61,11 @@ async fn lists_every_tool_with_schemas_written_for_agents() {
         "get_my_session_info",
         "health_check",
         "cleanup_inactive_agents",
+        "sync_files",
+        "get_changes",
+        "list_checkpoints",
+        "rollback",
+        "push",
     ] {
         let t = tools
             .tool(name)

@@ -28,6 +28,8 @@ use super::{
 };
 use crate::agent::{AgentId, AgentName, Tenant};
 use crate::codex::{AgentRunLine, RunOutcome, RunRequest};
+use crate::project::setup::BoundProject;
+use crate::project::WorkspaceRepo;
 use exec::{LocalExec, LocalRunConfig};
 use sandbox::Isolation;
 
@@ -55,6 +57,7 @@ impl LocalBackend {
     ) -> Self {
         let cfg = LocalRunConfig {
             data_dir: data_dir.clone(),
+            projects: Default::default(),
             codex_bin: resolve_bin(&codex_bin).unwrap_or(codex_bin),
             agent_run_bin,
             isolation,
@@ -65,6 +68,14 @@ impl LocalBackend {
             cfg,
             records: Mutex::new(()),
         }
+    }
+
+    /// Binds agents to their projects (see `project::setup`).
+    pub fn with_projects(mut self, projects: Vec<BoundProject>) -> Self {
+        self.cfg.projects =
+            std::sync::Arc::new(projects.into_iter().map(|p| (p.agent.clone(), p)).collect());
+        self.runs = RunClient::new(Box::new(LocalExec(self.cfg.clone())));
+        self
     }
 
     fn tenant_dir(&self, tenant: &Tenant) -> PathBuf {
@@ -288,10 +299,17 @@ impl Backend for LocalBackend {
     }
 
     fn paths(&self, agent: &AgentId) -> AgentPaths {
-        let dir = self.agent_dir(agent);
         AgentPaths {
-            workspace: dir.join("workspace"),
-            codex_home: dir.join("codex-home"),
+            workspace: self.cfg.workspace(agent),
+            codex_home: self.agent_dir(agent).join("codex-home"),
+        }
+    }
+
+    fn workspace_repo(&self, agent: &AgentId) -> WorkspaceRepo {
+        let codex_home = self.agent_dir(agent).join("codex-home");
+        match self.cfg.projects.get(agent) {
+            Some(p) => p.workspace_repo(&codex_home),
+            None => WorkspaceRepo::plain(agent, &self.cfg.workspace(agent), &codex_home),
         }
     }
 
@@ -302,8 +320,7 @@ impl Backend for LocalBackend {
         events: EventSender,
         cancel: CancellationToken,
     ) -> Result<RunOutcome, BackendError> {
-        let dir = self.agent_dir(agent);
-        let mut cmd = self.cfg.agent_run_command(&dir, request, None);
+        let mut cmd = self.cfg.agent_run_command(agent, request, None);
         cmd.stderr(Stdio::piped()).kill_on_drop(true);
         let mut child = cmd
             .spawn()

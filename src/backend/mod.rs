@@ -252,6 +252,13 @@ pub trait Backend: Send + Sync + 'static {
     /// The agent's paths inside its environment, for building a run request.
     fn paths(&self, agent: &AgentId) -> AgentPaths;
 
+    /// The agent's workspace as git sees it, for `agent-run workspace`:
+    /// a plain workspace unless the backend binds the agent to a project.
+    fn workspace_repo(&self, agent: &AgentId) -> crate::project::WorkspaceRepo {
+        let p = self.paths(agent);
+        crate::project::WorkspaceRepo::plain(agent, &p.workspace, &p.codex_home)
+    }
+
     /// Runs `codex-mcp agent-run` with `request` in the agent's environment.
     /// Ends early, killing the run, when `cancel` fires.
     async fn run(

@@ -220,6 +220,30 @@ impl RunClient {
         Ok(lines.len())
     }
 
+    /// Runs `agent-run workspace` with `request` in the agent's environment:
+    /// its answer, or the reason it gave for failing (`Ok(Err(..))`).
+    pub async fn workspace(
+        &self,
+        agent: &AgentId,
+        request: &crate::project::ops::WorkspaceRequest,
+    ) -> Result<Result<serde_json::Value, String>, BackendError> {
+        use crate::project::ops::WorkspaceAnswer;
+        let mut stdin = serde_json::to_vec(request).expect("request serializes");
+        stdin.push(b'\n');
+        let lines = self.lines(agent, vec!["workspace".into()], stdin).await?;
+        match lines
+            .iter()
+            .rev()
+            .find_map(|l| serde_json::from_str(l).ok())
+        {
+            Some(WorkspaceAnswer::Ok(v)) => Ok(Ok(v)),
+            Some(WorkspaceAnswer::Error(e)) => Ok(Err(e)),
+            None => Err(BackendError::NoResult(
+                "agent-run workspace gave no answer (is the agent's codex-mcp too old?)".into(),
+            )),
+        }
+    }
+
     /// Starts the run and follows it to its result; `cancel` stops it (the
     /// result of a cancelled run is still awaited, so it can be recorded).
     pub async fn run(

@@ -295,7 +295,7 @@ pub(super) async fn run<R: tokio::io::AsyncRead + Unpin>(
         })?;
     let pgid = child.id().map(|id| Pid::from_raw(id as i32));
     if let Some(mut codex_stdin) = child.stdin.take() {
-        let prompt = req.prompt.clone();
+        let prompt = crate::project::notes::take(&req.codex_home, &req.prompt);
         tokio::spawn(async move {
             let _ = codex_stdin.write_all(prompt.as_bytes()).await;
             let _ = codex_stdin.shutdown().await;

@@ -24,6 +24,7 @@ pub(super) fn finish_implement(reply: ImplementModelReply, turn: TurnResult) -> 
         integration_notes: reply.integration_notes,
         next_steps: reply.next_steps,
         warnings,
+        checkpoint: None,
         run: turn.info,
     }
 }
@@ -46,6 +47,7 @@ pub(super) fn finish_fix(reply: FixModelReply, turn: TurnResult) -> FixResponse 
     FixResponse {
         fix: FixModelReply { warnings, ..reply },
         changes,
+        checkpoint: None,
         run: turn.info,
     }
 }

@@ -6,6 +6,7 @@ pub mod background;
 pub mod caller;
 mod changes;
 mod finish;
+pub mod project_tools;
 pub mod prompts;
 pub mod responses;
 pub mod schema;
@@ -235,7 +236,9 @@ impl CodexTools {
         // schemas once keeps that cheap.
         static ROUTER: std::sync::OnceLock<ToolRouter<CodexTools>> = std::sync::OnceLock::new();
         let tool_router = ROUTER
-            .get_or_init(|| schema::publish(Self::tool_router() + Self::run_tools()))
+            .get_or_init(|| {
+                schema::publish(Self::tool_router() + Self::run_tools() + Self::project_tools())
+            })
             .clone();
         Self {
             runner,
@@ -316,6 +319,7 @@ impl CodexTools {
         call: &Call,
         args: &ImplementArgs,
     ) -> Result<ImplementResponse, ToolError> {
+        self.prepare_history(call).await;
         let (reply, turn) = self
             .structured_turn::<ImplementModelReply>(
                 call,
@@ -324,7 +328,15 @@ impl CodexTools {
                 true,
             )
             .await?;
-        Ok(finish_implement(reply, turn))
+        let mut r = finish_implement(reply, turn);
+        match self
+            .checkpoint_after(call, ToolKind::Implement, &r.run)
+            .await
+        {
+            Ok(id) => r.checkpoint = Some(id),
+            Err(why) => r.warnings.push(why),
+        }
+        Ok(r)
     }
 
     /// Review code, a diff, or workspace files. Read-only.
@@ -395,10 +407,16 @@ impl CodexTools {
     }
 
     async fn do_fix(&self, call: &Call, args: &FixArgs) -> Result<FixResponse, ToolError> {
+        self.prepare_history(call).await;
         let (reply, turn) = self
             .structured_turn::<FixModelReply>(call, ToolKind::Fix, prompts::fix_prompt(args), true)
             .await?;
-        Ok(finish_fix(reply, turn))
+        let mut r = finish_fix(reply, turn);
+        match self.checkpoint_after(call, ToolKind::Fix, &r.run).await {
+            Ok(id) => r.checkpoint = Some(id),
+            Err(why) => r.fix.warnings.push(why),
+        }
+        Ok(r)
     }
 
     /// Free-form conversation with the agent.

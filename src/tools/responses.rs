@@ -132,6 +132,12 @@ pub struct ImplementResponse {
     pub next_steps: Vec<String>,
     /// Includes any mismatch between what the model claimed and what changed.
     pub warnings: Vec<String>,
+    /// The checkpoint recorded after this call's turn (`AGENT@N`): give it
+    /// to `rollback` to return the workspace to this state, or to
+    /// `get_changes` as `against`. Absent when none could be recorded (the
+    /// warnings say why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
     pub run: RunInfo,
 }
 
@@ -235,6 +241,12 @@ pub struct FixResponse {
     #[serde(flatten)]
     pub fix: FixModelReply,
     pub changes: Vec<Change>,
+    /// The checkpoint recorded after this call's turn (`AGENT@N`): give it
+    /// to `rollback` to return the workspace to this state, or to
+    /// `get_changes` as `against`. Absent when none could be recorded (the
+    /// warnings say why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
     pub run: RunInfo,
 }
 

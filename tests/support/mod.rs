@@ -12,6 +12,7 @@ pub mod kubectl;
 pub mod long_turn;
 pub mod mcp_client;
 pub mod net_probe;
+pub mod projects;
 pub mod prometheus;
 pub mod raw_mcp;
 pub mod tasks_client;

@@ -1,8 +1,12 @@
 //! How `agent-run` commands reach a local agent: the run itself in the
 //! agent's sandbox, the short durable-mode commands (follow, status, ...)
 //! as plain child processes of the gateway, which only read and write the
-//! run's directory (never following the run's symlinks).
+//! run's directory (never following the run's symlinks). `workspace` too
+//! runs so: it works on the agent's files with git, which neither stores
+//! nor writes through a symlink, and checks every caller path against the
+//! real workspace before writing.
 
+use std::collections::HashMap;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -17,11 +21,14 @@ use crate::backend::run_client::{AgentRunExec, ExecOutput};
 use crate::backend::BackendError;
 use crate::codex::run_dir::LOG_FILE;
 use crate::codex::{RunRequest, SandboxMode};
+use crate::project::setup::BoundProject;
 
 /// What starting `agent-run` on this machine needs.
 #[derive(Debug, Clone)]
 pub struct LocalRunConfig {
     pub data_dir: PathBuf,
+    /// Agents bound to a repository (`serve --project`).
+    pub projects: std::sync::Arc<HashMap<AgentId, BoundProject>>,
     pub codex_bin: PathBuf,
     /// The `codex-mcp` binary that provides `agent-run`.
     pub agent_run_bin: PathBuf,
@@ -37,19 +44,36 @@ impl LocalRunConfig {
         super::agent_dir(&self.data_dir, agent)
     }
 
+    /// Where the agent's Codex works: its project's worktree (or working
+    /// tree), else its own workspace directory.
+    pub fn workspace(&self, agent: &AgentId) -> PathBuf {
+        match self.projects.get(agent) {
+            Some(p) => p.workspace.clone(),
+            None => self.agent_dir(agent).join("workspace"),
+        }
+    }
+
     /// `agent-run` for `request` in the agent's sandbox; `run_dir` makes
     /// it a durable run in that directory.
     pub fn agent_run_command(
         &self,
-        dir: &Path,
+        agent: &AgentId,
         request: &RunRequest,
         run_dir: Option<&Path>,
     ) -> Command {
-        let mut writable: Vec<PathBuf> = ["workspace", "codex-home", "tmp"]
-            .iter()
-            .map(|d| dir.join(d))
-            .collect();
+        let dir = self.agent_dir(agent);
+        let workspace = self.workspace(agent);
+        let project = self.projects.get(agent);
+        let mut writable: Vec<PathBuf> =
+            vec![workspace.clone(), dir.join("codex-home"), dir.join("tmp")];
+        writable.extend(project.iter().flat_map(|p| p.writable.iter().cloned()));
         writable.extend(run_dir.map(Path::to_path_buf));
+        let mut read_only: Vec<PathBuf> = request
+            .follow_login
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .collect();
+        read_only.extend(project.iter().flat_map(|p| p.read_only.iter().cloned()));
         let mut cmd = match &self.isolation {
             Isolation::Bwrap(bwrap) => {
                 let mut cmd = Command::new(bwrap);
@@ -57,14 +81,11 @@ impl LocalRunConfig {
                     writable,
                     codex_bin: &self.codex_bin,
                     agent_run_bin: &self.agent_run_bin,
-                    read_only: request
-                        .follow_login
-                        .iter()
-                        .filter_map(|f| f.parent().map(Path::to_path_buf))
-                        .collect(),
+                    read_only,
+                    protected: project.map(|p| p.protected.clone()).unwrap_or_default(),
                     no_inner_sandbox: request.sandbox == SandboxMode::External,
                     detached: run_dir.is_some(),
-                    cwd: &dir.join("workspace"),
+                    cwd: &workspace,
                 }))
                 .arg(&self.agent_run_bin);
                 cmd
@@ -88,10 +109,10 @@ impl LocalRunConfig {
                 "PATH",
                 std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
             )
-            .env("HOME", dir)
+            .env("HOME", &dir)
             .env("TMPDIR", dir.join("tmp"))
             .env("LANG", "C.UTF-8")
-            .current_dir(dir.join("workspace"))
+            .current_dir(&workspace)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .process_group(0);
@@ -117,6 +138,11 @@ impl AgentRunExec for LocalExec {
             .arg("agent-run")
             .args(args)
             .env_clear()
+            // The workspace commands run git.
+            .env(
+                "PATH",
+                std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+            )
             .env("LANG", "C.UTF-8")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -142,7 +168,6 @@ impl AgentRunExec for LocalExec {
         run_dir: &Path,
         request: &RunRequest,
     ) -> Result<ExecOutput, BackendError> {
-        let dir = self.0.agent_dir(agent);
         let prepared = run_dir.to_path_buf();
         tokio::task::spawn_blocking(move || {
             use std::os::unix::fs::DirBuilderExt;
@@ -163,7 +188,7 @@ impl AgentRunExec for LocalExec {
             .map_err(spawn_error)?;
         let mut child = self
             .0
-            .agent_run_command(&dir, request, Some(run_dir))
+            .agent_run_command(agent, request, Some(run_dir))
             .stderr(log)
             // The run must outlive this gateway.
             .kill_on_drop(false)

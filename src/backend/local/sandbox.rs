@@ -100,6 +100,10 @@ pub struct RunMounts<'a> {
     /// What else the run reads (the directory of the login it follows),
     /// bound read-only.
     pub read_only: Vec<PathBuf>,
+    /// Bound read-only over the writable ones: a project's git directory
+    /// inside a working tree Codex edits in place (its hooks and config
+    /// run as the user later).
+    pub protected: Vec<PathBuf>,
     /// Codex runs without its own sandbox: nothing in here may keep
     /// capabilities, as its commands run directly under it.
     pub no_inner_sandbox: bool,
@@ -183,6 +187,9 @@ pub fn bwrap_args(m: &RunMounts<'_>) -> Vec<OsString> {
     for p in &m.writable {
         push(&["--bind".as_ref(), p.as_os_str(), p.as_os_str()]);
     }
+    for p in &m.protected {
+        push(&["--ro-bind-try".as_ref(), p.as_os_str(), p.as_os_str()]);
+    }
     push(&["--chdir".as_ref(), m.cwd.as_os_str(), "--".as_ref()]);
     a
 }
@@ -206,6 +213,7 @@ mod tests {
             codex_bin: Path::new("/opt/codex/bin/codex"),
             agent_run_bin: Path::new("/opt/codex-mcp"),
             read_only: vec!["/data/run-login".into()],
+            protected: vec!["/data/agents/a/workspace/.git".into()],
             no_inner_sandbox: false,
             detached: false,
             cwd: Path::new("/data/agents/a/workspace"),
@@ -234,6 +242,10 @@ mod tests {
         // The agent's binds come after the /tmp tmpfs they may live under.
         let pos = |s: &str| a.iter().position(|x| x == s).unwrap();
         assert!(pos("/data/agents/a/codex-home") > pos("--tmpfs"));
+        assert!(
+            pos("/data/agents/a/workspace/.git") > pos("/data/agents/a/workspace"),
+            "the protected git directory is laid over the writable workspace"
+        );
         assert_eq!(a.last().unwrap(), "--");
 
         let a = bwrap_args(&RunMounts {
