@@ -60,6 +60,10 @@ pub struct WorkspaceRepo {
     /// repository (a plain agent's); created on first use.
     #[serde(default)]
     pub git_dir: Option<PathBuf>,
+    /// The shared git directory of a worktree's repository (git would
+    /// otherwise read it from the worktree's `commondir` file).
+    #[serde(default)]
+    pub common_dir: Option<PathBuf>,
     /// This agent's private refs: `refs/codex-mcp/TENANT/AGENT`.
     pub refs: String,
     pub push: PushTarget,
@@ -95,6 +99,7 @@ impl WorkspaceRepo {
             agent: agent.name.to_string(),
             work_tree: workspace.to_path_buf(),
             git_dir: Some(plain_git_dir(workspace)),
+            common_dir: None,
             refs: ref_prefix(agent),
             push: PushTarget::Nowhere(format!(
                 "agent {} has no project, so there is no branch to push to: start the gateway \
@@ -115,7 +120,9 @@ impl WorkspaceRepo {
     }
 
     pub fn git(&self) -> git::Git {
-        git::Git::new(&self.work_tree, self.git_dir.as_deref())
+        let mut git = git::Git::new(&self.work_tree, self.git_dir.as_deref());
+        git.common_dir.clone_from(&self.common_dir);
+        git
     }
 }
 

@@ -178,3 +178,57 @@ async fn nothing_of_a_run_outlives_a_killed_agent_run() {
     let r = call.await.unwrap();
     assert!(r.is_error(), "a killed run is an error: {r}");
 }
+
+/// `agent-run workspace` runs git outside the run's sandbox, on files a run
+/// wrote. A run on a project tries to make that git run a program of its
+/// choosing: by repointing the worktree's `.git` file, by config and
+/// `commondir` in the worktree's own git directory, and by a nested
+/// repository whose fsmonitor is a command. None may reach it.
+#[tokio::test]
+async fn a_run_on_a_project_cannot_make_the_gateways_git_run_its_program() {
+    use support::projects::{all_changes, client, implement, implement_reply, user_repo};
+
+    let root = tempfile::tempdir().unwrap();
+    let repo = user_repo(root.path());
+    let marker = root.path().join("PWNED");
+    let binding = format!("web={}", repo.display());
+    let env = support::gateway::LocalGateway::start_with(|o| {
+        o.env("CODEX_MCP_PROJECTS", &binding)
+            // Without Codex's own sandbox: only the run's binds protect.
+            .env("CODEX_APPROVAL_MODE", "danger-full-access")
+    })
+    .await;
+    let evil = format!("touch {}", marker.display());
+    env.model.push(Reply::exec(format!(
+        "d=$(sed 's/^gitdir: //' .git); \
+         printf 'gitdir: %s\\n' \"$PWD/fake\" > .git 2>/dev/null || echo POINTER-DENIED; \
+         printf '[core]\\n\\tfsmonitor = {evil}\\n' >> \"$d/config.worktree\" 2>/dev/null \
+           || echo CONFIG-DENIED; \
+         echo \"$PWD/fake\" > \"$d/commondir\" 2>/dev/null || echo COMMONDIR-DENIED; \
+         mkdir -p fake nested && git -C nested init -q \
+           && git -C nested -c user.name=c -c user.email=c@c commit -q --allow-empty -m x \
+           && git -C nested config core.fsmonitor '{evil}' \
+           && echo x > nested/file && echo NESTED-MADE"
+    )));
+    env.model.push(Reply::Json(implement_reply()));
+    let c = client(&env, "web");
+    implement(&c, "try to escape").await;
+    let said = tool_outputs(&env.model.requests()[1]).join("\n");
+    for denied in [
+        "POINTER-DENIED",
+        "CONFIG-DENIED",
+        "COMMONDIR-DENIED",
+        "NESTED-MADE",
+    ] {
+        assert!(said.contains(denied), "{denied} missing: {said}");
+    }
+    // The gateway's git works on the real repository and runs nothing.
+    let (diff, _) = all_changes(&c, serde_json::json!({})).await;
+    assert!(diff.contains("nested"), "{diff}");
+    let listed = c.call_tool("list_checkpoints", serde_json::json!({})).await;
+    assert!(listed.ok() && !listed.is_error(), "{listed}");
+    assert!(
+        !marker.exists(),
+        "a program of the run ran outside its sandbox"
+    );
+}

@@ -40,7 +40,24 @@ pub struct Git {
     /// An index other than the repository's own, for snapshots that must
     /// not disturb what the user has staged.
     pub index: Option<PathBuf>,
+    /// A worktree's shared git directory (`GIT_COMMON_DIR`).
+    pub common_dir: Option<PathBuf>,
 }
+
+/// Settings that would make git run a program: off for every git command
+/// here, which runs outside the run's sandbox on files a run wrote. A
+/// nested repository Codex made is not looked into (its config is the
+/// run's), and the user's hooks are not run by our own commits.
+const NO_PROGRAMS: &[&str] = &[
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "diff.ignoreSubmodules=all",
+    "-c",
+    "submodule.recurse=false",
+];
 
 impl Git {
     pub fn new(work_tree: &Path, git_dir: Option<&Path>) -> Self {
@@ -48,6 +65,7 @@ impl Git {
             work_tree: work_tree.to_path_buf(),
             git_dir: git_dir.map(Path::to_path_buf),
             index: None,
+            common_dir: None,
         }
     }
 
@@ -62,6 +80,7 @@ impl Git {
         let mut cmd = Command::new("git");
         cmd.current_dir(&self.work_tree)
             .args(["-c", "core.quotepath=false", "-c", "core.autocrlf=false"])
+            .args(NO_PROGRAMS)
             .args(args)
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_TERMINAL_PROMPT", "0")
@@ -72,6 +91,7 @@ impl Git {
             .env("GIT_COMMITTER_EMAIL", AUTHOR_EMAIL)
             .env_remove("GIT_DIR")
             .env_remove("GIT_WORK_TREE")
+            .env_remove("GIT_COMMON_DIR")
             .env_remove("GIT_INDEX_FILE");
         if std::env::var_os("PATH").is_none() {
             // agent-run may start with an empty environment.
@@ -80,6 +100,9 @@ impl Git {
         if let Some(dir) = &self.git_dir {
             cmd.env("GIT_DIR", dir)
                 .env("GIT_WORK_TREE", &self.work_tree);
+        }
+        if let Some(dir) = &self.common_dir {
+            cmd.env("GIT_COMMON_DIR", dir);
         }
         if let Some(index) = &self.index {
             cmd.env("GIT_INDEX_FILE", index);

@@ -68,14 +68,21 @@ pub struct BoundProject {
     pub mode: ProjectMode,
     /// Where Codex works: the worktree, or the repository itself.
     pub workspace: PathBuf,
-    /// Seen read-only by runs: the repository's git directory, which a
-    /// worktree needs but which holds hooks and config the user runs.
+    /// The workspace's git directory (a worktree's own, inside the
+    /// repository's), named to git explicitly: `agent-run workspace` runs
+    /// git outside the run's sandbox, so it must never find its git
+    /// directory, or the config git reads, through a file a run can write
+    /// (a worktree's `.git` file, its `commondir`).
+    pub git_dir: PathBuf,
+    /// The repository's shared git directory, for a worktree.
+    pub common_dir: Option<PathBuf>,
+    /// Seen read-only by runs: the repository's git directory (a worktree's
+    /// own included), which holds hooks and config the user runs.
     pub read_only: Vec<PathBuf>,
-    /// Writable for runs besides the workspace: the worktree's own index
-    /// and HEAD inside the repository's git directory.
+    /// Writable for runs besides the workspace.
     pub writable: Vec<PathBuf>,
     /// Laid read-only over the writable ones (in place: the `.git`
-    /// directory inside the working tree).
+    /// directory inside the working tree; a worktree: its `.git` file).
     pub protected: Vec<PathBuf>,
 }
 
@@ -84,7 +91,8 @@ impl BoundProject {
         WorkspaceRepo {
             agent: self.agent.name.to_string(),
             work_tree: self.workspace.clone(),
-            git_dir: None,
+            git_dir: Some(self.git_dir.clone()),
+            common_dir: self.common_dir.clone(),
             refs: ref_prefix(&self.agent),
             push: match self.mode {
                 ProjectMode::Worktree => PushTarget::Branch(branch_name(&self.agent)),
@@ -289,10 +297,12 @@ fn bind_worktree(c: &Checked<'_>, agent_dir: &Path) -> Result<BoundProject, Setu
         agent: agent.clone(),
         repo: c.top.clone(),
         mode: ProjectMode::Worktree,
+        protected: vec![wt.join(".git")],
         workspace: wt,
+        git_dir: PathBuf::from(admin),
+        common_dir: Some(common.clone()),
         read_only: vec![common],
-        writable: vec![PathBuf::from(admin)],
-        protected: Vec::new(),
+        writable: Vec::new(),
     })
 }
 
@@ -312,11 +322,18 @@ fn bind_in_place(c: &Checked<'_>) -> Result<BoundProject, SetupError> {
             }
         }
     }
+    let git_dir = protected
+        .first()
+        .cloned()
+        .unwrap_or_else(|| c.top.join(".git"));
+    let common_dir = protected.get(1).cloned();
     Ok(BoundProject {
         agent: agent.clone(),
         repo: c.top.clone(),
         mode: ProjectMode::InPlace,
         workspace: c.top.clone(),
+        git_dir,
+        common_dir,
         read_only: Vec::new(),
         writable: Vec::new(),
         protected,
