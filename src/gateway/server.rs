@@ -68,6 +68,17 @@ struct Slot {
     opened: Instant,
     in_flight: Arc<AtomicUsize>,
     evict: CancellationToken,
+    /// Cancelled once the connection's socket is closed.
+    closed: CancellationToken,
+}
+
+/// What a newly admitted connection holds, and the connection evicted
+/// for it (closed once that token is cancelled).
+struct Admitted {
+    in_flight: Arc<AtomicUsize>,
+    evict: CancellationToken,
+    closed: CancellationToken,
+    victim_closed: Option<CancellationToken>,
 }
 
 #[derive(Default, Clone)]
@@ -76,8 +87,9 @@ struct Connections(Arc<Mutex<HashMap<u64, Slot>>>);
 impl Connections {
     /// Registers a new connection, evicting the oldest one that is serving
     /// nothing if at `cap`; `None` if every connection is busy.
-    fn admit(&self, id: u64, cap: usize) -> Option<(Arc<AtomicUsize>, CancellationToken)> {
+    fn admit(&self, id: u64, cap: usize) -> Option<Admitted> {
         let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut victim_closed = None;
         if map.len() >= cap {
             let victim = map
                 .iter()
@@ -86,16 +98,23 @@ impl Connections {
                 .map(|(id, _)| *id)?;
             if let Some(slot) = map.remove(&victim) {
                 slot.evict.cancel();
+                victim_closed = Some(slot.closed);
             }
         }
         let slot = Slot {
             opened: Instant::now(),
             in_flight: Arc::default(),
             evict: CancellationToken::new(),
+            closed: CancellationToken::new(),
         };
-        let handles = (slot.in_flight.clone(), slot.evict.clone());
+        let admitted = Admitted {
+            in_flight: slot.in_flight.clone(),
+            evict: slot.evict.clone(),
+            closed: slot.closed.clone(),
+            victim_closed,
+        };
         map.insert(id, slot);
-        Some(handles)
+        Some(admitted)
     }
 
     fn remove(&self, id: u64) {
@@ -139,7 +158,7 @@ pub async fn serve(
             }
         };
         next_id += 1;
-        let Some((in_flight, evict)) = connections.admit(next_id, limits.max_connections) else {
+        let Some(admitted) = connections.admit(next_id, limits.max_connections) else {
             if refused_logged.elapsed() > Duration::from_secs(5) {
                 tracing::warn!(
                     max_connections = limits.max_connections,
@@ -154,12 +173,20 @@ pub async fn serve(
             id: next_id,
             tcp,
             peer,
-            in_flight,
-            evict,
+            in_flight: admitted.in_flight,
+            evict: admitted.evict,
+            closed: admitted.closed,
             stop: stop.clone(),
             connections: connections.clone(),
         };
         tracker.spawn(conn.serve(app.clone(), limits));
+        if let Some(victim) = admitted.victim_closed {
+            // Accept no more until the evicted connection's descriptor is
+            // given back: under a flood of new connections (and a busy
+            // machine) evictions could otherwise outrun the closes and
+            // exhaust the descriptors the cap was sized to.
+            let _ = tokio::time::timeout(Duration::from_secs(1), victim.cancelled()).await;
+        }
     }
     stop.cancel();
     tracker.close();
@@ -172,12 +199,15 @@ struct Conn {
     peer: SocketAddr,
     in_flight: Arc<AtomicUsize>,
     evict: CancellationToken,
+    closed: CancellationToken,
     stop: CancellationToken,
     connections: Connections,
 }
 
 impl Conn {
     async fn serve(self, app: Router, limits: ConnLimits) {
+        // Declared first, so dropped last: after the socket.
+        let _closed = self.closed.clone().drop_guard();
         let epoch = Instant::now();
         let last_io = Arc::new(AtomicU64::new(0));
         let io = TokioIo::new(Watched {
@@ -356,15 +386,19 @@ mod tests {
     #[test]
     fn the_cap_evicts_the_oldest_idle_connection_only() {
         let conns = Connections::default();
-        let (first, _) = conns.admit(1, 2).unwrap();
-        first.fetch_add(1, Ordering::Relaxed);
-        let (_, second) = conns.admit(2, 2).unwrap();
-        let (third, third_evict) = conns.admit(3, 2).unwrap();
-        assert!(second.is_cancelled(), "the idle connection made room");
-        assert!(!third_evict.is_cancelled());
-        third.fetch_add(1, Ordering::Relaxed);
+        let first = conns.admit(1, 2).unwrap();
+        first.in_flight.fetch_add(1, Ordering::Relaxed);
+        let second = conns.admit(2, 2).unwrap();
+        assert!(first.victim_closed.is_none() && second.victim_closed.is_none());
+        let third = conns.admit(3, 2).unwrap();
+        assert!(second.evict.is_cancelled(), "the idle connection made room");
+        assert!(!third.evict.is_cancelled());
+        // The one to wait for before accepting more is the evicted one.
+        second.closed.cancel();
+        assert!(third.victim_closed.as_ref().unwrap().is_cancelled());
+        third.in_flight.fetch_add(1, Ordering::Relaxed);
         assert!(conns.admit(4, 2).is_none(), "every connection is busy");
-        first.fetch_sub(1, Ordering::Relaxed);
+        first.in_flight.fetch_sub(1, Ordering::Relaxed);
         assert!(conns.admit(5, 2).is_some(), "the first one went idle");
     }
 }
