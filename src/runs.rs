@@ -112,6 +112,28 @@ struct AgentSlot {
     settling: std::sync::atomic::AtomicBool,
 }
 
+impl AgentSlot {
+    /// Waits for the agent's run lock, telling the caller when another
+    /// call has it.
+    async fn lock(
+        &self,
+        agent: &AgentId,
+        progress: &Progress,
+        cancel: &CancellationToken,
+    ) -> Result<tokio::sync::MutexGuard<'_, ()>, RunError> {
+        if self.run_lock.try_lock().is_err() {
+            progress.send(format!(
+                "waiting for agent {}'s current call to finish",
+                agent.name
+            ));
+        }
+        tokio::select! {
+            g = self.run_lock.lock() => Ok(g),
+            _ = cancel.cancelled() => Err(RunError::Cancelled),
+        }
+    }
+}
+
 /// Decrements a counter (and the queue gauge) when a waiting call stops waiting.
 struct WaitGuard<'a> {
     slot: &'a AgentSlot,
@@ -309,16 +331,7 @@ impl Runner {
                 waiting,
             });
         }
-        if slot.run_lock.try_lock().is_err() {
-            progress.send(format!(
-                "waiting for agent {}'s current call to finish",
-                agent.name
-            ));
-        }
-        let _agent_guard = tokio::select! {
-            g = slot.run_lock.lock() => g,
-            _ = cancel.cancelled() => return Err(RunError::Cancelled),
-        };
+        let _agent_guard = slot.lock(agent, progress, cancel).await?;
         let _permit = tokio::select! {
             p = self.global.acquire() => p.expect("semaphore open"),
             _ = cancel.cancelled() => return Err(RunError::Cancelled),

@@ -22,16 +22,7 @@ impl Runner {
         cancel: &CancellationToken,
     ) -> Result<Result<Value, String>, RunError> {
         let slot = self.slot(agent);
-        if slot.run_lock.try_lock().is_err() {
-            progress.send(format!(
-                "waiting for agent {}'s current call to finish",
-                agent.name
-            ));
-        }
-        let _agent_guard = tokio::select! {
-            g = slot.run_lock.lock() => g,
-            _ = cancel.cancelled() => return Err(RunError::Cancelled),
-        };
+        let _agent_guard = slot.lock(agent, progress, cancel).await?;
         self.touch(agent);
         self.backend
             .ensure_agent(agent, &|m| progress.send(m))
