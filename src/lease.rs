@@ -174,7 +174,8 @@ impl LeaseClaim {
                 tracing::debug!(lease = %self.name, %holder, "lease held by another");
                 return Ok(false);
             }
-            (Step::Create, _) | (_, None) => {
+            // Only `Create` comes without a Lease.
+            (_, None) => {
                 let lease = Lease {
                     metadata: ObjectMeta {
                         name: Some(self.name.clone()),
