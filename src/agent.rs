@@ -14,6 +14,8 @@ pub const DEFAULT_AGENT: &str = "default";
 
 /// The HTTP header that names the agent a connection talks to.
 pub const AGENT_HEADER: &str = "x-codex-agent";
+/// `URL[#REF]`: the repository a new agent works on (Kubernetes).
+pub const REPOSITORY_HEADER: &str = "x-codex-repository";
 
 /// Why a string is not a valid agent name.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -47,6 +47,9 @@ pub enum Command {
     Operator(Box<OperatorArgs>),
     /// The main process of an agent's pod: prepare its directories, idle, exit on SIGTERM.
     AgentInit(AgentInitArgs),
+    /// The `source` init container of an agent with a repository: clone it
+    /// into the empty workspace (settings from the pod's environment).
+    AgentSource,
 }
 
 #[derive(Debug, Subcommand)]

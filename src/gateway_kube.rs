@@ -32,6 +32,8 @@ pub enum GatewayError {
     Client(#[source] kube::Error),
     #[error(transparent)]
     Http(#[from] HttpError),
+    #[error(transparent)]
+    Repositories(#[from] crate::source::rules::RulesError),
 }
 
 /// The namespace a pod runs in, from its service account mount.
@@ -121,6 +123,10 @@ pub async fn run(args: KubeGatewayArgs) -> Result<(), GatewayError> {
         lease_duration: Duration::from_secs(args.run_lease_duration.max(3)),
         identity: identity(&args),
         credentials_secret: args.credentials_secret.clone(),
+        repositories: match &args.repositories {
+            Some(path) => crate::source::rules::RepositoryRules::load(path)?,
+            None => crate::source::rules::RepositoryRules::default(),
+        },
     };
     info!(identity = %kube_settings.identity, "gateway replica");
     let backend = Arc::new(KubeBackend::new(client, kube_settings));

@@ -17,6 +17,7 @@ pub(crate) mod progress;
 pub mod project;
 pub(crate) mod runs;
 pub mod serve;
+pub mod source;
 pub mod sse;
 pub(crate) mod telemetry;
 pub(crate) mod tools;

@@ -64,6 +64,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Crd => print!("{}", codex_mcp::operator::crd::crd_yaml()?),
         Command::Operator(args) => runtime.block_on(codex_mcp::operator::run(*args))?,
+        Command::AgentSource => std::process::exit(codex_mcp::source::clone::main()),
         Command::AgentInit(args) => {
             std::process::exit(runtime.block_on(codex_mcp::operator::agent_init::main(args.check)))
         }

@@ -44,6 +44,9 @@ pub enum PushTarget {
     /// The branch checked out in the workspace (a worktree of the user's
     /// repository, so the branch is there already).
     Branch(String),
+    /// This branch, pushed to the agent's source repository (Kubernetes:
+    /// the pod's `CODEX_MCP_SOURCE_URL`, with the credentials mounted there).
+    Source(String),
     /// Nothing to push to, and why.
     Nowhere(String),
 }

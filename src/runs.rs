@@ -187,6 +187,15 @@ impl Runner {
         &self.backend
     }
 
+    /// See [`Backend::declare_source`].
+    pub async fn declare_source(
+        &self,
+        agent: &AgentId,
+        asked: Option<&str>,
+    ) -> Result<(), crate::backend::BackendError> {
+        self.backend.declare_source(agent, asked).await
+    }
+
     pub fn settings(&self) -> &RunSettings {
         &self.settings
     }

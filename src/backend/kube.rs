@@ -37,7 +37,7 @@ use super::{
 };
 use crate::agent::{AgentId, AgentName, Tenant};
 use crate::codex::{RunOutcome, RunRequest};
-use crate::operator::crd::{CodexAgent, Phase};
+use crate::operator::crd::{CodexAgent, GitSecretRef, GitSource, Phase, SourceSpec};
 use crate::operator::desired::{CODEX_HOME_DIR, WORKSPACE_DIR};
 use naming::{
     belongs_to, credentials_failure, describe, failure, ready, record_from, resource_name,
@@ -60,6 +60,8 @@ pub struct KubeSettings {
     pub identity: String,
     /// The credentials Secret every CodexAgent references.
     pub credentials_secret: String,
+    /// Which repositories each tenant's new agents may be created on.
+    pub repositories: crate::source::rules::RepositoryRules,
 }
 
 pub struct KubeBackend {
@@ -123,9 +125,13 @@ impl KubeBackend {
 
     /// Creates the CodexAgent, or resumes it: server-side apply of only the
     /// fields the gateway owns, so specs edited by people keep their edits.
-    async fn apply_cr(&self, agent: &AgentId) -> Result<CodexAgent, BackendError> {
+    async fn apply_cr(
+        &self,
+        agent: &AgentId,
+        source: Option<&SourceSpec>,
+    ) -> Result<CodexAgent, BackendError> {
         let name = resource_name(agent);
-        let body = json!({
+        let mut body = json!({
             "apiVersion": CodexAgent::api_version(&()),
             "kind": CodexAgent::kind(&()),
             "metadata": {
@@ -141,6 +147,12 @@ impl KubeBackend {
                 "credentials": {"secretRef": {"name": self.settings.credentials_secret}},
             },
         });
+        // Applied again on every resume: leaving it out would remove it.
+        if let Some(source) = source {
+            body["spec"]["source"] = serde_json::to_value(source).map_err(|e| {
+                BackendError::prepare(agent, format!("spec.source of CodexAgent {name}: {e}"))
+            })?;
+        }
         self.agents
             .patch(
                 &name,
@@ -248,7 +260,8 @@ impl Backend for KubeBackend {
                     None => format!("creating agent {}", agent.name),
                     Some(_) => format!("starting agent {}", agent.name),
                 });
-                self.apply_cr(agent).await?;
+                let source = existing.as_ref().and_then(|c| c.spec.source.clone());
+                self.apply_cr(agent, source.as_ref()).await?;
                 self.wait_ready(agent, progress).await?
             }
         };
@@ -258,6 +271,65 @@ impl Backend for KubeBackend {
             reason: format!("CodexAgent {}: spec.codex: {e}", cr.name_any()),
         })?;
         Ok(record)
+    }
+
+    async fn declare_source(
+        &self,
+        agent: &AgentId,
+        asked: Option<&str>,
+    ) -> Result<(), BackendError> {
+        let refused = |reason: String| BackendError::Source {
+            agent: agent.to_string(),
+            reason,
+        };
+        let Some(source) = self
+            .settings
+            .repositories
+            .resolve(&agent.tenant, asked)
+            .map_err(refused)?
+        else {
+            return Ok(());
+        };
+        let asked = &source.repository;
+        match self.get_cr(agent).await? {
+            None => {
+                let spec = SourceSpec {
+                    git: GitSource {
+                        url: asked.url.clone(),
+                        ref_: asked.ref_.clone(),
+                        secret_ref: source.secret.clone().map(|name| GitSecretRef { name }),
+                    },
+                };
+                self.apply_cr(agent, Some(&spec)).await.map(|_| ())
+            }
+            Some(_) if !source.requested => Ok(()),
+            Some(cr) => match cr.spec.source {
+                Some(s) if s.git.url == asked.url && s.git.ref_ == asked.ref_ => Ok(()),
+                Some(s) => Err(refused(format!(
+                    "it works on {}{}, not on {}: an agent's repository is chosen when it is \
+                     created; use another agent name for another repository",
+                    s.git.url,
+                    s.git.ref_.map(|r| format!("#{r}")).unwrap_or_default(),
+                    asked.display()
+                ))),
+                None => Err(refused(format!(
+                    "it was created without a repository, so it cannot work on {}: use another \
+                     agent name for an agent on that repository",
+                    asked.display()
+                ))),
+            },
+        }
+    }
+
+    fn workspace_repo(&self, agent: &AgentId) -> crate::project::WorkspaceRepo {
+        let mut repo = crate::project::WorkspaceRepo::plain(
+            agent,
+            std::path::Path::new(WORKSPACE_DIR),
+            std::path::Path::new(CODEX_HOME_DIR),
+        );
+        // Whether there is a source to push to is known in the pod.
+        repo.push = crate::project::PushTarget::Source(crate::project::branch_name(agent));
+        repo
     }
 
     fn paths(&self, _agent: &AgentId) -> AgentPaths {

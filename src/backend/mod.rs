@@ -180,6 +180,8 @@ pub enum BackendError {
     Spawn(String),
     #[error("the run ended without a result: {0}")]
     NoResult(String),
+    #[error("agent {agent}: {reason}")]
+    Source { agent: String, reason: String },
 }
 
 impl BackendError {
@@ -257,6 +259,29 @@ pub trait Backend: Send + Sync + 'static {
     fn workspace_repo(&self, agent: &AgentId) -> crate::project::WorkspaceRepo {
         let p = self.paths(agent);
         crate::project::WorkspaceRepo::plain(agent, &p.workspace, &p.codex_home)
+    }
+
+    /// Gives a new agent the repository its caller named (or its tenant's
+    /// default); an existing agent must already be on the repository its
+    /// caller names.
+    /// `asked` is the caller's `X-Codex-Repository` (`URL[#REF]`).
+    async fn declare_source(
+        &self,
+        agent: &AgentId,
+        asked: Option<&str>,
+    ) -> Result<(), BackendError> {
+        match asked {
+            None => Ok(()),
+            Some(asked) => Err(BackendError::Source {
+                agent: agent.to_string(),
+                reason: format!(
+                    "a repository ({asked}) can be given only to agents on Kubernetes; on this \
+                     machine start the gateway with --project {}=PATH to work on a local \
+                     repository",
+                    agent.name
+                ),
+            }),
+        }
     }
 
     /// Runs `codex-mcp agent-run` with `request` in the agent's environment.

@@ -47,6 +47,13 @@ pub struct KubeGatewayArgs {
         default_value = DEFAULT_CREDENTIALS_SECRET
     )]
     pub credentials_secret: String,
+    /// Which repositories each tenant's new agents may work on, and the
+    /// Secret with their credentials: a file of lines
+    /// `TENANT SECRET|- PATTERN... [default=URL[#REF]]` (see the README's
+    /// "Agents on a repository"). Without it, no agent gets a repository
+    /// from the gateway (`X-Codex-Repository` is refused).
+    #[arg(long, env = "CODEX_MCP_REPOSITORIES")]
+    pub repositories: Option<PathBuf>,
 }
 
 /// The operator: where it watches, how it elects a leader, and the defaults
@@ -119,6 +126,11 @@ pub struct OperatorArgs {
     /// Storage class for specs that name none (default: the cluster's default class).
     #[arg(long, env = "CODEX_MCP_STORAGE_CLASS")]
     pub storage_class: Option<String>,
+    /// Largest clone of an agent's `spec.source` repository (git directory
+    /// and files together); a larger one fails with `SourceReady=False`,
+    /// reason `TooLarge`.
+    #[arg(long, env = "CODEX_MCP_SOURCE_MAX_SIZE", default_value = "2Gi")]
+    pub source_max_size: String,
     /// Apply changed agent resources to running pods in place (Kubernetes
     /// 1.35+ `pods/resize`: no restart, runs go on); off, a resource change
     /// replaces the pod. Turn it off for kubelets that cannot resize.

@@ -25,7 +25,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tower_http::limit::RequestBodyLimitLayer;
 
-use crate::agent::AGENT_HEADER;
+use crate::agent::{AGENT_HEADER, REPOSITORY_HEADER};
 use crate::runs::Runner;
 use crate::sse::{sse_router, SseServerConfig, SseSessions};
 use crate::tools::caller::{select_agent, Caller};
@@ -141,6 +141,7 @@ async fn mcp_guard(State(state): State<AppState>, mut req: Request, next: Next) 
         tenant,
         agent,
         allowed_agents,
+        repository: repository_from(req.headers()),
         transport: transport_of(&path),
     };
     req.extensions_mut().insert(caller);
@@ -167,6 +168,25 @@ fn agent_from(path: &str, headers: &http::HeaderMap) -> Result<crate::agent::Age
         )),
         h => select_agent(path, h.and_then(Result::ok)),
     }
+}
+
+/// The `X-Codex-Repository` header, if there is exactly one readable one.
+fn repository_from(headers: &http::HeaderMap) -> Result<Option<String>, String> {
+    let mut values = headers.get_all(REPOSITORY_HEADER).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(format!(
+            "more than one {REPOSITORY_HEADER} header: send one URL[#REF]"
+        ));
+    }
+    first
+        .map(|v| {
+            v.to_str()
+                .map(|s| s.trim().to_owned())
+                .map_err(|_| format!("{REPOSITORY_HEADER} header is not ASCII"))
+        })
+        .transpose()
+        .map(|v| v.filter(|s| !s.is_empty()))
 }
 
 /// The transport a request path belongs to. The routes accept a trailing

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 pub use super::crd_schema::{crd_yaml, definition};
+pub use super::crd_source::{GitSecretRef, GitSource, SourceSpec};
 
 pub const GROUP: &str = "codexmcp.dev";
 pub const VERSION: &str = "v1alpha1";
@@ -133,6 +134,11 @@ pub struct CodexAgentSpec {
     /// Scheduling and environment adjustments for the pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<PodOverrides>,
+    /// The repository the agent works on, cloned into its workspace on
+    /// first start; an empty workspace when unset. May be set on an agent
+    /// whose workspace is still empty; cannot be changed or removed once set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceSpec>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -463,6 +469,10 @@ pub mod condition {
     pub const CREDENTIALS_READY: &str = "CredentialsReady";
     /// The agent is suspended (no pod).
     pub const SUSPENDED: &str = "Suspended";
+    /// The workspace holds the agent's `spec.source` repository; set only
+    /// on agents with a source. False names why the clone failed (the
+    /// reasons in `crate::source::reason`).
+    pub const SOURCE_READY: &str = "SourceReady";
 }
 
 /// Condition reasons.
@@ -471,6 +481,8 @@ pub mod reason {
     pub const POD_STARTING: &str = "PodStarting";
     pub const POD_REPLACING: &str = "PodReplacing";
     pub const POD_FAILED: &str = "PodFailed";
+    /// The pod's `source` init container could not clone the repository.
+    pub const SOURCE_FAILED: &str = "SourceFailed";
     pub const NO_POD: &str = "NoPod";
     pub const BOUND: &str = "Bound";
     pub const WAITING_FOR_VOLUME: &str = "WaitingForVolume";

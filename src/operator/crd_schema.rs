@@ -131,8 +131,39 @@ pub const TOLERATION_SECONDS_NO_EXECUTE: Rule = Rule {
     reason: None,
 };
 
+/// The workspace was cloned from the source: another one would not be
+/// cloned, and dropping it would leave `push` without its remote.
+pub const SOURCE_FIXED: Rule = Rule {
+    path: &["spec"],
+    rule: "!has(oldSelf.source) || (has(self.source) && self.source == oldSelf.source)",
+    message: "spec.source cannot be changed or removed once set: the agent's workspace is cloned from it; create another agent for another repository",
+    field_path: Some(".source"),
+    reason: FORBIDDEN,
+};
+
+/// A token in the URL would sit in the pod spec, the status and every log
+/// that prints the URL.
+pub const SOURCE_URL_NO_CREDENTIALS: Rule = Rule {
+    path: &["spec", "source", "git"],
+    rule: "!self.url.matches('^[A-Za-z][A-Za-z0-9+.-]*://[^/?#@]*:[^/?#@]*@') && !self.url.matches('^https?://[^/?#]*@')",
+    message: "spec.source.git.url must not carry credentials (user:token@host): put them in the Secret that secretRef names",
+    field_path: Some(".url"),
+    reason: None,
+};
+
+pub const SOURCE_URL_FORM: Rule = Rule {
+    path: &["spec", "source", "git"],
+    rule: "self.url.matches('^(https?|ssh)://[^/?#]+/[^ ]+$') || self.url.matches('^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^/ -][^ ]*$')",
+    message: "spec.source.git.url must be an https://, http:// or ssh:// URL with a path, or user@host:path",
+    field_path: Some(".url"),
+    reason: None,
+};
+
 pub const RULES: &[Rule] = &[
     NAME_FITS_A_LABEL,
+    SOURCE_FIXED,
+    SOURCE_URL_NO_CREDENTIALS,
+    SOURCE_URL_FORM,
     TENANT_FIXED,
     STORAGE_CLASS_FIXED,
     STORAGE_SIZE_GROWS,

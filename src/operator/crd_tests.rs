@@ -119,7 +119,16 @@ fn cel_rules_sit_where_they_apply() {
         (root, vec![&NAME_FITS_A_LABEL]),
         (
             spec,
-            vec![&TENANT_FIXED, &STORAGE_CLASS_FIXED, &STORAGE_SIZE_GROWS],
+            vec![
+                &SOURCE_FIXED,
+                &TENANT_FIXED,
+                &STORAGE_CLASS_FIXED,
+                &STORAGE_SIZE_GROWS,
+            ],
+        ),
+        (
+            &spec["properties"]["source"]["properties"]["git"],
+            vec![&SOURCE_URL_NO_CREDENTIALS, &SOURCE_URL_FORM],
         ),
         (
             &spec["properties"]["resources"],

@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use k8s_openapi::ByteString;
 use kube::{Resource, ResourceExt};
 
-use super::crd::{CodexAgent, VolumePolicy};
+use super::crd::{CodexAgent, GitSource, VolumePolicy};
 use super::settings::{parse_quantity, Resolved};
 
 /// Where the workspace volume is mounted in the agent's pod.
@@ -40,6 +40,11 @@ pub const DEFAULT_UID: i64 = 1000;
 
 /// The container in the agent's pod that runs are executed in.
 pub const CONTAINER_NAME: &str = "agent";
+/// The init container that clones `spec.source` into the workspace.
+pub const SOURCE_CONTAINER_NAME: &str = "source";
+/// The volume of the Secret `spec.source.git.secretRef` names.
+const GIT_CREDENTIALS_VOLUME: &str = "git-credentials";
+pub use crate::source::auth::GIT_CREDENTIALS_DIR;
 
 /// Keys of the agent's credentials Secret (and files in `CREDENTIALS_DIR`).
 pub const API_KEY_FILE: &str = "OPENAI_API_KEY";
@@ -234,6 +239,48 @@ pub fn desired_pod(agent: &CodexAgent, settings: &Resolved) -> Pod {
         env_var("CODEX_MCP_TENANT", &settings.tenant),
     ]);
 
+    let source = agent.spec.source.as_ref().map(|s| &s.git);
+    if let Some(git) = source {
+        env.extend(source_env(agent, git, settings));
+    }
+    let mut mounts = vec![
+        mount("workspace", AGENT_ROOT, false),
+        mount("tmp", TMP_DIR, false),
+    ];
+    if source.is_some_and(|g| g.secret_ref.is_some()) {
+        mounts.push(mount(GIT_CREDENTIALS_VOLUME, GIT_CREDENTIALS_DIR, true));
+    }
+    let security_context = SecurityContext {
+        allow_privilege_escalation: Some(false),
+        privileged: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        run_as_user: Some(uid),
+        run_as_group: Some(gid),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            add: None,
+        }),
+        ..SecurityContext::default()
+    };
+    // Clones the source before the agent starts; its termination message
+    // says how it went (see `crate::source::clone`).
+    let init_containers = source.map(|_| {
+        vec![Container {
+            name: SOURCE_CONTAINER_NAME.into(),
+            image: Some(settings.image.clone()),
+            image_pull_policy: Some(settings.pull_policy.as_str().into()),
+            command: Some(vec!["codex-mcp".into(), "agent-source".into()]),
+            env: Some(env.clone()),
+            resources: Some(desired_resources(settings)),
+            security_context: Some(security_context.clone()),
+            termination_message_policy: Some("FallbackToLogsOnError".into()),
+            volume_mounts: Some(mounts.clone()),
+            ..Container::default()
+        }]
+    });
+    mounts.push(mount("credentials", CREDENTIALS_DIR, true));
+
     let container = Container {
         name: CONTAINER_NAME.into(),
         image: Some(settings.image.clone()),
@@ -250,19 +297,7 @@ pub fn desired_pod(agent: &CodexAgent, settings: &Resolved) -> Pod {
                 })
                 .to_vec(),
         ),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            privileged: Some(false),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            run_as_user: Some(uid),
-            run_as_group: Some(gid),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                add: None,
-            }),
-            ..SecurityContext::default()
-        }),
+        security_context: Some(security_context),
         readiness_probe: Some(Probe {
             exec: Some(ExecAction {
                 command: Some(vec![
@@ -276,15 +311,11 @@ pub fn desired_pod(agent: &CodexAgent, settings: &Resolved) -> Pod {
             failure_threshold: Some(3),
             ..Probe::default()
         }),
-        volume_mounts: Some(vec![
-            mount("workspace", AGENT_ROOT, false),
-            mount("tmp", TMP_DIR, false),
-            mount("credentials", CREDENTIALS_DIR, true),
-        ]),
+        volume_mounts: Some(mounts),
         ..Container::default()
     };
 
-    let volumes = vec![
+    let mut volumes = vec![
         Volume {
             name: "workspace".into(),
             persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
@@ -309,6 +340,18 @@ pub fn desired_pod(agent: &CodexAgent, settings: &Resolved) -> Pod {
             ..Volume::default()
         },
     ];
+
+    if let Some(secret) = source.and_then(|g| g.secret_ref.as_ref()) {
+        volumes.push(Volume {
+            name: GIT_CREDENTIALS_VOLUME.into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret.name.clone()),
+                default_mode: Some(0o440),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+    }
 
     let tolerations: Vec<Toleration> = overrides
         .tolerations
@@ -344,6 +387,7 @@ pub fn desired_pod(agent: &CodexAgent, settings: &Resolved) -> Pod {
             node_selector: (!overrides.node_selector.is_empty())
                 .then(|| overrides.node_selector.clone()),
             tolerations: (!tolerations.is_empty()).then_some(tolerations),
+            init_containers,
             containers: vec![container],
             volumes: Some(volumes),
             ..PodSpec::default()
@@ -372,8 +416,14 @@ pub fn pod_template_hash(pod: &Pod) -> String {
     if let Some(a) = pod.metadata.annotations.as_mut() {
         a.remove(POD_TEMPLATE_HASH);
     }
-    for c in pod.spec.iter_mut().flat_map(|s| s.containers.iter_mut()) {
-        c.resources = None;
+    for spec in pod.spec.iter_mut() {
+        for c in spec
+            .containers
+            .iter_mut()
+            .chain(spec.init_containers.iter_mut().flatten())
+        {
+            c.resources = None;
+        }
     }
     let json = serde_json::to_vec(&pod).unwrap_or_default();
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -382,6 +432,48 @@ pub fn pod_template_hash(pod: &Pod) -> String {
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
     format!("{hash:016x}")
+}
+
+/// The agent as the gateway names it: its branch and private refs must be
+/// the ones the gateway's workspace operations use.
+fn gateway_identity(agent: &CodexAgent, settings: &Resolved) -> (String, String) {
+    let name = agent
+        .labels()
+        .get(crate::backend::kube::naming::LABEL_AGENT_NAME)
+        .cloned()
+        .unwrap_or_else(|| agent.name_any());
+    let tenant = &settings.tenant;
+    let branch = if tenant == super::settings::DEFAULT_TENANT {
+        format!("codex/{name}")
+    } else {
+        format!("codex/{tenant}/{name}")
+    };
+    (branch, format!("refs/codex-mcp/{tenant}/{name}"))
+}
+
+/// What the `source` init container and `push` read: where the
+/// repository is, never its credentials.
+fn source_env(agent: &CodexAgent, git: &GitSource, settings: &Resolved) -> Vec<EnvVar> {
+    let (branch, refs) = gateway_identity(agent, settings);
+    let mut env = vec![env_var("CODEX_MCP_SOURCE_URL", &git.url)];
+    if let Some(r) = git.ref_.as_deref().filter(|r| !r.is_empty()) {
+        env.push(env_var("CODEX_MCP_SOURCE_REF", r));
+    }
+    env.extend([
+        env_var("CODEX_MCP_SOURCE_BRANCH", &branch),
+        env_var("CODEX_MCP_SOURCE_REFS", &refs),
+        env_var(
+            "CODEX_MCP_SOURCE_MAX_BYTES",
+            &settings.source_max_bytes.to_string(),
+        ),
+    ]);
+    if git.secret_ref.is_some() {
+        env.push(env_var(
+            "CODEX_MCP_GIT_CREDENTIALS_DIR",
+            GIT_CREDENTIALS_DIR,
+        ));
+    }
+    env
 }
 
 fn is_reserved_env(name: &str) -> bool {

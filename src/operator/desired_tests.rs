@@ -322,3 +322,95 @@ fn the_agents_secret_is_owned_by_it() {
     assert_eq!(secret.metadata.name.as_deref(), Some("alice-credentials"));
     assert!(secret.metadata.owner_references.is_some());
 }
+
+#[test]
+fn a_source_adds_an_init_container_that_clones_with_mounted_credentials() {
+    use crate::operator::crd::{GitSecretRef, GitSource, SourceSpec};
+    let without = pod_for(CodexAgentSpec::default());
+    assert!(without.spec.as_ref().unwrap().init_containers.is_none());
+    let mut a = agent(CodexAgentSpec {
+        tenant: Some("acme".into()),
+        source: Some(SourceSpec {
+            git: GitSource {
+                url: "https://git.example.com/acme/app.git".into(),
+                ref_: Some("main".into()),
+                secret_ref: Some(GitSecretRef {
+                    name: "git-acme".into(),
+                }),
+            },
+        }),
+        ..CodexAgentSpec::default()
+    });
+    a.metadata.labels = Some(BTreeMap::from([(
+        crate::backend::kube::naming::LABEL_AGENT_NAME.to_string(),
+        "bob".to_string(),
+    )]));
+    let settings = resolve(&a.spec, &Defaults::default()).unwrap();
+    let pod = desired_pod(&a, &settings);
+    let spec = pod.spec.as_ref().unwrap();
+    let init = &spec.init_containers.as_ref().unwrap()[0];
+    assert_eq!(init.name, SOURCE_CONTAINER_NAME);
+    assert_eq!(
+        init.command.as_deref(),
+        Some(&["codex-mcp".to_string(), "agent-source".to_string()][..])
+    );
+    assert_eq!(init.security_context, container(&pod).security_context);
+    let env = |c: &Container, k: &str| {
+        c.env
+            .iter()
+            .flatten()
+            .find(|e| e.name == k)
+            .and_then(|e| e.value.clone())
+    };
+    for c in [init, container(&pod)] {
+        assert_eq!(
+            env(c, "CODEX_MCP_SOURCE_URL").as_deref(),
+            Some("https://git.example.com/acme/app.git")
+        );
+        // The gateway's names for the agent: label, tenant.
+        assert_eq!(
+            env(c, "CODEX_MCP_SOURCE_BRANCH").as_deref(),
+            Some("codex/acme/bob")
+        );
+        assert_eq!(
+            env(c, "CODEX_MCP_SOURCE_REFS").as_deref(),
+            Some("refs/codex-mcp/acme/bob")
+        );
+        let git_mount = c
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.mount_path == GIT_CREDENTIALS_DIR)
+            .unwrap();
+        assert_eq!(git_mount.read_only, Some(true));
+        // The Secret reaches the pod only as files, never as environment.
+        assert!(c.env.iter().flatten().all(|e| e.value_from.is_none()));
+    }
+    // The init container does not see the Codex credentials.
+    assert!(init
+        .volume_mounts
+        .iter()
+        .flatten()
+        .all(|m| m.mount_path != CREDENTIALS_DIR));
+    let volume = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == GIT_CREDENTIALS_VOLUME)
+        .unwrap();
+    assert_eq!(
+        volume.secret.as_ref().unwrap().secret_name.as_deref(),
+        Some("git-acme")
+    );
+    // A resource change still resizes in place: init resources are not hashed.
+    let mut bigger = a.clone();
+    bigger.spec.resources = Some(AgentResources {
+        limits: Some(CpuMemory {
+            cpu: Some("3".into()),
+            memory: None,
+        }),
+        requests: None,
+    });
+    let s2 = resolve(&bigger.spec, &Defaults::default()).unwrap();
+    assert_eq!(pod_hash(&pod), pod_hash(&desired_pod(&bigger, &s2)));
+}

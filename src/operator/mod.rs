@@ -8,6 +8,7 @@ pub mod agent_init;
 pub mod children;
 pub mod crd;
 pub mod crd_schema;
+pub mod crd_source;
 pub mod desired;
 pub mod leader;
 pub mod live_runs;
@@ -17,6 +18,7 @@ pub mod pod;
 pub mod reconcile;
 pub mod resize;
 pub mod settings;
+pub mod source_state;
 pub mod status;
 
 use std::net::SocketAddr;
@@ -98,6 +100,7 @@ pub fn defaults_from(args: &OperatorArgs) -> Result<Defaults, settings::Settings
         storage_size: args.storage_size.trim().to_string(),
         storage_class: args.storage_class.clone().filter(|s| !s.is_empty()),
         resize_in_place: args.resize_in_place,
+        source_max_size: args.source_max_size.trim().to_string(),
     };
     defaults.validate()?;
     Ok(defaults)

@@ -21,7 +21,9 @@ use super::reconcile::{
 };
 use super::resize::{self, PodChange};
 use super::settings::Resolved;
+use super::source_state::{source_state, SourceState};
 use super::status::{idle_decision, is_true, pod_state, time_to_ready, IdleDecision, PodState};
+use crate::source;
 
 /// Why the agent should be suspended now, if it should. Idle suspension is
 /// recorded by setting `spec.suspended`, so that it survives operator
@@ -192,6 +194,9 @@ pub(super) async fn sync_pod(
         }
     }
     pass.new.pod_template_hash = hash;
+    if let Some(recheck) = source_condition(pass, &pod) {
+        return Ok(recheck);
+    }
     match state {
         PodState::Ready => {
             pass.condition(
@@ -267,6 +272,56 @@ pub(super) async fn sync_pod(
             Ok(RECHECK_TERMINATING)
         }
         PodState::Terminating => Ok(RECHECK_TERMINATING),
+    }
+}
+
+/// Sets `SourceReady` for an agent with a source; while the clone is not
+/// done, the agent is not ready either, and the pass ends here.
+fn source_condition(pass: &mut Pass<'_>, pod: &Pod) -> Option<Duration> {
+    let url = &pass.agent.spec.source.as_ref()?.git.url;
+    match source_state(pod) {
+        SourceState::Ready(message) => {
+            pass.condition(
+                condition::SOURCE_READY,
+                true,
+                source::reason::CLONED,
+                message,
+            );
+            None
+        }
+        SourceState::Cloning => {
+            let message = format!("cloning {url} into the workspace");
+            pass.condition(
+                condition::SOURCE_READY,
+                false,
+                source::reason::CLONING,
+                message.clone(),
+            );
+            pass.condition(
+                condition::READY,
+                false,
+                reason::POD_STARTING,
+                message.clone(),
+            );
+            pass.phase(Phase::Starting, message);
+            Some(RECHECK_STARTING)
+        }
+        SourceState::Failed(outcome) => {
+            pass.condition(
+                condition::SOURCE_READY,
+                false,
+                outcome.reason,
+                outcome.message.clone(),
+            );
+            pass.fail(
+                reason::SOURCE_FAILED,
+                format!(
+                    "cloning {url} failed ({}): {}",
+                    outcome.reason, outcome.message
+                ),
+            );
+            Some(RECHECK_FAILED)
+        }
     }
 }
 

@@ -20,6 +20,8 @@ pub struct Defaults {
     /// Apply resource changes to running pods in place; off, they replace
     /// the pod (for kubelets that cannot resize).
     pub resize_in_place: bool,
+    /// Largest clone of a `spec.source` repository.
+    pub source_max_size: String,
 }
 
 impl Default for Defaults {
@@ -35,6 +37,7 @@ impl Default for Defaults {
             storage_size: "10Gi".into(),
             storage_class: None,
             resize_in_place: true,
+            source_max_size: "2Gi".into(),
         }
     }
 }
@@ -87,6 +90,7 @@ impl Defaults {
             ("CONTAINER_MEMORY_LIMIT", &self.memory_limit),
             ("the memory request default", &self.memory_request),
             ("the storage size default", &self.storage_size),
+            ("CODEX_MCP_SOURCE_MAX_SIZE", &self.source_max_size),
         ] {
             if !matches_bytes(value) {
                 return Err(SettingsError::Bytes {
@@ -116,6 +120,7 @@ pub struct Resolved {
     pub storage_class: Option<String>,
     pub when_deleted: VolumePolicy,
     pub tenant: String,
+    pub source_max_bytes: u64,
 }
 
 pub const DEFAULT_TENANT: &str = "default";
@@ -165,6 +170,9 @@ pub fn resolve(spec: &CodexAgentSpec, defaults: &Defaults) -> Result<Resolved, S
             .clone()
             .filter(|t| !t.is_empty())
             .unwrap_or_else(|| DEFAULT_TENANT.into()),
+        // Validated at startup.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        source_max_bytes: parse_quantity(&defaults.source_max_size).map_or(u64::MAX, |b| b as u64),
     })
 }
 

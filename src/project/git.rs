@@ -42,6 +42,9 @@ pub struct Git {
     pub index: Option<PathBuf>,
     /// A worktree's shared git directory (`GIT_COMMON_DIR`).
     pub common_dir: Option<PathBuf>,
+    /// More environment for every command: a remote's credentials
+    /// (`crate::source::auth`), never put into argv or the repository's config.
+    pub envs: Vec<(String, String)>,
 }
 
 /// Settings that would make git run a program: off for every git command
@@ -66,6 +69,14 @@ impl Git {
             git_dir: git_dir.map(Path::to_path_buf),
             index: None,
             common_dir: None,
+            envs: Vec::new(),
+        }
+    }
+
+    pub fn with_envs(&self, envs: &[(String, String)]) -> Self {
+        Self {
+            envs: envs.to_vec(),
+            ..self.clone()
         }
     }
 
@@ -92,7 +103,10 @@ impl Git {
             .env_remove("GIT_DIR")
             .env_remove("GIT_WORK_TREE")
             .env_remove("GIT_COMMON_DIR")
-            .env_remove("GIT_INDEX_FILE");
+            .env_remove("GIT_INDEX_FILE")
+            .env_remove("GIT_CONFIG_COUNT")
+            .env_remove("GIT_SSH_COMMAND")
+            .envs(self.envs.iter().map(|(k, v)| (k, v)));
         if std::env::var_os("PATH").is_none() {
             // agent-run may start with an empty environment.
             cmd.env("PATH", "/usr/local/bin:/usr/bin:/bin");

@@ -59,6 +59,12 @@ pub enum WorkspaceError {
     NothingToPushTo(String),
     #[error("committing on {branch} failed: {source}")]
     Push { branch: String, source: GitError },
+    #[error("pushing {branch} to {url} failed: {reason}; the commit stays on the branch in the workspace")]
+    PushRemote {
+        branch: String,
+        url: String,
+        reason: String,
+    },
 }
 
 /// What to do to the workspace.
@@ -141,6 +147,10 @@ pub struct PushResult {
     pub committed: bool,
     /// Files the new commit changed.
     pub files: Vec<String>,
+    /// The repository the branch was pushed to (an agent with a source
+    /// repository); unset when the branch is in your own repository already.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushed_to: Option<String>,
 }
 
 /// Gives the workspace a history (a plain agent's, on first use) and a
@@ -193,8 +203,19 @@ fn rollback(repo: &WorkspaceRepo, base: &str, id: &str) -> Result<RollbackResult
 }
 
 fn push(repo: &WorkspaceRepo, message: Option<&str>) -> Result<PushResult, WorkspaceError> {
-    let branch = match &repo.push {
-        PushTarget::Branch(b) => b.clone(),
+    let (branch, remote) = match &repo.push {
+        PushTarget::Branch(b) => (b.clone(), None),
+        PushTarget::Source(b) => match std::env::var("CODEX_MCP_SOURCE_URL") {
+            Ok(url) if !url.is_empty() => (b.clone(), Some(url)),
+            _ => {
+                return Err(WorkspaceError::NothingToPushTo(format!(
+                    "agent {} has no source repository to push to: create the agent with an \
+                     X-Codex-Repository header (or a CodexAgent with spec.source.git), or take \
+                     the changes with get_changes",
+                    repo.agent
+                )))
+            }
+        },
         PushTarget::Nowhere(why) => return Err(WorkspaceError::NothingToPushTo(why.clone())),
     };
     let failed = |source| WorkspaceError::Push {
@@ -225,12 +246,44 @@ fn push(repo: &WorkspaceRepo, message: Option<&str>) -> Result<PushResult, Works
     } else {
         Vec::new()
     };
+    if let Some(url) = &remote {
+        push_to(&git, url, &branch)?;
+    }
     Ok(PushResult {
         branch,
         commit,
         committed: staged,
         files,
+        pushed_to: remote,
     })
+}
+
+/// Pushes the branch to the source repository with the credentials the
+/// pod mounts, through git's environment only.
+fn push_to(git: &super::git::Git, url: &str, branch: &str) -> Result<(), WorkspaceError> {
+    use crate::source::{auth, clone::network_envs, reason, redact};
+    let failed = |reason: String| WorkspaceError::PushRemote {
+        branch: branch.to_owned(),
+        url: url.to_owned(),
+        reason,
+    };
+    let dir = std::env::var_os("CODEX_MCP_GIT_CREDENTIALS_DIR").map_or_else(
+        || auth::GIT_CREDENTIALS_DIR.into(),
+        std::path::PathBuf::from,
+    );
+    let credentials = auth::prepare(&dir, url).map_err(|o| failed(o.message))?;
+    let git = git.with_envs(&network_envs(&credentials.envs));
+    let refspec = format!("HEAD:refs/heads/{branch}");
+    git.run(&["push", "--quiet", url, &refspec]).map_err(|e| {
+        let text = redact(&e.to_string(), &credentials.secrets());
+        match crate::source::classify(&text) {
+            reason::AUTH_REFUSED => failed(format!(
+                "the server refused the credentials, or they have no write access: {text}"
+            )),
+            _ => failed(text),
+        }
+    })?;
+    Ok(())
 }
 
 fn to_value<T: Serialize>(t: T) -> Value {

@@ -16,6 +16,8 @@ pub struct Caller {
     pub agent: Result<AgentName, String>,
     /// Agents this caller's token may use; `None` means any of its tenant's.
     pub allowed_agents: Option<Vec<AgentName>>,
+    /// The `X-Codex-Repository` header (`URL[#REF]`), or why it cannot be read.
+    pub repository: Result<Option<String>, String>,
     /// `streamable-http` or `sse`.
     pub transport: &'static str,
 }
@@ -131,6 +133,7 @@ mod tests {
             tenant: Tenant::default_tenant(),
             agent: Ok(AgentName::parse("bob").unwrap()),
             allowed_agents: Some(vec![AgentName::parse("alice").unwrap()]),
+            repository: Ok(None),
             transport: "sse",
         };
         assert!(matches!(c.agent_id(), Err(ToolError::Refused(_))));

@@ -105,9 +105,14 @@ struct Call {
 }
 
 impl CodexTools {
-    fn call(&self, ctx: &RequestContext<RoleServer>) -> Result<Call, ToolError> {
+    async fn call(&self, ctx: &RequestContext<RoleServer>) -> Result<Call, ToolError> {
         let caller = Caller::from_context(ctx)?;
         let agent = caller.agent_id()?;
+        let asked = caller.repository.clone().map_err(ToolError::Refused)?;
+        self.runner
+            .declare_source(&agent, asked.as_deref())
+            .await
+            .map_err(|e| ToolError::Failed(e.to_string()))?;
         let progress = Progress::new(
             ctx.peer.clone(),
             ctx.meta.get_progress_token(),
@@ -260,7 +265,7 @@ impl CodexTools {
         ctx: RequestContext<RoleServer>,
     ) -> Result<Answer<PlanResponse>, ToolError> {
         require_text("task", &args.task)?;
-        let call = self.call(&ctx)?;
+        let call = self.call(&ctx).await?;
         if args.background == Some(true) || call.task {
             return self
                 .start_background(call, ToolKind::Plan, |this, call| async move {
@@ -298,7 +303,7 @@ impl CodexTools {
         ctx: RequestContext<RoleServer>,
     ) -> Result<Answer<ImplementResponse>, ToolError> {
         require_text("task", &args.task)?;
-        let mut call = self.call(&ctx)?;
+        let mut call = self.call(&ctx).await?;
         call.workspace_paths = check_paths(
             args.target_files
                 .iter()
@@ -352,7 +357,7 @@ impl CodexTools {
         ctx: RequestContext<RoleServer>,
     ) -> Result<Answer<ReviewResponse>, ToolError> {
         require_text("content", &args.content)?;
-        let call = self.call(&ctx)?;
+        let call = self.call(&ctx).await?;
         if args.background == Some(true) || call.task {
             return self
                 .start_background(call, ToolKind::Review, |this, call| async move {
@@ -395,7 +400,7 @@ impl CodexTools {
                     .into(),
             ));
         }
-        let mut call = self.call(&ctx)?;
+        let mut call = self.call(&ctx).await?;
         call.workspace_paths = check_paths(context_paths(&args.context_files))?;
         if args.background == Some(true) || call.task {
             return self
@@ -432,7 +437,7 @@ impl CodexTools {
         ctx: RequestContext<RoleServer>,
     ) -> Result<Answer<ChatResponse>, ToolError> {
         require_text("message", &args.message)?;
-        let call = self.call(&ctx)?;
+        let call = self.call(&ctx).await?;
         if args.background == Some(true) || call.task {
             return self
                 .start_background(call, ToolKind::Chat, |this, call| async move {

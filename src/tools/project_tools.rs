@@ -176,7 +176,7 @@ impl CodexTools {
         if let Some(p) = &patch {
             check_paths(patch_paths(p).iter().map(String::as_str))?;
         }
-        let call = self.call(&ctx)?;
+        let call = self.call(&ctx).await?;
         let op = Op::Sync {
             files: args.files,
             patch,
@@ -194,7 +194,7 @@ impl CodexTools {
         Parameters(args): Parameters<GetChangesArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<ChangesPage>, ToolError> {
-        let call = self.call(&ctx)?;
+        let call = self.call(&ctx).await?;
         let op = Op::Changes {
             against: args.against,
             cursor: args.cursor,
@@ -212,7 +212,7 @@ impl CodexTools {
         &self,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<CheckpointList>, ToolError> {
-        let call = self.call(&ctx)?;
+        let call = self.call(&ctx).await?;
         self.workspace(&call, Op::ListCheckpoints).await.map(Json)
     }
 
@@ -227,7 +227,7 @@ impl CodexTools {
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<RollbackResult>, ToolError> {
         super::require_text("checkpoint", &args.checkpoint)?;
-        let call = self.call(&ctx)?;
+        let call = self.call(&ctx).await?;
         let op = Op::Rollback {
             checkpoint: args.checkpoint,
         };
@@ -244,7 +244,7 @@ impl CodexTools {
         Parameters(args): Parameters<PushArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<PushResult>, ToolError> {
-        let call = self.call(&ctx)?;
+        let call = self.call(&ctx).await?;
         let op = Op::Push {
             message: args.message,
         };
