@@ -43,6 +43,16 @@ pub enum Command {
     },
     /// Print the CodexAgent CustomResourceDefinition (YAML), for `kubectl apply -f -`.
     Crd,
+    /// Print the name of the CodexAgent the gateway uses for an agent, for
+    /// making one with kubectl (labelled `codexmcp.dev/agent-name` and
+    /// `codexmcp.dev/tenant`) that the gateway then uses as it is.
+    ResourceName {
+        /// The agent's name, as clients give it.
+        agent: String,
+        /// Its tenant.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+    },
     /// Run the Kubernetes operator: reconcile CodexAgents into pods, workspaces and Secrets.
     Operator(Box<OperatorArgs>),
     /// The main process of an agent's pod: prepare its directories, idle, exit on SIGTERM.

@@ -22,3 +22,12 @@ pub mod sse;
 pub(crate) mod telemetry;
 pub(crate) mod tools;
 pub(crate) mod workspace;
+
+/// The CodexAgent name the gateway gives agent `name` of `tenant`, or why
+/// they are not valid names.
+pub fn resource_name(tenant: &str, name: &str) -> Result<String, agent::AgentNameError> {
+    Ok(backend::kube::naming::resource_name(&agent::AgentId {
+        tenant: agent::Tenant::parse(tenant)?,
+        name: agent::AgentName::parse(name)?,
+    }))
+}

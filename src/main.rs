@@ -63,6 +63,9 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(code);
         }
         Command::Crd => print!("{}", codex_mcp::operator::crd::crd_yaml()?),
+        Command::ResourceName { agent, tenant } => {
+            println!("{}", codex_mcp::resource_name(&tenant, &agent)?);
+        }
         Command::Operator(args) => runtime.block_on(codex_mcp::operator::run(*args))?,
         Command::AgentSource => std::process::exit(codex_mcp::source::clone::main()),
         Command::AgentInit(args) => {

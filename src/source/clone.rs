@@ -154,7 +154,18 @@ fn failed(message: String) -> Outcome {
 
 fn git_failed(what: &str, e: &GitError) -> Outcome {
     let text = e.to_string();
-    Outcome::new(classify(&text), format!("{what} failed: {text}"))
+    let reason = classify(&text);
+    let meaning = match reason {
+        reason::AUTH_REFUSED => {
+            "the server refused the credentials (or wants some and the source's Secret has none)"
+        }
+        reason::REPOSITORY_NOT_FOUND => {
+            "the server has no repository there (or hides it from these credentials)"
+        }
+        reason::UNREACHABLE => "the server could not be reached from the agent's pod",
+        _ => "git failed",
+    };
+    Outcome::new(reason, format!("{what}: {meaning}: {text}"))
 }
 
 fn clone(s: &CloneSettings, git_dir: &Path, credentials: &auth::GitAuth) -> Outcome {

@@ -143,10 +143,22 @@ pub fn agent_image() -> String {
                     .as_secs())
             );
             let codex = codex.to_string_lossy().into_owned();
+            // git (with its HTTP transport) for agents on a repository and
+            // the workspace tools, as the Dockerfile's agent image has it.
             image_of_this_build(
                 "codex-mcp-test/agent-codex",
-                &stamp,
-                &["--busybox", "--user", "1000", "--bin", &codex],
+                &format!("{stamp}:git"),
+                &[
+                    "--busybox",
+                    "--user",
+                    "1000",
+                    "--bin",
+                    &codex,
+                    "--bin",
+                    "/usr/bin/git",
+                    "--bin",
+                    "/usr/lib/git-core/git-remote-http",
+                ],
             )
         })
         .clone()

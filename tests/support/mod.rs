@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod fake_auth;
 pub mod fake_model;
 pub mod gateway;
+pub mod git_server;
 pub mod helm;
 pub mod kube_gateway;
 pub mod kubectl;
