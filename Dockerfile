@@ -1,8 +1,9 @@
 # Images of codex-mcp, from this repository:
 #
 #   docker build -t codex-mcp:0.1.0 .                        the gateway and the operator
-#   docker build --target agent -t codex-mcp-agent:0.1.0 .   agents' pods: Codex CLI, git,
-#                                                            ripgrep and codex-mcp
+#   docker build --target agent -t codex-mcp-agent:0.1.0 .   agents' pods: Codex CLI, git
+#                                                            (with ssh, for repositories
+#                                                            on ssh), ripgrep and codex-mcp
 #
 # The chart (charts/codex-mcp, values image.* and agent.image.*) runs the
 # first as uid 65532; the operator runs agent pods as uid 1000.
@@ -25,7 +26,7 @@ RUN cargo build --release --locked --bin codex-mcp \
 FROM node:22-bookworm-slim AS agent
 ARG CODEX_VERSION
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates git ripgrep \
+ && apt-get install -y --no-install-recommends ca-certificates git openssh-client ripgrep \
  && rm -rf /var/lib/apt/lists/*
 RUN npm install -g --no-audit --no-fund "@openai/codex@${CODEX_VERSION}" \
  && npm cache clean --force \

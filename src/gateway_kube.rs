@@ -77,6 +77,10 @@ pub async fn run(args: KubeGatewayArgs) -> Result<(), GatewayError> {
     }
     let credentials = CredentialProvider::agent_secret(args.credentials_secret.clone());
     let auth = client_auth(&args)?;
+    let repositories = match &args.repositories {
+        Some(path) => crate::source::rules::RepositoryRules::load(path)?,
+        None => crate::source::rules::RepositoryRules::default(),
+    };
     let config = crate::kubeconfig::load(args.kubeconfig.as_deref())
         .await
         .map_err(GatewayError::Kubeconfig)?;
@@ -123,10 +127,7 @@ pub async fn run(args: KubeGatewayArgs) -> Result<(), GatewayError> {
         lease_duration: Duration::from_secs(args.run_lease_duration.max(3)),
         identity: identity(&args),
         credentials_secret: args.credentials_secret.clone(),
-        repositories: match &args.repositories {
-            Some(path) => crate::source::rules::RepositoryRules::load(path)?,
-            None => crate::source::rules::RepositoryRules::default(),
-        },
+        repositories,
     };
     info!(identity = %kube_settings.identity, "gateway replica");
     let backend = Arc::new(KubeBackend::new(client, kube_settings));

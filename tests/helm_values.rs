@@ -217,3 +217,53 @@ fn schema_refuses(helm: Helm) {
         );
     }
 }
+
+#[test]
+fn repository_rules_become_the_gateways_rules_file() {
+    with_each_helm(|helm| {
+        let values = json!({
+            "agent": {"sourceMaxSize": "512Mi"},
+            "repositories": [
+                {"tenant": "default", "secret": "git-acme",
+                 "allow": ["https://git.example.com/acme/*", "https://git.example.com/shared/**"],
+                 "default": "https://git.example.com/acme/app.git#main"},
+                {"tenant": "team", "allow": ["git@git.example.com:team/*"]}
+            ]
+        });
+        let r = render(helm, &values);
+        let gateway = r.get("Deployment", "codex-mcp-gateway");
+        let env = container_env(gateway);
+        assert_eq!(
+            env["CODEX_MCP_REPOSITORIES"],
+            "/etc/codex-mcp/repositories/rules"
+        );
+        assert!(pod_spec(gateway)["volumes"]
+            .to_string()
+            .contains("codex-mcp-gateway-repositories"));
+        let text = r.get("ConfigMap", "codex-mcp-gateway-repositories")["data"]["rules"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // The file the gateway reads, read as the gateway reads it.
+        if let Err(e) = codex_mcp::source::rules::RepositoryRules::parse(&text) {
+            panic!("the rendered rules do not parse: {e}\n{text}");
+        }
+        assert!(text.contains(
+            "default git-acme https://git.example.com/acme/* https://git.example.com/shared/** \
+             default=https://git.example.com/acme/app.git#main"
+        ), "{text}");
+        assert!(text.contains("team - git@git.example.com:team/*"), "{text}");
+        let operator = r.get("Deployment", "codex-mcp-operator");
+        assert_eq!(
+            container_env(operator)["CODEX_MCP_SOURCE_MAX_SIZE"],
+            "512Mi"
+        );
+
+        let none = render(helm, &json!({}));
+        assert!(none
+            .find("ConfigMap", "codex-mcp-gateway-repositories")
+            .is_none());
+        assert!(!container_env(none.get("Deployment", "codex-mcp-gateway"))
+            .contains_key("CODEX_MCP_REPOSITORIES"));
+    });
+}

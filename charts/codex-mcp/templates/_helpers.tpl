@@ -173,3 +173,11 @@ readinessProbe:
 {{- end -}}
 {{- index .Values.clientTokens "_file" -}}
 {{- end -}}
+
+{{/* The gateway's repository rules file (CODEX_MCP_REPOSITORIES): one line
+     per tenant, `TENANT SECRET|- PATTERN... [default=URL[#REF]]`. */}}
+{{- define "codex-mcp.repositoryRules" -}}
+{{- range .Values.repositories }}
+{{ .tenant }} {{ default "-" .secret }} {{ join " " .allow }}{{ with .default }} default={{ . }}{{ end }}
+{{- end }}
+{{- end -}}
