@@ -15,6 +15,7 @@ pub mod binding;
 pub mod changes;
 pub mod checkpoints;
 pub mod git;
+mod nested;
 pub mod notes;
 pub mod ops;
 pub mod setup;

@@ -250,15 +250,25 @@ async fn rollback_restores_a_checkpoint_byte_for_byte_and_the_next_turn_hears_of
         .await;
     assert_eq!(ok(&r)["changed"].as_array().unwrap().len(), 2, "{r}");
 
+    // A repository of its own inside the workspace, without commits, as
+    // `cargo new` makes: its files count like any others.
+    env.model.push(Reply::exec(
+        "mkdir app && cd app && git init -q && printf 'fn main() {}\\n' > main.rs",
+    ));
     env.model.push(Reply::add_file("f.txt", "version one"));
     env.model.push(Reply::Json(implement_reply()));
     let first = implement(&c, "first").await;
-    assert_eq!(first["checkpoint"], "solo@1");
+    assert_eq!(first["checkpoint"], "solo@1", "{first}");
+    let (diff, _) = all_changes(&c, json!({})).await;
+    assert!(
+        diff.contains("app/main.rs") && diff.contains("+fn main() {}"),
+        "{diff}"
+    );
     let workspace = env.gateway.workspace("solo");
     let at_first = files(&workspace);
 
     env.model.push(Reply::exec(
-        "printf 'version two' > f.txt && rm keep.txt && printf '\\001\\002' > data/blob.bin && mkdir -p n && echo new > n/g.txt",
+        "printf 'version two' > f.txt && rm keep.txt && printf '\\001\\002' > data/blob.bin && mkdir -p n && echo new > n/g.txt && echo changed > app/main.rs",
     ));
     env.model.push(Reply::Json(implement_reply()));
     let second = implement(&c, "second").await;

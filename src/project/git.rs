@@ -196,7 +196,7 @@ impl Git {
             }
         }
         let git = self.with_index(&index);
-        git.run(&["add", "-A", "--", "."])?;
+        git.stage_all()?;
         git.line(&["write-tree"])
     }
 

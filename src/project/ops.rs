@@ -231,7 +231,7 @@ fn push(repo: &WorkspaceRepo, message: Option<&str>) -> Result<PushResult, Works
             "the workspace is on {on:?}, not on {branch}"
         )));
     }
-    git.run(&["add", "-A", "--", "."]).map_err(failed)?;
+    git.stage_all().map_err(failed)?;
     let staged = git.run(&["diff", "--cached", "--quiet"]).is_err();
     if staged {
         let message = message
