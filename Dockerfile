@@ -3,7 +3,7 @@
 #   docker build -t codex-mcp:0.1.0 .                        the gateway and the operator
 #   docker build --target agent -t codex-mcp-agent:0.1.0 .   agents' pods: Codex CLI, git
 #                                                            (with ssh, for repositories
-#                                                            on ssh), ripgrep and codex-mcp
+#                                                            on ssh), ripgrep, ps and codex-mcp
 #
 # The chart (charts/codex-mcp, values image.* and agent.image.*) runs the
 # first as uid 65532; the operator runs agent pods as uid 1000. The build
@@ -34,7 +34,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 FROM node:22-bookworm-slim AS agent
 ARG CODEX_VERSION
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates git openssh-client ripgrep \
+ && apt-get install -y --no-install-recommends ca-certificates git openssh-client procps ripgrep \
  && rm -rf /var/lib/apt/lists/*
 RUN npm install -g --no-audit --no-fund "@openai/codex@${CODEX_VERSION}" \
  && npm cache clean --force \

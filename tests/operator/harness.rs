@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use codex_mcp::operator::crd::{CodexAgent, CodexAgentStatus, Condition};
@@ -20,19 +19,9 @@ use crate::support::cluster;
 /// How long an agent may take to become ready on a busy two-core machine.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(150);
 
-/// The agent image: busybox plus this build's `codex-mcp`, built and
-/// imported only when containerd does not have this build yet.
+/// The agent image as a user builds it (the `Dockerfile`'s `agent` target).
 pub fn agent_image() -> String {
-    static IMAGE: OnceLock<String> = OnceLock::new();
-    IMAGE
-        .get_or_init(|| {
-            crate::support::kube_gateway::image_of_this_build(
-                "codex-mcp-test/agent",
-                "busybox uid 1000",
-                &["--busybox", "--user", "1000"],
-            )
-        })
-        .clone()
+    crate::support::kube_gateway::agent_image()
 }
 
 /// Options an operator process is started with.

@@ -407,21 +407,7 @@ pub fn container_env(deployment: &Value) -> std::collections::BTreeMap<String, S
 /// default target makes it: this build's `codex-mcp` and the libraries it
 /// links, no shell, entrypoint `codex-mcp`.
 pub fn runtime_image() -> String {
-    static IMAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    IMAGE
-        .get_or_init(|| {
-            super::kube_gateway::image_of_this_build(
-                "codex-mcp-test/runtime",
-                "runtime",
-                &[
-                    "--user",
-                    "65532",
-                    "--entrypoint",
-                    "/usr/local/bin/codex-mcp",
-                ],
-            )
-        })
-        .clone()
+    super::images::dockerfile_images().runtime.clone()
 }
 
 /// `repository` and `tag` of an image reference, as the chart's values take them.

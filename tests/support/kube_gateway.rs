@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use codex_mcp::operator::crd::{CodexAgent, Phase};
@@ -78,90 +78,10 @@ pub fn put_credentials(namespace: &str, entries: &[(&str, &str)]) {
     kubectl_apply(namespace, &secret.to_string());
 }
 
-fn fnv(bytes: &[u8], mut hash: u64) -> u64 {
-    for b in bytes {
-        hash ^= u64::from(*b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
-}
-
-/// An image holding this build's `codex-mcp` (stripped: the debug binary is
-/// mostly symbols) at /usr/local/bin, plus whatever `args` (see
-/// `tests/cluster/build-image.sh`) add. Tagged `repo:<hash>` by the stripped
-/// binary's content and `stamp` (what `args` bring), and built and imported
-/// only when containerd does not have that tag yet.
-pub fn image_of_this_build(repo: &str, stamp: &str, args: &[&str]) -> String {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let stripped = dir.path().join("codex-mcp");
-    let status = Command::new("strip")
-        .arg("-o")
-        .arg(&stripped)
-        .arg(super::codex_mcp_bin())
-        .status()
-        .expect("running strip");
-    assert!(status.success(), "strip failed");
-    let hash = fnv(
-        stamp.as_bytes(),
-        fnv(&std::fs::read(&stripped).unwrap(), 0xcbf2_9ce4_8422_2325),
-    );
-    let image = format!("{repo}:{hash:016x}");
-    let have = Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            ". {}/tests/cluster/lib.sh && ctr -n k8s.io --address \"$SOCKET\" images ls -q",
-            cluster::repo_root().display()
-        ))
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    if !have.lines().any(|l| l == format!("docker.io/{image}")) {
-        let bin = stripped.to_string_lossy().into_owned();
-        let mut all = vec!["--bin", bin.as_str()];
-        all.extend_from_slice(args);
-        cluster::build_image(&image, &all);
-    }
-    image
-}
-
-/// The agent image with the real Codex CLI and busybox, running as uid
-/// 1000, built and imported only when containerd does not have this exact
-/// build yet (the import of ~300 MB is the slow part). The Codex binary is
-/// told apart by its size and modification time.
+/// The agent image as a user builds it: the `Dockerfile`'s `agent` target
+/// (the real Codex CLI from npm, git, this source's `codex-mcp`; uid 1000).
 pub fn agent_image() -> String {
-    static IMAGE: OnceLock<String> = OnceLock::new();
-    IMAGE
-        .get_or_init(|| {
-            let codex = std::fs::canonicalize(super::codex_bin()).expect("the Codex CLI");
-            let meta = std::fs::metadata(&codex).expect("the Codex CLI");
-            let stamp = format!(
-                "{}:{:?}",
-                meta.len(),
-                meta.modified().ok().map(|t| t
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_secs())
-            );
-            let codex = codex.to_string_lossy().into_owned();
-            // git (with its HTTP transport) for agents on a repository and
-            // the workspace tools, as the Dockerfile's agent image has it.
-            image_of_this_build(
-                "codex-mcp-test/agent-codex",
-                &format!("{stamp}:git"),
-                &[
-                    "--busybox",
-                    "--user",
-                    "1000",
-                    "--bin",
-                    &codex,
-                    "--bin",
-                    "/usr/bin/git",
-                    "--bin",
-                    "/usr/lib/git-core/git-remote-http",
-                ],
-            )
-        })
-        .clone()
+    super::images::dockerfile_images().agent.clone()
 }
 
 /// A host process whose stderr is collected; killed on drop.

@@ -8,6 +8,7 @@ pub mod fake_model;
 pub mod gateway;
 pub mod git_server;
 pub mod helm;
+pub mod images;
 pub mod kube_gateway;
 pub mod kubectl;
 pub mod long_turn;

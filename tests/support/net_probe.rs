@@ -27,12 +27,30 @@ pub enum Reach {
     Dropped,
 }
 
-/// Opens a TCP connection from `pod` to `ip:port` with busybox's nc, sends
-/// an HTTP/1.0 request (HTTP servers answer it, TLS and echo servers close).
-/// The input stays open a while: nc half-closes the connection when its
-/// input ends, and hyper drops a connection that does so before answering.
+/// The probe where there is no nc (the Dockerfile's agent image has Node.js
+/// for Codex, not busybox): the same request, the same words on stderr for
+/// a connection that times out or is refused, and a quiet end when a
+/// connection stays idle, as `nc -w 3` does.
+const NODE_PROBE: &str = r#"const [ip, port] = process.argv.slice(1);
+const s = require("net").connect({ host: ip, port: Number(port) });
+let connected = false;
+s.setTimeout(3000, () => { if (!connected) console.error("timed out"); process.exit(connected ? 0 : 1); });
+s.on("connect", () => { connected = true; s.write("GET / HTTP/1.0\r\n\r\n"); });
+s.on("data", (d) => process.stdout.write(d));
+s.on("error", (e) => { console.error(e.code === "ECONNREFUSED" ? "refused" : e.message); process.exit(1); });
+s.on("close", () => process.exit(0));"#;
+
+/// Opens a TCP connection from `pod` to `ip:port` with busybox's nc (or
+/// Node.js where there is no nc), sends an HTTP/1.0 request (HTTP servers
+/// answer it, TLS and echo servers close). The input stays open a while:
+/// nc half-closes the connection when its input ends, and hyper drops a
+/// connection that does so before answering.
 pub async fn reach(ns: &TestNamespace, pod: &str, ip: &str, port: u16) -> Reach {
-    let script = format!("(printf 'GET / HTTP/1.0\\r\\n\\r\\n'; sleep 2) | nc -w 3 {ip} {port}");
+    let script = format!(
+        "if command -v nc >/dev/null 2>&1; then \
+         (printf 'GET / HTTP/1.0\\r\\n\\r\\n'; sleep 2) | nc -w 3 {ip} {port}; \
+         else node -e '{NODE_PROBE}' {ip} {port}; fi"
+    );
     let out = cluster::exec_with(
         &ns.api::<Pod>(),
         pod,
