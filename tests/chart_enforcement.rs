@@ -28,7 +28,7 @@ use support::kube_gateway::{self, HOST_ON_POD_NETWORK};
 use support::kubectl;
 use support::mcp_client::{McpClient, Transport};
 use support::net_probe::{
-    assert_answers, host_listener, outsider_pod, probe_until, Reach, LISTEN_PORT,
+    assert_answers, host_listener, listen_in_background, outsider_pod, probe_until, Reach, LISTEN_PORT,
 };
 
 const RELEASE: &str = "codex-mcp";
@@ -230,8 +230,7 @@ async fn policies_hold(ns: &TestNamespace, outsider: &TestNamespace, model: &Fak
     // Listeners that would answer anyone who gets through: one in agent beta,
     // one in a pod of another namespace, one on the machine (the pods'
     // gateway address, where the model also listens).
-    let listen = format!("setsid nc -ll -p {LISTEN_PORT} -e echo hi </dev/null >/dev/null 2>&1 &");
-    cluster::exec_ok(&ns.api::<Pod>(), &beta, &["sh", "-c", &listen]).await;
+    cluster::exec_ok(&ns.api::<Pod>(), &beta, &["sh", "-c", &listen_in_background()]).await;
     let stranger = outsider_pod(outsider).await;
     let stranger_ip = pod_ip_of(outsider, &stranger).await;
     let host = host_listener().await;

@@ -121,9 +121,10 @@ async fn plan_and_implement_in_the_agents_pod_survive_pod_deletion_and_gateway_r
     let pod_name = ready_pod(&ns, "alice").await;
     let pod = pods.get(&pod_name).await.unwrap();
     let image = pod.spec.as_ref().unwrap().containers[0].image.clone();
-    assert!(
-        image.unwrap_or_default().contains("agent-codex"),
-        "the pod runs the agent image"
+    assert_eq!(
+        image.as_deref(),
+        Some(kube_gateway::agent_image().as_str()),
+        "the pod runs the Dockerfile's agent image"
     );
 
     // Second call, over SSE: continues the conversation and writes a file.

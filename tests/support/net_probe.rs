@@ -148,6 +148,18 @@ pub async fn assert_answers(addr: &str) {
     }
 }
 
+/// A shell command that leaves a listener on LISTEN_PORT answering "hi"
+/// running in the pod it is exec'd in: busybox's nc, or Node.js where there
+/// is no nc (the Dockerfile's agent image).
+pub fn listen_in_background() -> String {
+    format!(
+        "if command -v nc >/dev/null 2>&1; then \
+         setsid nc -ll -p {LISTEN_PORT} -e echo hi </dev/null >/dev/null 2>&1 & \
+         else setsid node -e 'require(\"net\").createServer((s) => s.end(\"hi\\n\")).listen({LISTEN_PORT})' \
+         </dev/null >/dev/null 2>&1 & fi"
+    )
+}
+
 /// A listener on the machine's address on the pod bridge that answers "hi".
 pub async fn host_listener() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind(SocketAddr::from((HOST_ON_POD_NETWORK, 0)))
