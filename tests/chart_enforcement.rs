@@ -28,7 +28,8 @@ use support::kube_gateway::{self, HOST_ON_POD_NETWORK};
 use support::kubectl;
 use support::mcp_client::{McpClient, Transport};
 use support::net_probe::{
-    assert_answers, host_listener, listen_in_background, outsider_pod, probe_until, Reach, LISTEN_PORT,
+    assert_answers, host_listener, listen_in_background, outsider_pod, probe_until, Reach,
+    LISTEN_PORT,
 };
 
 const RELEASE: &str = "codex-mcp";
@@ -230,7 +231,12 @@ async fn policies_hold(ns: &TestNamespace, outsider: &TestNamespace, model: &Fak
     // Listeners that would answer anyone who gets through: one in agent beta,
     // one in a pod of another namespace, one on the machine (the pods'
     // gateway address, where the model also listens).
-    cluster::exec_ok(&ns.api::<Pod>(), &beta, &["sh", "-c", &listen_in_background()]).await;
+    cluster::exec_ok(
+        &ns.api::<Pod>(),
+        &beta,
+        &["sh", "-c", &listen_in_background()],
+    )
+    .await;
     let stranger = outsider_pod(outsider).await;
     let stranger_ip = pod_ip_of(outsider, &stranger).await;
     let host = host_listener().await;
@@ -309,14 +315,17 @@ async fn policies_hold(ns: &TestNamespace, outsider: &TestNamespace, model: &Fak
         (outsider, &stranger, &from_stranger),
     )
     .await;
-    let dns = cluster::exec(
-        &ns.api::<Pod>(),
-        &alpha,
-        &["nslookup", "codex-mcp-test.invalid"],
-    )
-    .await;
+    // A query the cluster's DNS answers "no such name" (NXDOMAIN; Node.js's
+    // resolver, asking the pod's nameserver itself, calls it ENOTFOUND): the
+    // answer came back through the policy. busybox's nslookup where there is
+    // one, Node.js in the Dockerfile's agent image.
+    let query = "if command -v nslookup >/dev/null 2>&1; then nslookup codex-mcp-test.invalid; \
+                 else node -e 'require(\"dns\").resolve4(\"codex-mcp-test.invalid\", \
+                 (e) => console.log(e ? e.code : \"found\"))'; fi";
+    let dns = cluster::exec(&ns.api::<Pod>(), &alpha, &["sh", "-c", query]).await;
+    let said = format!("{}{}", dns.stdout, dns.stderr);
     assert!(
-        dns.stdout.contains("NXDOMAIN") || dns.stderr.contains("NXDOMAIN"),
+        said.contains("NXDOMAIN") || said.contains("ENOTFOUND"),
         "DNS from an agent: {dns:?}"
     );
 

@@ -41,6 +41,10 @@ struct Env {
 /// server holding `app.git`, and an operator and a gateway whose default
 /// tenant may create agents on the server's repositories with `secret`.
 async fn start(prefix: &str, secret: &str) -> Env {
+    start_with(prefix, secret, &[]).await
+}
+
+async fn start_with(prefix: &str, secret: &str, operator_flags: &[&str]) -> Env {
     let (ns, model) = kube_gateway::namespace_with_model(prefix).await;
     let server = GitServer::start(HOST_ON_POD_NETWORK, WRITE_TOKEN, READ_TOKEN);
     server.create_repo("app.git");
@@ -65,7 +69,7 @@ async fn start(prefix: &str, secret: &str) -> Env {
         ),
     )
     .unwrap();
-    let operator = kube_gateway::start_operator(ns.name());
+    let operator = kube_gateway::start_operator_with(ns.name(), operator_flags);
     let gateway = KubeGateway::start(
         ns.name(),
         &model,
@@ -364,6 +368,22 @@ async fn bad_sources_are_refused_with_the_reason_and_change_nothing() {
     env.model.push(Reply::add_file("notes.txt", "x\n"));
     env.model.push(Reply::Json(implement_reply()));
     implement(&erin, "write notes").await;
+    // A patch that does not apply and a checkpoint that is not the agent's
+    // are refused by name, and change nothing.
+    let bad_patch = "--- a/README.md\n+++ b/README.md\n@@ -1 +1 @@\n-# not this line\n+# x\n";
+    let r = erin
+        .call_tool("sync_files", json!({"patch": bad_patch}))
+        .await;
+    assert!(failed(&r).contains("the patch does not apply"), "{r}");
+    let r = erin
+        .call_tool("rollback", json!({"checkpoint": "bob@1"}))
+        .await;
+    assert!(failed(&r).contains("belongs to agent bob"), "{r}");
+    let (diff, _) = all_changes(&erin, json!({})).await;
+    assert!(
+        diff.contains("notes.txt") && !diff.contains("README.md"),
+        "{diff}"
+    );
     let r = erin.call_tool("push", json!({})).await;
     let text = failed(&r);
     assert!(
@@ -396,4 +416,22 @@ async fn bad_sources_are_refused_with_the_reason_and_change_nothing() {
     for token in [WRONG_TOKEN, READ_TOKEN] {
         assert_no_token_anywhere(&env, token);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_repository_over_the_size_limit_is_refused_and_left_nowhere() {
+    let env = start_with("repo-big", "git-write", &["--source-max-size", "1Ki"]).await;
+    let url = env.server.url("app.git");
+    let r = client(&env, "big", Some(&url))
+        .call_tool("chat", json!({"message": "hi"}))
+        .await;
+    let text = failed(&r);
+    assert!(
+        text.contains("TooLarge") && text.contains("--source-max-size"),
+        "{text}"
+    );
+    let cr = codex_agent(&env.ns, "big").await;
+    let (status, reason, _) = condition(&cr, "SourceReady").unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "TooLarge"));
+    assert_no_token_anywhere(&env, WRITE_TOKEN);
 }

@@ -206,11 +206,11 @@ fn clone(s: &CloneSettings, git_dir: &Path, credentials: &auth::GitAuth) -> Outc
         return Outcome::new(
             reason::TOO_LARGE,
             format!(
-                "the clone of {} takes {} MiB, more than the {} MiB allowed (the operator's \
+                "the clone of {} takes {}, more than the {} allowed (the operator's \
                  --source-max-size)",
                 s.url,
-                size >> 20,
-                s.max_bytes >> 20
+                human_size(size),
+                human_size(s.max_bytes)
             ),
         );
     }
@@ -301,6 +301,15 @@ fn wipe(workspace: &Path, git_dir: &Path) -> std::io::Result<()> {
     match std::fs::remove_dir_all(git_dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
+    }
+}
+
+fn human_size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / f64::from(1u32 << 30)),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / f64::from(1u32 << 20)),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} bytes"),
     }
 }
 

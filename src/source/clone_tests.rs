@@ -131,6 +131,7 @@ fn a_clone_over_the_size_limit_is_refused_and_removed() {
     s.max_bytes = 1024;
     let o = clone_local(&s);
     assert_eq!(o.reason, reason::TOO_LARGE, "{o:?}");
+    assert!(o.message.contains("more than the 1.0 KiB allowed"), "{o:?}");
     assert!(!s.git_dir().exists());
 }
 
