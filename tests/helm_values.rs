@@ -155,6 +155,8 @@ fn an_httproute_to_the_gateway_whose_hostnames_pass_the_host_check() {
             );
         }
         assert!(r.find("Ingress", "codex-mcp-gateway").is_none());
+        let notes = helm::notes(RELEASE, NS, &values);
+        assert!(notes.contains("URL=https://codex.example.org"), "{notes}");
 
         // No timeouts unless asked for: the controller's own apply.
         let plain = render(
