@@ -16,7 +16,9 @@
 #   mmdebstrap         from Debian: what tests/cluster/build-dockerfile-images.sh
 #                      assembles the Dockerfile's base images from
 #   cluster binaries   tests/cluster/install.sh, when present
-#                      (CODEX_MCP_SKIP_CLUSTER=1 skips them)
+#                      (CODEX_MCP_SKIP_CLUSTER=1 skips them), the NetworkPolicy
+#                      enforcer, and the edge controller (Traefik) with the
+#                      Gateway API CRDs (tests/cluster/install-edge.sh)
 # Idempotent: every step checks before it installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -181,8 +183,8 @@ else
   rm -rf "$tmp"
 fi
 
-# The Go builds below (Helm, both Kubernetes releases, the policy enforcer)
-# share one build cache, so what they have in common (containerd and etcd
+# The Go builds below (Helm, both Kubernetes releases, the policy enforcer,
+# the edge controller) share one build cache, so what they have in common (containerd and etcd
 # for both releases, common dependencies) compiles once; it is removed at
 # the end, as it grows to gigabytes. An exported GOCACHE is used and kept.
 if [ -z "${GOCACHE:-}" ]; then
@@ -217,6 +219,7 @@ elif [ -x tests/cluster/install.sh ]; then
   CODEX_MCP_K8S_VERSION="$oldest" tests/cluster/install.sh
   tests/cluster/install.sh
   tests/cluster/install-netpol.sh
+  tests/cluster/install-edge.sh
 else
   say "tests/cluster/install.sh not present, skipping the cluster harness"
 fi

@@ -36,7 +36,7 @@ export HELM_CACHE_HOME="$WORK/cache" HELM_CONFIG_HOME="$WORK/config" HELM_DATA_H
 # No credential or token is committed: the manifests reference Secrets the
 # user creates (the header of 02-codex-mcp.yaml says how). Rendered before
 # anything is removed, so a failing render leaves manifests/ as it was.
-"$HELM" template "$RELEASE" "$CHART" --namespace "$NS" \
+"$HELM" template "$RELEASE" "$CHART" --namespace "$NS" --skip-tests \
   --set "clientTokens.existingSecret=$RELEASE-client-tokens" >"$WORK/helm.yaml" ||
   die "helm template $CHART failed"
 # Helm 4 ends a document with the blank line its template leaves, Helm 3

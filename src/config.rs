@@ -60,6 +60,9 @@ pub enum Command {
     /// The `source` init container of an agent with a repository: clone it
     /// into the empty workspace (settings from the pod's environment).
     AgentSource,
+    /// Check a running gateway as a client would: GET /ready, then a
+    /// stateless tools/list with a client token (the chart's `helm test`).
+    Probe(crate::probe::ProbeArgs),
 }
 
 #[derive(Debug, Subcommand)]

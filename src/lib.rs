@@ -13,6 +13,7 @@ pub(crate) mod kubeconfig;
 pub(crate) mod lease;
 pub(crate) mod metrics;
 pub mod operator;
+pub mod probe;
 pub(crate) mod progress;
 pub mod project;
 pub(crate) mod runs;

@@ -68,6 +68,13 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Operator(args) => runtime.block_on(codex_mcp::operator::run(*args))?,
         Command::AgentSource => std::process::exit(codex_mcp::source::clone::main()),
+        Command::Probe(args) => match runtime.block_on(codex_mcp::probe::run(&args)) {
+            Ok(report) => println!("{report}"),
+            Err(e) => {
+                eprintln!("codex-mcp probe: {e}");
+                std::process::exit(1);
+            }
+        },
         Command::AgentInit(args) => {
             std::process::exit(runtime.block_on(codex_mcp::operator::agent_init::main(args.check)))
         }

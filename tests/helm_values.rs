@@ -1,7 +1,8 @@
 //! What the Helm chart renders for values other than its defaults: an
-//! ingress for SSE with TLS, monitoring, the dashboard, replicas, an
-//! all-namespaces operator, credentials and tokens from values or existing
-//! Secrets, the test cluster's host network, optional parts turned off.
+//! ingress with TLS, an HTTPRoute, the `helm test` pod, monitoring, the
+//! dashboard, replicas, an all-namespaces operator, credentials and tokens
+//! from values or existing Secrets, the test cluster's host network,
+//! optional parts turned off.
 //! Rendered by `helm template`, Helm 4 and Helm 3.
 
 mod support;
@@ -24,19 +25,11 @@ fn ingress_monitoring_replicas_and_an_all_namespaces_operator() {
 
 fn exposed_release(r: &Rendered) {
     let ingress = r.get("Ingress", "codex-mcp-gateway");
-    let a = &ingress["metadata"]["annotations"];
-    for (k, v) in [
-        ("proxy-buffering", "off"),
-        ("proxy-request-buffering", "off"),
-        ("proxy-read-timeout", "3600"),
-        ("proxy-send-timeout", "3600"),
-        ("affinity", "cookie"),
-    ] {
-        assert_eq!(a[format!("nginx.ingress.kubernetes.io/{k}")], v, "{k}");
-    }
+    // No controller's annotations of the chart's own: the user's, as given.
     assert_eq!(
-        a["example.org/team"], "ai",
-        "the user's annotations are kept"
+        ingress["metadata"]["annotations"],
+        json!({"example.org/team": "ai"}),
+        "only the user's annotations"
     );
     assert_eq!(ingress["spec"]["ingressClassName"], "nginx");
     assert_eq!(
@@ -121,6 +114,159 @@ fn exposed_release(r: &Rendered) {
         decode(r.get("Secret", "codex-mcp-client-tokens"), "tokens"),
         "tok-a acme\ntok-b acme alice,bob\n"
     );
+}
+
+#[test]
+fn an_httproute_to_the_gateway_whose_hostnames_pass_the_host_check() {
+    with_each_helm(|helm| {
+        let parents =
+            json!([{"name": "shared", "namespace": "gateway-system", "sectionName": "https"}]);
+        let values = json!({"httpRoute": {
+            "enabled": true, "parentRefs": parents,
+            "hostnames": ["codex.example.org", "mcp.example.org"],
+            "timeouts": {"request": "0s"},
+            "annotations": {"example.org/team": "ai"},
+        }});
+        let r = render(helm, &values);
+        let route = r.get("HTTPRoute", "codex-mcp-gateway");
+        assert_eq!(route["apiVersion"], "gateway.networking.k8s.io/v1");
+        assert_eq!(route["metadata"]["annotations"]["example.org/team"], "ai");
+        assert_eq!(route["spec"]["parentRefs"], parents);
+        assert_eq!(
+            route["spec"]["hostnames"],
+            json!(["codex.example.org", "mcp.example.org"])
+        );
+        let rule = &route["spec"]["rules"][0];
+        assert_eq!(
+            rule["matches"],
+            json!([{"path": {"type": "PathPrefix", "value": "/"}}])
+        );
+        assert_eq!(
+            rule["backendRefs"],
+            json!([{"name": "codex-mcp-gateway", "port": 8210}])
+        );
+        assert_eq!(rule["timeouts"], json!({"request": "0s"}));
+        let env = container_env(r.get("Deployment", "codex-mcp-gateway"));
+        for host in ["codex.example.org", "mcp.example.org"] {
+            assert!(
+                env["CODEX_MCP_ALLOWED_HOSTS"].split(',').any(|h| h == host),
+                "{host} passes the Host check: {}",
+                env["CODEX_MCP_ALLOWED_HOSTS"]
+            );
+        }
+        assert!(r.find("Ingress", "codex-mcp-gateway").is_none());
+        let notes = helm::notes(RELEASE, NS, &values);
+        assert!(notes.contains("URL=https://codex.example.org"), "{notes}");
+
+        // No timeouts unless asked for: the controller's own apply.
+        let plain = render(
+            helm,
+            &json!({"httpRoute": {"enabled": true, "parentRefs": [{"name": "shared"}]}}),
+        );
+        let rule = &plain.get("HTTPRoute", "codex-mcp-gateway")["spec"]["rules"][0];
+        assert!(rule.get("timeouts").is_none(), "{rule}");
+        assert!(render(helm, &json!({}))
+            .find("HTTPRoute", "codex-mcp-gateway")
+            .is_none());
+
+        for (values, named) in [
+            (
+                json!({"httpRoute": {"enabled": true}}),
+                "httpRoute.parentRefs",
+            ),
+            (
+                json!({"httpRoute": {"timeouts": {"request": "1 hour"}}}),
+                "request",
+            ),
+            (
+                json!({"httpRoute": {"timeout": {"request": "1h"}}}),
+                "timeout",
+            ),
+            (
+                json!({"ingress": {"sseAnnotations": true}}),
+                "sseAnnotations",
+            ),
+        ] {
+            let refused = helm::try_template(helm, RELEASE, NS, &values, &[])
+                .err()
+                .unwrap_or_else(|| panic!("{helm}: {values} was accepted"));
+            assert!(
+                refused.contains(named),
+                "the error names {named}: {refused}"
+            );
+        }
+    });
+}
+
+#[test]
+fn the_helm_test_pod_probes_the_gateway_with_the_release_token() {
+    with_each_helm(|helm| {
+        let from = json!([{"namespaceSelector": {"matchLabels": {"team": "ai"}}}]);
+        let r = render(helm, &json!({"networkPolicy": {"gateway": {"from": from}}}));
+        let pod = r.get("Pod", "codex-mcp-test-gateway");
+        assert_eq!(pod["metadata"]["annotations"]["helm.sh/hook"], "test");
+        let spec = &pod["spec"];
+        assert_eq!(spec["restartPolicy"], "Never");
+        assert_eq!(spec["automountServiceAccountToken"], false);
+        assert!(spec.get("hostNetwork").is_none());
+        // Pod Security "restricted", like the chart's other pods.
+        assert_eq!(spec["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(
+            spec["securityContext"]["seccompProfile"]["type"],
+            "RuntimeDefault"
+        );
+        let c = &spec["containers"][0];
+        assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+        assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+        assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
+        let gateway = &pod_spec(r.get("Deployment", "codex-mcp-gateway"))["containers"][0];
+        assert_eq!(c["image"], gateway["image"], "the gateway's image");
+        assert_eq!(c["command"], json!(["codex-mcp"]));
+        assert_eq!(
+            c["args"],
+            json!([
+                "probe",
+                "--url",
+                "http://codex-mcp-gateway.codex-mcp.svc:8210",
+                "--token-file",
+                "/etc/codex-mcp/client-tokens/tokens"
+            ])
+        );
+        assert!(spec["volumes"]
+            .to_string()
+            .contains("\"secretName\":\"codex-mcp-client-tokens\""));
+
+        // The gateway's policy admits it beside the peers the values list.
+        let peers = &r.get("NetworkPolicy", "codex-mcp-gateway")["spec"]["ingress"][0]["from"];
+        assert_eq!(peers[0], from[0]);
+        let selector = peers[1]["podSelector"]["matchLabels"].as_object().unwrap();
+        for (k, v) in selector {
+            assert_eq!(&pod["metadata"]["labels"][k], v, "{k}");
+        }
+        assert_eq!(selector["app.kubernetes.io/component"], "test");
+
+        // The test cluster: no cluster DNS or kube-proxy, so the host
+        // network and the gateway's port on loopback, as the gateway runs.
+        let tc = render(helm, &existing());
+        let pod = tc.get("Pod", "codex-mcp-test-gateway");
+        assert_eq!(pod["spec"]["hostNetwork"], true);
+        let args = &pod["spec"]["containers"][0]["args"];
+        assert_eq!(args[2], "http://127.0.0.1:8210");
+        assert_eq!(args[4], "/etc/codex-mcp/client-tokens/tokens.txt");
+        assert!(pod["spec"]["volumes"]
+            .to_string()
+            .contains("\"secretName\":\"my-tokens\""));
+
+        let off = render(
+            helm,
+            &json!({"helmTest": {"enabled": false}, "networkPolicy": {"gateway": {"from": from}}}),
+        );
+        assert!(off.find("Pod", "codex-mcp-test-gateway").is_none());
+        assert_eq!(
+            off.get("NetworkPolicy", "codex-mcp-gateway")["spec"]["ingress"][0]["from"],
+            from
+        );
+    });
 }
 
 #[test]

@@ -13,6 +13,13 @@ pub struct TokenEntry {
     pub agents: Option<Vec<AgentName>>,
 }
 
+impl TokenEntry {
+    /// The token itself, for a client of this gateway (`codex-mcp probe`).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+}
+
 impl std::fmt::Debug for TokenEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenEntry")

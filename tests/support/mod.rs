@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod edge;
 pub mod fake_auth;
 pub mod fake_model;
 pub mod gateway;

@@ -63,13 +63,17 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
-{{/* Host headers the gateway accepts: its Service's names, the ingress host, extras. */}}
+{{/* Host headers the gateway accepts: its Service's names, the ingress host,
+     the HTTPRoute's hostnames, extras. */}}
 {{- define "codex-mcp.allowedHosts" -}}
 {{- $svc := include "codex-mcp.gatewayName" . -}}
 {{- $ns := .Release.Namespace -}}
 {{- $hosts := list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) -}}
 {{- if and .Values.ingress.enabled .Values.ingress.host -}}
 {{- $hosts = append $hosts .Values.ingress.host -}}
+{{- end -}}
+{{- if .Values.httpRoute.enabled -}}
+{{- $hosts = concat $hosts .Values.httpRoute.hostnames -}}
 {{- end -}}
 {{- $hosts = concat $hosts .Values.gateway.allowedHosts | uniq -}}
 {{- join "," $hosts -}}
