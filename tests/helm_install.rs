@@ -23,9 +23,10 @@ use kube::api::{Api, ListParams};
 use kube::ResourceExt;
 use serde_json::{json, Value};
 use support::cluster::TestNamespace;
-use support::fake_model::{FakeModel, Reply, API_KEY_ENV, MODEL};
+use support::fake_model::{FakeModel, Reply};
 use support::gateway::TEST_API_KEY;
-use support::helm::{self, container_env, split_image, Helm, Step};
+use support::helm::values::{cluster_release as values, free_port};
+use support::helm::{self, container_env, Helm, Step};
 use support::kube_gateway::{self, codex_agent};
 use support::mcp_client::{McpClient, Transport};
 
@@ -35,32 +36,6 @@ const OPERATOR: &str = "codex-mcp-operator";
 /// Starting pods (and an agent's, with a 300 MB Codex) on a busy two-core machine.
 const TIMEOUT_SECS: u64 = 300;
 const CALL_TIMEOUT: Duration = Duration::from_secs(300);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("0.0.0.0:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-fn values(model: &FakeModel, gateway_port: u16, operator_port: u16) -> Value {
-    let (repo, tag) = split_image(&helm::runtime_image());
-    let (agent_repo, agent_tag) = split_image(&kube_gateway::agent_image());
-    let small = json!({"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}});
-    json!({
-        "image": {"repository": repo, "tag": tag, "pullPolicy": "Never"},
-        "agent": {"image": {"repository": agent_repo, "tag": agent_tag, "pullPolicy": "Never"},
-                  "cpuRequest": "10m", "memoryRequest": "32Mi", "storage": {"size": "64Mi"}},
-        "config": {"CODEX_MODEL": MODEL, "CODEX_PROVIDER": "fake", "CONTAINER_CPU_LIMIT": "1",
-                   "CONTAINER_MEMORY_LIMIT": "1Gi", "LOG_LEVEL": "codex_mcp=debug,info"},
-        "provider": {"baseUrl": model.base_url(), "envKey": API_KEY_ENV},
-        "credentials": {"apiKey": TEST_API_KEY},
-        "gateway": {"port": gateway_port, "resources": small, "readyTimeout": 240},
-        "operator": {"port": operator_port, "resources": small},
-        "networkPolicy": {"agents": {"modelApi": {"cidrs": ["10.87.0.1/32"], "ports": [model.addr().port()]}}},
-        "testCluster": {"enabled": true},
-    })
-}
 
 /// `helm STEP`; on failure, shows what the pods were doing first.
 async fn helm_release(helm: Helm, step: Step, ns: &TestNamespace, values: &Value) {

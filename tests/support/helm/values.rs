@@ -4,6 +4,9 @@
 use base64::Engine;
 use serde_json::{json, Value};
 
+use crate::support::fake_model::{FakeModel, API_KEY_ENV, MODEL};
+use crate::support::gateway::TEST_API_KEY;
+
 /// The release and namespace the chart is rendered as.
 pub const RELEASE: &str = "codex-mcp";
 pub const NS: &str = "codex-mcp";
@@ -55,4 +58,34 @@ pub fn decode(secret: &Value, key: &str) -> String {
 
 pub fn pod_spec(deployment: &Value) -> &Value {
     &deployment["spec"]["template"]["spec"]
+}
+
+/// A port free on every address of the machine now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("0.0.0.0:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// The release the cluster tests install: the Dockerfile's images, the
+/// fake model, small resources, both components on the host network on
+/// the given ports.
+pub fn cluster_release(model: &FakeModel, gateway_port: u16, operator_port: u16) -> Value {
+    let (repo, tag) = super::split_image(&super::runtime_image());
+    let (agent_repo, agent_tag) = super::split_image(&crate::support::kube_gateway::agent_image());
+    let small = json!({"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}});
+    json!({
+        "image": {"repository": repo, "tag": tag, "pullPolicy": "Never"},
+        "agent": {"image": {"repository": agent_repo, "tag": agent_tag, "pullPolicy": "Never"},
+                  "cpuRequest": "10m", "memoryRequest": "32Mi", "storage": {"size": "64Mi"}},
+        "config": {"CODEX_MODEL": MODEL, "CODEX_PROVIDER": "fake", "CONTAINER_CPU_LIMIT": "1",
+                   "CONTAINER_MEMORY_LIMIT": "1Gi", "LOG_LEVEL": "codex_mcp=debug,info"},
+        "provider": {"baseUrl": model.base_url(), "envKey": API_KEY_ENV},
+        "credentials": {"apiKey": TEST_API_KEY},
+        "gateway": {"port": gateway_port, "resources": small, "readyTimeout": 240},
+        "operator": {"port": operator_port, "resources": small},
+        "networkPolicy": {"agents": {"modelApi": {"cidrs": ["10.87.0.1/32"], "ports": [model.addr().port()]}}},
+        "testCluster": {"enabled": true},
+    })
 }

@@ -1,0 +1,144 @@
+//! The install a user does, end to end: the images built from the
+//! `Dockerfile`, the chart installed with `helm` and exposed through its
+//! Gateway API `HTTPRoute` by a real controller (Traefik, built from Go
+//! modules by `tests/cluster/install-edge.sh`), MCP clients on the far
+//! side of it with the host name users give, and `helm test`. Needs
+//! CODEX_MCP_TEST_KUBECONFIG.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::cluster;
+use support::edge::{gateway_api_crds, Edge, EdgeOptions};
+use support::fake_model::Reply;
+use support::helm::values::{cluster_release, free_port};
+use support::helm::{self, Helm, Step};
+use support::kube_gateway::{self, kubectl_apply, kubectl_ok};
+use support::mcp_client::{McpClient, Transport};
+use support::projects::implement_reply;
+
+const RELEASE: &str = "codex-mcp";
+const HOST: &str = "codex.test";
+const TOKEN: &str = "edge-client-token-3f9a1c";
+const CALL_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn client(edge: &Edge, transport: Transport, path: &str) -> McpClient {
+    McpClient::new(format!("{}{path}", edge.url), transport)
+        .header("Host", HOST)
+        .bearer(TOKEN)
+        .header("X-Codex-Agent", "edgy")
+        .request_timeout(CALL_TIMEOUT)
+}
+
+/// Waits until the route is in place: the gateway's /health through the
+/// edge, with the public host name.
+async fn wait_for_route(edge: &Edge) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let http = reqwest::Client::new();
+    loop {
+        let answer = http
+            .get(format!("{}/health", edge.url))
+            .header("Host", HOST)
+            .send()
+            .await;
+        match answer {
+            Ok(r) if r.status().is_success() => return,
+            other => assert!(
+                Instant::now() < deadline,
+                "the route does not answer: {other:?}\n{}",
+                edge.logs().join("\n")
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clients_reach_the_tools_through_a_gateway_api_route_and_helm_test_passes() {
+    let (ns, model) = kube_gateway::namespace_with_model("edge").await;
+    let crds = gateway_api_crds();
+    kubectl_ok(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        crds.to_str().unwrap(),
+    ]);
+    let mut edge = Edge::start(EdgeOptions::new(&cluster::kubeconfig_path(), ns.name()));
+    kubectl_apply(ns.name(), &edge.gateway_yaml(ns.name(), "edge"));
+
+    let mut values = cluster_release(&model, free_port(), free_port());
+    values["httpRoute"] = json!({
+        "enabled": true, "parentRefs": [{"name": "edge"}], "hostnames": [HOST]
+    });
+    values["clientTokens"] = json!({"tokens": [format!("{TOKEN} default")]});
+    let name = ns.name().to_owned();
+    let install = values.clone();
+    tokio::task::spawn_blocking(move || {
+        helm::release(Helm::V4, Step::Install, RELEASE, &name, &install, 300)
+    })
+    .await
+    .expect("helm install");
+    wait_for_route(&edge).await;
+
+    // Streamable HTTP through the edge: the tools, then a change with its diff.
+    let http = client(&edge, Transport::Http, "/mcp");
+    let tools = http.list_tools().await;
+    assert!(tools.tool("implement").is_some(), "{tools}");
+    model.push(Reply::add_file("hello.txt", "through the edge\n"));
+    model.push(Reply::Json(implement_reply()));
+    let r = http
+        .call_tool(
+            "implement",
+            json!({"task": "add hello.txt", "target_files": []}),
+        )
+        .await;
+    assert!(r.ok() && !r.is_error(), "{r}");
+    let changes = r.structured().unwrap()["changes"].to_string();
+    assert!(
+        changes.contains("hello.txt") && changes.contains("+through the edge"),
+        "{changes}"
+    );
+
+    // A handshake-era SSE session through the edge: its stream and its
+    // messages reach the same gateway.
+    model.push(Reply::text("hello over sse"));
+    let sse = client(&edge, Transport::Sse, "/sse");
+    let r = sse.call_tool("chat", json!({"message": "hi"})).await;
+    assert!(r.ok() && r.text().contains("hello over sse"), "{r}");
+
+    // Without a token: the gateway's challenge comes back through the edge.
+    let anonymous = McpClient::new(format!("{}/mcp", edge.url), Transport::Http)
+        .header("Host", HOST)
+        .request_timeout(CALL_TIMEOUT);
+    let r = anonymous.list_tools().await;
+    assert_eq!(r.http_status(), Some(401), "{r}");
+
+    // What a user runs after the install.
+    let name = ns.name().to_owned();
+    let tested = tokio::task::spawn_blocking(move || {
+        helm::run(
+            Helm::V4,
+            &[
+                "test",
+                RELEASE,
+                "-n",
+                &name,
+                "--timeout",
+                "180s",
+                "--kubeconfig",
+                cluster::kubeconfig_path().to_str().unwrap(),
+            ],
+            None,
+        )
+    })
+    .await
+    .unwrap();
+    let out = tested.unwrap_or_else(|e| panic!("helm test failed: {e}"));
+    assert!(out.contains("Phase:") && out.contains("Succeeded"), "{out}");
+
+    edge.stop();
+    kubectl_ok(&["delete", "gatewayclass", &edge.id, "--ignore-not-found"]);
+}
