@@ -150,12 +150,13 @@ pub async fn assert_answers(addr: &str) {
 
 /// A shell command that leaves a listener on LISTEN_PORT answering "hi"
 /// running in the pod it is exec'd in: busybox's nc, or Node.js where there
-/// is no nc (the Dockerfile's agent image).
+/// is no nc (the Dockerfile's agent image). A connection the prober drops
+/// must not end Node.js: its socket errors are ignored.
 pub fn listen_in_background() -> String {
     format!(
         "if command -v nc >/dev/null 2>&1; then \
          setsid nc -ll -p {LISTEN_PORT} -e echo hi </dev/null >/dev/null 2>&1 & \
-         else setsid node -e 'require(\"net\").createServer((s) => s.end(\"hi\\n\")).listen({LISTEN_PORT})' \
+         else setsid node -e 'require(\"net\").createServer((s) => {{ s.on(\"error\", () => {{}}); s.end(\"hi\\n\"); }}).listen({LISTEN_PORT})' \
          </dev/null >/dev/null 2>&1 & fi"
     )
 }
