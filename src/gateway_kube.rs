@@ -7,6 +7,7 @@ use std::time::Duration;
 use kube::api::{Api, ListParams};
 use tracing::{error, info, warn};
 
+use crate::api::crd::CodexAgent;
 use crate::backend::kube::{KubeBackend, KubeSettings};
 use crate::codex::SandboxMode;
 use crate::config::KubeGatewayArgs;
@@ -14,7 +15,6 @@ use crate::credentials::CredentialProvider;
 use crate::gateway::auth::{AuthError, ClientAuth};
 use crate::gateway::{serve_until_signal, HttpError, Readiness};
 use crate::metrics::Metrics;
-use crate::operator::crd::CodexAgent;
 use crate::runs::Runner;
 use crate::serve::{run_settings, ServeError};
 

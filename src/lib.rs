@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub(crate) mod agent;
+pub mod api;
 pub(crate) mod backend;
 pub mod codex;
 pub mod config;

@@ -45,7 +45,7 @@ pub struct RunSettings {
     pub queue_limit: usize,
     pub session_timeout: Duration,
     pub max_concurrent_runs: usize,
-    pub diff_limits: crate::workspace::DiffLimits,
+    pub diff_limits: crate::api::request::DiffLimits,
     /// How long a finished run's directory (a background result) is kept.
     pub result_ttl: Duration,
 }

@@ -78,7 +78,7 @@ pub fn run_settings(codex: &CodexArgs, limits: &LimitsArgs) -> Result<RunSetting
         session_timeout: Duration::from_secs(limits.session_timeout),
         result_ttl: Duration::from_secs(limits.result_ttl),
         max_concurrent_runs: limits.max_concurrent_sessions,
-        diff_limits: crate::workspace::DiffLimits {
+        diff_limits: crate::api::request::DiffLimits {
             max_file_bytes: limits.max_diff_bytes,
             max_total_bytes: limits.max_diff_total_bytes,
         },

@@ -8,12 +8,11 @@ pub mod argv;
 pub mod detached;
 pub mod events;
 pub mod login_follow;
-pub mod request;
 pub mod run_dir;
 
-pub use agent_settings::AgentCodexSettings;
-pub use events::{CodexEvent, EventItem, RunSummary, Usage};
-pub use request::{
-    AgentRunLine, Credentials, FileChange, FileChangeKind, ProviderConfig, RunOutcome, RunRequest,
-    SandboxMode, RESULT_LINE_TYPE,
+pub use crate::api::request::{
+    Credentials, FileChange, FileChangeKind, ProviderConfig, RunOutcome, RunRequest, SandboxMode,
+    Usage, RESULT_LINE_TYPE,
 };
+pub use agent_settings::AgentCodexSettings;
+pub use events::{AgentRunLine, CodexEvent, EventItem, RunSummary};

@@ -15,8 +15,8 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::Value;
 
 use super::chatgpt::{access_expiry, has_access_token, has_refresh_token, is_login};
+use crate::api::layout::{API_KEY_FILE, AUTH_JSON_FILE};
 use crate::config::ImportArgs;
-use crate::operator::desired::{API_KEY_FILE, AUTH_JSON_FILE};
 
 /// The field manager of what `auth import` writes.
 pub const FIELD_MANAGER: &str = "codex-mcp-auth-import";
