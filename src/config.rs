@@ -4,18 +4,18 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 mod agent_run;
 mod kube;
+mod run_settings;
 
 pub use agent_run::{AgentRunArgs, DurableCommand};
 pub use kube::{AgentInitArgs, KubeGatewayArgs, OperatorArgs};
+pub use run_settings::{run_settings, SettingsError};
 
-/// The credentials Secret's name unless told otherwise: the one the Helm
-/// chart creates for a release named `codex-mcp`, so `auth import` after
-/// `helm install codex-mcp ...` needs no `--secret`.
-pub const DEFAULT_CREDENTIALS_SECRET: &str = "codex-mcp-credentials";
+pub use crate::credentials::import::{ImportArgs, DEFAULT_CREDENTIALS_SECRET};
+pub use crate::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -75,44 +75,6 @@ pub enum AuthCommand {
     /// `auth status` would use: the login in CODEX_AUTH_DIR (~/.codex), else
     /// OPENAI_API_KEY.
     Import(ImportArgs),
-}
-
-/// `codex-mcp auth import`.
-#[derive(Debug, Clone, Args)]
-pub struct ImportArgs {
-    /// A Codex auth.json to import (a ChatGPT login with its refresh token,
-    /// or the API-key form).
-    #[arg(long, value_name = "FILE")]
-    pub auth_json: Option<PathBuf>,
-    /// Read an API key from stdin (keys on the command line end up in
-    /// shell history and process lists).
-    #[arg(long)]
-    pub api_key_stdin: bool,
-    /// The Secret to write (created if missing; other keys are kept).
-    #[arg(
-        long,
-        env = "CODEX_MCP_CREDENTIALS_SECRET",
-        default_value = DEFAULT_CREDENTIALS_SECRET
-    )]
-    pub secret: String,
-    /// Namespace of the Secret (default: the kubeconfig's).
-    #[arg(long, short = 'n', env = "CODEX_MCP_NAMESPACE")]
-    pub namespace: Option<String>,
-    /// Kubeconfig to use (default: in-cluster, else ~/.kube/config).
-    #[arg(long, env = "KUBECONFIG")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Directory holding the auth.json to detect (default ~/.codex).
-    #[arg(long, env = "CODEX_AUTH_DIR")]
-    pub auth_dir: Option<PathBuf>,
-    /// Imported when nothing else is given and no login is found.
-    #[arg(long, env = "OPENAI_API_KEY", hide = true, hide_env_values = true)]
-    pub openai_api_key: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 /// How the gateway listens and who may talk to it.
