@@ -19,6 +19,7 @@ pub(crate) mod progress;
 pub mod project;
 pub(crate) mod runs;
 pub mod serve;
+pub(crate) mod sessions;
 pub mod source;
 pub mod sse;
 pub(crate) mod telemetry;
