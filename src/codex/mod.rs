@@ -1,6 +1,7 @@
-//! Everything about invoking the Codex CLI: the request a run is given, the
-//! argv it becomes, the events Codex prints, and `agent-run`, the process that
-//! ties them together inside an agent's environment.
+//! Everything about invoking the Codex CLI: the argv a run's request
+//! (`api::request`, re-exported here) becomes, the events Codex prints, and
+//! `agent-run`, the process that ties them together inside an agent's
+//! environment.
 
 pub mod agent_run;
 pub mod agent_settings;
