@@ -62,7 +62,7 @@ pub enum Command {
     AgentSource,
     /// Check a running gateway as a client would: GET /ready, then a
     /// stateless tools/list with a client token (the chart's `helm test`).
-    Probe(crate::probe::ProbeArgs),
+    Probe(ProbeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,6 +75,22 @@ pub enum AuthCommand {
     /// `auth status` would use: the login in CODEX_AUTH_DIR (~/.codex), else
     /// OPENAI_API_KEY.
     Import(ImportArgs),
+}
+
+/// `codex-mcp probe`.
+#[derive(Debug, Clone, Args)]
+pub struct ProbeArgs {
+    /// The gateway's base URL (`/ready` and `/mcp` are appended), e.g.
+    /// http://codex-mcp-gateway.codex-mcp.svc:8210.
+    #[arg(long)]
+    pub url: String,
+    /// A client token file (`TOKEN [TENANT [AGENT,...]]` lines, as the
+    /// gateway reads it); its first token is sent.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: PathBuf,
+    /// Seconds each request may take.
+    #[arg(long, default_value_t = 30)]
+    pub timeout_secs: u64,
 }
 
 /// How the gateway listens and who may talk to it.

@@ -66,7 +66,7 @@ const LAYERS: &[Layer] = &[
     },
     Layer {
         name: "commands",
-        modules: &["serve", "gateway_kube", "operator"],
+        modules: &["serve", "gateway_kube", "operator", "probe"],
         siblings: false,
     },
 ];
