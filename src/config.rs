@@ -4,18 +4,18 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 mod agent_run;
 mod kube;
+mod run_settings;
 
 pub use agent_run::{AgentRunArgs, DurableCommand};
 pub use kube::{AgentInitArgs, KubeGatewayArgs, OperatorArgs};
+pub use run_settings::{run_settings, SettingsError};
 
-/// The credentials Secret's name unless told otherwise: the one the Helm
-/// chart creates for a release named `codex-mcp`, so `auth import` after
-/// `helm install codex-mcp ...` needs no `--secret`.
-pub const DEFAULT_CREDENTIALS_SECRET: &str = "codex-mcp-credentials";
+pub use crate::credentials::import::{ImportArgs, DEFAULT_CREDENTIALS_SECRET};
+pub use crate::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -62,7 +62,7 @@ pub enum Command {
     AgentSource,
     /// Check a running gateway as a client would: GET /ready, then a
     /// stateless tools/list with a client token (the chart's `helm test`).
-    Probe(crate::probe::ProbeArgs),
+    Probe(ProbeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,42 +77,20 @@ pub enum AuthCommand {
     Import(ImportArgs),
 }
 
-/// `codex-mcp auth import`.
+/// `codex-mcp probe`.
 #[derive(Debug, Clone, Args)]
-pub struct ImportArgs {
-    /// A Codex auth.json to import (a ChatGPT login with its refresh token,
-    /// or the API-key form).
-    #[arg(long, value_name = "FILE")]
-    pub auth_json: Option<PathBuf>,
-    /// Read an API key from stdin (keys on the command line end up in
-    /// shell history and process lists).
+pub struct ProbeArgs {
+    /// The gateway's base URL (`/ready` and `/mcp` are appended), e.g.
+    /// http://codex-mcp-gateway.codex-mcp.svc:8210.
     #[arg(long)]
-    pub api_key_stdin: bool,
-    /// The Secret to write (created if missing; other keys are kept).
-    #[arg(
-        long,
-        env = "CODEX_MCP_CREDENTIALS_SECRET",
-        default_value = DEFAULT_CREDENTIALS_SECRET
-    )]
-    pub secret: String,
-    /// Namespace of the Secret (default: the kubeconfig's).
-    #[arg(long, short = 'n', env = "CODEX_MCP_NAMESPACE")]
-    pub namespace: Option<String>,
-    /// Kubeconfig to use (default: in-cluster, else ~/.kube/config).
-    #[arg(long, env = "KUBECONFIG")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Directory holding the auth.json to detect (default ~/.codex).
-    #[arg(long, env = "CODEX_AUTH_DIR")]
-    pub auth_dir: Option<PathBuf>,
-    /// Imported when nothing else is given and no login is found.
-    #[arg(long, env = "OPENAI_API_KEY", hide = true, hide_env_values = true)]
-    pub openai_api_key: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
+    pub url: String,
+    /// A client token file (`TOKEN [TENANT [AGENT,...]]` lines, as the
+    /// gateway reads it); its first token is sent.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: PathBuf,
+    /// Seconds each request may take.
+    #[arg(long, default_value_t = 30)]
+    pub timeout_secs: u64,
 }
 
 /// How the gateway listens and who may talk to it.

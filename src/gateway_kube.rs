@@ -7,21 +7,20 @@ use std::time::Duration;
 use kube::api::{Api, ListParams};
 use tracing::{error, info, warn};
 
+use crate::api::crd::CodexAgent;
 use crate::backend::kube::{KubeBackend, KubeSettings};
 use crate::codex::SandboxMode;
-use crate::config::KubeGatewayArgs;
+use crate::config::{run_settings, KubeGatewayArgs, SettingsError};
 use crate::credentials::CredentialProvider;
 use crate::gateway::auth::{AuthError, ClientAuth};
 use crate::gateway::{serve_until_signal, HttpError, Readiness};
 use crate::metrics::Metrics;
-use crate::operator::crd::CodexAgent;
 use crate::runs::Runner;
-use crate::serve::{run_settings, ServeError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     #[error(transparent)]
-    Settings(#[from] ServeError),
+    Settings(#[from] SettingsError),
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error("client tokens are required: pass --auth-tokens FILE (or --no-auth on loopback)")]

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub(crate) mod agent;
+pub mod api;
 pub(crate) mod backend;
 pub mod codex;
 pub mod config;
@@ -18,6 +19,7 @@ pub(crate) mod progress;
 pub mod project;
 pub(crate) mod runs;
 pub mod serve;
+pub(crate) mod sessions;
 pub mod source;
 pub mod sse;
 pub(crate) mod telemetry;

@@ -264,7 +264,7 @@ impl Metrics {
         self.runs_resumed.with_label_values(&[state]).inc();
     }
 
-    /// `status`: a [`crate::backend::run_log::RunStatus`] name.
+    /// `status`: a [`crate::api::run_log::RunStatus`] name.
     pub fn background_finished(&self, status: &'static str) {
         self.background_running.dec();
         self.background_runs.with_label_values(&[status]).inc();

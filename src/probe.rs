@@ -8,10 +8,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Args;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use crate::config::ProbeArgs;
 use crate::gateway::auth::parse_tokens;
 
 /// The protocol revision the probe speaks: stateless, so one request is a
@@ -20,22 +20,6 @@ pub const PROTOCOL: &str = "2026-07-28";
 
 /// How much of an unexpected answer an error quotes.
 const QUOTE_CHARS: usize = 300;
-
-/// `codex-mcp probe`.
-#[derive(Debug, Clone, Args)]
-pub struct ProbeArgs {
-    /// The gateway's base URL (`/ready` and `/mcp` are appended), e.g.
-    /// http://codex-mcp-gateway.codex-mcp.svc:8210.
-    #[arg(long)]
-    pub url: String,
-    /// A client token file (`TOKEN [TENANT [AGENT,...]]` lines, as the
-    /// gateway reads it); its first token is sent.
-    #[arg(long, value_name = "FILE")]
-    pub token_file: PathBuf,
-    /// Seconds each request may take.
-    #[arg(long, default_value_t = 30)]
-    pub timeout_secs: u64,
-}
 
 /// What failed, naming the step, the URL and what came back (never the token).
 #[derive(Debug, thiserror::Error)]

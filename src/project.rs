@@ -18,6 +18,7 @@ pub mod git;
 mod nested;
 pub mod notes;
 pub mod ops;
+pub mod remote;
 pub mod setup;
 pub mod sync;
 

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -20,7 +22,6 @@ use crate::codex::{ProviderConfig, RunOutcome, RunRequest, SandboxMode, Usage};
 use crate::credentials::{CredentialError, CredentialProvider};
 use crate::metrics::{Metrics, Outcome, ToolKind};
 use crate::progress::Progress;
-use crate::tools::responses::RunInfo;
 
 pub mod background;
 mod cleanup;
@@ -45,7 +46,7 @@ pub struct RunSettings {
     pub queue_limit: usize,
     pub session_timeout: Duration,
     pub max_concurrent_runs: usize,
-    pub diff_limits: crate::workspace::DiffLimits,
+    pub diff_limits: crate::api::request::DiffLimits,
     /// How long a finished run's directory (a background result) is kept.
     pub result_ttl: Duration,
 }
@@ -69,6 +70,41 @@ pub struct Turn {
     pub run_id: Option<RunId>,
     /// Part of a background call.
     pub background: bool,
+}
+
+/// Facts about the run that produced a result, as every tool's result
+/// reports them (`run`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunInfo {
+    /// The agent whose environment ran the call.
+    pub agent_id: String,
+    /// The Codex conversation this call continued (or started).
+    pub thread_id: Option<String>,
+    /// Across every turn of the call.
+    pub duration_ms: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Codex turns the call took: 2 when the first reply did not match the
+    /// expected shape and the agent was asked again.
+    pub turns: u32,
+    /// What the caller should know about how the call went.
+    pub notes: Vec<String>,
+}
+
+impl RunInfo {
+    /// Folds a repair turn into the first turn's figures.
+    pub fn add_repair_turn(&mut self, repair: &RunInfo, reason: &str) {
+        self.duration_ms += repair.duration_ms;
+        self.input_tokens += repair.input_tokens;
+        self.output_tokens += repair.output_tokens;
+        self.turns += repair.turns;
+        self.thread_id.clone_from(&repair.thread_id);
+        self.notes.push(format!(
+            "the first reply did not match the expected shape ({reason}); a repair turn was run \
+             and the figures cover both turns"
+        ));
+        self.notes.extend(repair.notes.iter().cloned());
+    }
 }
 
 #[derive(Debug)]

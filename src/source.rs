@@ -1,87 +1,13 @@
 //! An agent's source repository on Kubernetes: the URL rules the CRD and
-//! the gateway share, the reasons a clone fails (they become the
-//! `SourceReady` condition), and the programs that run in the agent's pod:
-//! [`clone`] (its `source` init container) and the credentials both it and
-//! `push` hand to git ([`auth`]).
+//! the gateway share, and the program that runs in the agent's pod:
+//! [`clone`] (its `source` init container), which reports how the clone
+//! went in the `SourceReady` reasons of `api::source_ready` and hands git
+//! its credentials as `push` does (`project::remote`).
 
-pub mod auth;
 pub mod clone;
 pub mod rules;
 
 use serde::{Deserialize, Serialize};
-
-/// Why a source is not (yet) in the workspace: `SourceReady`'s reasons.
-pub mod reason {
-    /// Cloned; the message names the commit.
-    pub const CLONED: &str = "Cloned";
-    /// The init container has not finished yet.
-    pub const CLONING: &str = "Cloning";
-    /// The host did not answer (DNS, connection refused, timeout).
-    pub const UNREACHABLE: &str = "Unreachable";
-    /// The server refused the credentials (or there were none and it wants some).
-    pub const AUTH_REFUSED: &str = "AuthRefused";
-    /// The server has no repository at that URL.
-    pub const REPOSITORY_NOT_FOUND: &str = "RepositoryNotFound";
-    /// The repository has no branch, tag or commit of that name.
-    pub const UNKNOWN_REF: &str = "UnknownRef";
-    /// The clone is larger than the operator allows.
-    pub const TOO_LARGE: &str = "TooLarge";
-    /// The workspace already holds files or a history of its own.
-    pub const WORKSPACE_NOT_EMPTY: &str = "WorkspaceNotEmpty";
-    /// The Secret's keys do not make a usable credential.
-    pub const CREDENTIALS_INVALID: &str = "CredentialsInvalid";
-    /// The URL is not one a source may have.
-    pub const INVALID_URL: &str = "InvalidURL";
-    /// Anything else git or the file system reported.
-    pub const CLONE_FAILED: &str = "CloneFailed";
-
-    pub const ALL: &[&str] = &[
-        CLONED,
-        UNREACHABLE,
-        AUTH_REFUSED,
-        REPOSITORY_NOT_FOUND,
-        UNKNOWN_REF,
-        TOO_LARGE,
-        WORKSPACE_NOT_EMPTY,
-        CREDENTIALS_INVALID,
-        INVALID_URL,
-        CLONE_FAILED,
-    ];
-}
-
-/// What the init container reports, as its termination message
-/// (`REASON: message`), which the operator turns into `SourceReady`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    pub reason: &'static str,
-    pub message: String,
-}
-
-impl Outcome {
-    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            reason,
-            message: message.into(),
-        }
-    }
-
-    pub fn is_success(&self) -> bool {
-        self.reason == reason::CLONED
-    }
-
-    /// One line, as the termination message holds it.
-    pub fn line(&self) -> String {
-        format!("{}: {}", self.reason, self.message.replace('\n', " "))
-    }
-
-    /// Reads a termination message back. `None` when it is not one of
-    /// ours (a crash before the program could say anything).
-    pub fn parse(line: &str) -> Option<Self> {
-        let (reason, message) = line.trim().split_once(": ")?;
-        let reason = reason::ALL.iter().find(|r| **r == reason)?;
-        Some(Self::new(reason, message.trim()))
-    }
-}
 
 /// A repository and where in it to start: what `X-Codex-Repository`
 /// (`URL[#REF]`) and a CodexAgent's `spec.source.git` say.
@@ -187,74 +113,6 @@ pub fn check_ref(r: &str) -> Result<(), UrlError> {
     }
 }
 
-/// The scheme and host of a URL (`https://git.example.com/`), which
-/// credentials are scoped to; `None` for scp-like and ssh URLs.
-pub fn http_origin(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    if scheme != "https" && scheme != "http" {
-        return None;
-    }
-    let authority = rest.split(['/', '?', '#']).next()?;
-    Some(format!("{scheme}://{authority}/"))
-}
-
-/// What git's error output says went wrong, in the words of a reason.
-pub fn classify(stderr: &str) -> &'static str {
-    let s = stderr.to_ascii_lowercase();
-    let any = |needles: &[&str]| needles.iter().any(|n| s.contains(n));
-    if any(&[
-        "authentication failed",
-        "could not read username",
-        "could not read password",
-        "returned error: 401",
-        "returned error: 403",
-        "permission denied (publickey",
-        "host key verification failed",
-        "invalid username or password",
-    ]) {
-        reason::AUTH_REFUSED
-    } else if (s.contains("repository '") && s.contains("' not found"))
-        || any(&[
-            "returned error: 404",
-            "repository not found",
-            "not found: repository",
-            "does not appear to be a git repository",
-            "not a git repository",
-        ])
-    {
-        reason::REPOSITORY_NOT_FOUND
-    } else if any(&[
-        "could not resolve host",
-        "could not resolve hostname",
-        "failed to connect",
-        "connection refused",
-        "connection timed out",
-        "timed out",
-        "no route to host",
-        "network is unreachable",
-        "couldn't connect",
-    ]) {
-        reason::UNREACHABLE
-    } else if any(&[
-        "couldn't find remote ref",
-        "remote branch",
-        "unknown revision",
-    ]) {
-        reason::UNKNOWN_REF
-    } else {
-        reason::CLONE_FAILED
-    }
-}
-
-/// `text` with every secret in `secrets` replaced: git echoes URLs and
-/// headers in some errors, and an error must never carry a token.
-pub fn redact(text: &str, secrets: &[&str]) -> String {
-    secrets
-        .iter()
-        .filter(|s| s.len() >= 4)
-        .fold(text.to_owned(), |t, s| t.replace(s, "[redacted]"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,47 +159,5 @@ mod tests {
         ));
         assert!(check_ref("feature/x..y").is_err());
         assert!(check_ref("0123abc").is_ok());
-    }
-
-    #[test]
-    fn outcomes_round_trip_through_a_termination_message() {
-        let o = Outcome::new(reason::AUTH_REFUSED, "the server\nrefused");
-        assert_eq!(o.line(), "AuthRefused: the server refused");
-        assert_eq!(
-            Outcome::parse(&o.line()),
-            Some(Outcome::new(reason::AUTH_REFUSED, "the server refused"))
-        );
-        assert_eq!(Outcome::parse("panicked at src/x.rs"), None);
-        assert_eq!(Outcome::parse("Bogus: x"), None);
-    }
-
-    #[test]
-    fn git_errors_are_classified() {
-        let cases = [
-            ("fatal: Authentication failed for 'http://h/r.git/'", reason::AUTH_REFUSED),
-            ("fatal: could not read Username for 'http://h': terminal prompts disabled", reason::AUTH_REFUSED),
-            ("fatal: unable to access 'http://h/r/': The requested URL returned error: 403", reason::AUTH_REFUSED),
-            ("fatal: repository 'http://h/x.git/' not found", reason::REPOSITORY_NOT_FOUND),
-            ("fatal: unable to access 'http://h/': Failed to connect to h port 80: Connection refused", reason::UNREACHABLE),
-            ("fatal: unable to access 'https://nohost/': Could not resolve host: nohost", reason::UNREACHABLE),
-            ("fatal: couldn't find remote ref nope", reason::UNKNOWN_REF),
-            ("error: something odd", reason::CLONE_FAILED),
-        ];
-        for (stderr, want) in cases {
-            assert_eq!(classify(stderr), want, "{stderr}");
-        }
-    }
-
-    #[test]
-    fn secrets_are_redacted_and_origins_scoped() {
-        assert_eq!(
-            redact("Authorization: Basic abcd1234", &["abcd1234", ""]),
-            "Authorization: Basic [redacted]"
-        );
-        assert_eq!(
-            http_origin("https://h:8443/a/b.git").as_deref(),
-            Some("https://h:8443/")
-        );
-        assert_eq!(http_origin("git@h:a/b"), None);
     }
 }

@@ -30,7 +30,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::gateway::sessions::{SessionKind, SessionOwner, SessionRegistry};
+use crate::sessions::{SessionKind, SessionOwner, SessionRegistry};
 
 /// Messages buffered per direction before the sender waits: enough for a
 /// burst of pipelined requests, small enough to push back on a runaway client.

@@ -9,10 +9,10 @@ use std::path::{Component, Path, PathBuf};
 
 use similar::TextDiff;
 
-use crate::codex::{FileChange, FileChangeKind};
+use crate::api::request::{FileChange, FileChangeKind};
 
 mod diff_limits;
-pub use diff_limits::{bound_diffs, DiffLimits};
+pub use diff_limits::bound_diffs;
 
 /// Why a caller-supplied path was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -36,7 +36,7 @@ async fn spec_codex_reaches_the_agents_runs() {
     assert_eq!(model.requests().last().unwrap()["model"], MODEL);
 
     let name = codex_agent(&ns, "tuned").await.name_any();
-    let agents = ns.api::<codex_mcp::operator::crd::CodexAgent>();
+    let agents = ns.api::<codex_mcp::api::crd::CodexAgent>();
     let set = |codex: serde_json::Value| {
         let agents = agents.clone();
         let name = name.clone();

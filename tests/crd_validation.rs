@@ -8,8 +8,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use codex_mcp::operator::crd::CodexAgent;
-use codex_mcp::operator::crd_schema::{
+use codex_mcp::api::crd::CodexAgent;
+use codex_mcp::api::crd_schema::{
     CPU_REQUEST_WITHIN_LIMIT, ENV_NOT_RESERVED, MEMORY_REQUEST_WITHIN_LIMIT, NAME_FITS_A_LABEL,
     STORAGE_CLASS_FIXED, STORAGE_SIZE_GROWS, TENANT_FIXED, TOLERATION_EMPTY_KEY_EXISTS,
     TOLERATION_EXISTS_HAS_NO_VALUE, TOLERATION_SECONDS_NO_EXECUTE,

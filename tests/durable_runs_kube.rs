@@ -14,7 +14,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use codex_mcp::operator::crd::{CodexAgentStatus, Phase};
+use codex_mcp::api::crd::{CodexAgentStatus, Phase};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use serde_json::{json, Value};

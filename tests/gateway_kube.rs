@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use codex_mcp::operator::crd::{CodexAgent, Phase};
+use codex_mcp::api::crd::{CodexAgent, Phase};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::ResourceExt;

@@ -10,7 +10,7 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use codex_mcp::operator::desired::{APP_NAME, LABEL_MANAGED_BY, LABEL_NAME, MANAGED_BY};
+use codex_mcp::api::labels::{APP_NAME, LABEL_MANAGED_BY, LABEL_NAME, MANAGED_BY};
 use serde_json::{json, Value};
 use support::cluster;
 use support::helm::values::{api_key_only, decode, existing, exposed, pod_spec, NS, RELEASE};

@@ -13,7 +13,7 @@ mod harness;
 
 use std::time::Duration;
 
-use codex_mcp::operator::crd::CodexAgent;
+use codex_mcp::api::crd::CodexAgent;
 use harness::{agent, create, patch_spec, wait_phase, wait_ready, Operator, OperatorOptions};
 use kube::api::Api;
 use serde_json::{json, Value};

@@ -9,7 +9,7 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
-use codex_mcp::operator::crd::CodexAgent;
+use codex_mcp::api::crd::CodexAgent;
 use harness::{
     agent, agent_pods, condition, condition_is, create, events, metric, patch_spec, phase_is,
     secret_text, status, wait_event, wait_phase, wait_ready, Operator, OperatorOptions,

@@ -11,7 +11,7 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
-use codex_mcp::operator::crd::CodexAgent;
+use codex_mcp::api::crd::CodexAgent;
 use harness::{
     agent, agent_pods, create, events, patch_spec, status, wait_event, wait_ready, Operator,
     OperatorOptions, READY_TIMEOUT,

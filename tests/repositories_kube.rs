@@ -10,7 +10,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use codex_mcp::operator::crd::CodexAgent;
+use codex_mcp::api::crd::CodexAgent;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams};
 use serde_json::json;

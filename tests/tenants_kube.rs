@@ -4,7 +4,7 @@
 
 mod support;
 
-use codex_mcp::operator::crd::CodexAgent;
+use codex_mcp::api::crd::CodexAgent;
 use kube::api::{Api, ListParams};
 use kube::ResourceExt;
 use support::kube_gateway::{self, KubeGateway};

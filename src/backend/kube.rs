@@ -36,12 +36,12 @@ use super::{
     RunHold, RunRecord,
 };
 use crate::agent::{AgentId, AgentName, Tenant};
+use crate::api::crd::{CodexAgent, GitSecretRef, GitSource, Phase, SourceSpec};
+use crate::api::labels::{LABEL_AGENT_NAME, LABEL_TENANT};
+use crate::api::layout::{CODEX_HOME_DIR, WORKSPACE_DIR};
 use crate::codex::{RunOutcome, RunRequest};
-use crate::operator::crd::{CodexAgent, GitSecretRef, GitSource, Phase, SourceSpec};
-use crate::operator::desired::{CODEX_HOME_DIR, WORKSPACE_DIR};
 use naming::{
     belongs_to, credentials_failure, describe, failure, ready, record_from, resource_name,
-    LABEL_AGENT_NAME, LABEL_TENANT,
 };
 
 /// The field manager of everything the gateway writes.

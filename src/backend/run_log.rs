@@ -1,57 +1,10 @@
 //! An agent's last runs and how each ended, kept with the agent so a result
 //! whose caller went away does not vanish without a trace.
 
-use chrono::{DateTime, Utc};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+pub use crate::api::run_log::{RunEntry, RunStatus};
 
 /// How many runs an agent keeps in its log.
 pub const RECENT_RUNS: usize = 20;
-
-/// How a run stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    Running,
-    Ok,
-    Failed,
-    Cancelled,
-    TimedOut,
-}
-
-impl RunStatus {
-    pub fn is_final(self) -> bool {
-        self != Self::Running
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "running",
-            Self::Ok => "ok",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-            Self::TimedOut => "timed_out",
-        }
-    }
-}
-
-/// One run in an agent's log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct RunEntry {
-    /// Give it to `get_run` for the run's status or result.
-    pub run_id: String,
-    /// The tool that started it (plan, implement, review, fix, chat).
-    pub tool: String,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-    /// running, ok, failed, cancelled or timed_out.
-    pub status: RunStatus,
-    /// The start of the reply for a run that succeeded, or why it did not.
-    pub summary: Option<String>,
-    /// Started with `background: true`.
-    #[serde(default)]
-    pub background: bool,
-}
 
 /// Puts `entry` into `log` (replacing the entry with its id), newest
 /// last, keeping [`RECENT_RUNS`]. Returns false, changing nothing, when the
@@ -95,6 +48,7 @@ pub fn summary_of(final_message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Utc;
 
     #[test]
     fn a_structured_reply_is_summed_up_by_its_summary() {

@@ -20,9 +20,9 @@ use tokio::signal::unix::{signal, SignalKind};
 use super::argv::exec_argv;
 use super::events::{truncate, CodexEvent, RunSummary};
 use super::login_follow::{LoginFollower, FOLLOW_PERIOD};
-use super::request::{Credentials, RunOutcome, RunRequest, RESULT_LINE_TYPE};
+use crate::api::layout::{API_KEY_FILE, AUTH_JSON_FILE};
+use crate::api::request::{Credentials, RunOutcome, RunRequest, RESULT_LINE_TYPE};
 use crate::credentials::write_private;
-use crate::operator::desired::{API_KEY_FILE, AUTH_JSON_FILE};
 use crate::workspace::{bound_diffs, resolve_in_workspace, PathError, Snapshot, SnapshotLimits};
 
 /// Largest request line accepted on stdin.

@@ -2,7 +2,7 @@
 //! gateway's defaults for one run. Pure: no IO.
 
 use super::argv::is_valid_provider_id;
-use super::request::{ProviderConfig, SandboxMode};
+use crate::api::request::{ProviderConfig, SandboxMode};
 
 /// How one agent's runs differ from the gateway's defaults. Empty fields
 /// keep the gateway's setting.

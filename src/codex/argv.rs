@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::request::{RunRequest, SandboxMode};
+use crate::api::request::{RunRequest, SandboxMode};
 
 /// Quotes a string as a TOML basic string, for `-c key=value` overrides.
 pub fn toml_string(s: &str) -> String {
@@ -125,7 +125,7 @@ pub fn is_valid_provider_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codex::request::{Credentials, ProviderConfig};
+    use crate::api::request::{Credentials, ProviderConfig};
     use std::path::PathBuf;
 
     fn req() -> RunRequest {

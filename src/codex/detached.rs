@@ -18,11 +18,11 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::agent_run::{exit_code, finish, read_request, result_line, run, AgentRunOptions};
-use super::request::RunOutcome;
 use super::run_dir::{
     complete_lines, expired, RunId, RunState, CANCEL_FILE, EVENTS_FILE, GATEWAY_FILES, LOCK_FILE,
     LOG_FILE, META_FILE, RECORDED_FILE, RESULT_FILE, STARTED_LINE_TYPE, TOOL_RESULT_FILE,
 };
+use crate::api::request::RunOutcome;
 
 /// How often `follow` looks for new events and the result.
 const FOLLOW_POLL: Duration = Duration::from_millis(100);

@@ -1,27 +1,9 @@
 //! Codex's `--json` event stream: parsing, progress messages, and the summary
 //! of a run. Pure: no IO.
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Token counts from Codex's `turn.completed` events.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Usage {
-    #[serde(default)]
-    pub input_tokens: u64,
-    #[serde(default)]
-    pub cached_input_tokens: u64,
-    #[serde(default)]
-    pub output_tokens: u64,
-}
-
-impl Usage {
-    pub fn add(&mut self, other: Usage) {
-        self.input_tokens += other.input_tokens;
-        self.cached_input_tokens += other.cached_input_tokens;
-        self.output_tokens += other.output_tokens;
-    }
-}
+use crate::api::request::{RunOutcome, Usage, RESULT_LINE_TYPE};
 
 /// The item inside `item.started` / `item.completed`.
 #[derive(Debug, Clone, PartialEq)]
@@ -216,6 +198,25 @@ impl RunSummary {
     }
 }
 
+/// One line of `agent-run`'s output, as a backend reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentRunLine {
+    Event(CodexEvent),
+    Result(RunOutcome),
+}
+
+impl AgentRunLine {
+    /// `None` for lines that are neither (noise is skipped, not fatal).
+    pub fn parse(line: &str) -> Option<Self> {
+        if line.contains(RESULT_LINE_TYPE) {
+            if let Ok(outcome) = serde_json::from_str::<RunOutcome>(line) {
+                return Some(Self::Result(outcome));
+            }
+        }
+        CodexEvent::parse(line).map(|(ev, _)| Self::Event(ev))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,5 +325,17 @@ mod tests {
                 .progress_message()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn agent_run_lines_are_events_or_the_result() {
+        let ev = AgentRunLine::parse(r#"{"type":"turn.started"}"#);
+        assert!(matches!(ev, Some(AgentRunLine::Event(_))));
+        let res = AgentRunLine::parse(r#"{"type":"agent_run.result","ok":true,"thread_id":"t"}"#);
+        match res {
+            Some(AgentRunLine::Result(o)) => assert!(o.ok && o.thread_id.as_deref() == Some("t")),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(AgentRunLine::parse("warning: not json"), None);
     }
 }

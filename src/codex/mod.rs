@@ -1,6 +1,7 @@
-//! Everything about invoking the Codex CLI: the request a run is given, the
-//! argv it becomes, the events Codex prints, and `agent-run`, the process that
-//! ties them together inside an agent's environment.
+//! Everything about invoking the Codex CLI: the argv a run's request
+//! (`api::request`, re-exported here) becomes, the events Codex prints, and
+//! `agent-run`, the process that ties them together inside an agent's
+//! environment.
 
 pub mod agent_run;
 pub mod agent_settings;
@@ -8,12 +9,11 @@ pub mod argv;
 pub mod detached;
 pub mod events;
 pub mod login_follow;
-pub mod request;
 pub mod run_dir;
 
-pub use agent_settings::AgentCodexSettings;
-pub use events::{CodexEvent, EventItem, RunSummary, Usage};
-pub use request::{
-    AgentRunLine, Credentials, FileChange, FileChangeKind, ProviderConfig, RunOutcome, RunRequest,
-    SandboxMode, RESULT_LINE_TYPE,
+pub use crate::api::request::{
+    Credentials, FileChange, FileChangeKind, ProviderConfig, RunOutcome, RunRequest, SandboxMode,
+    Usage, RESULT_LINE_TYPE,
 };
+pub use agent_settings::AgentCodexSettings;
+pub use events::{AgentRunLine, CodexEvent, EventItem, RunSummary};

@@ -22,8 +22,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::request::RunOutcome;
 use crate::agent::AgentName;
+use crate::api::request::RunOutcome;
 
 pub const META_FILE: &str = "meta.json";
 pub const LOCK_FILE: &str = "lock";

@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use clap::Args;
+
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
@@ -15,8 +17,44 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::Value;
 
 use super::chatgpt::{access_expiry, has_access_token, has_refresh_token, is_login};
-use crate::config::ImportArgs;
-use crate::operator::desired::{API_KEY_FILE, AUTH_JSON_FILE};
+use crate::api::layout::{API_KEY_FILE, AUTH_JSON_FILE};
+
+/// The credentials Secret's name unless told otherwise: the one the Helm
+/// chart creates for a release named `codex-mcp`, so `auth import` after
+/// `helm install codex-mcp ...` needs no `--secret`.
+pub const DEFAULT_CREDENTIALS_SECRET: &str = "codex-mcp-credentials";
+
+/// `codex-mcp auth import`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// A Codex auth.json to import (a ChatGPT login with its refresh token,
+    /// or the API-key form).
+    #[arg(long, value_name = "FILE")]
+    pub auth_json: Option<PathBuf>,
+    /// Read an API key from stdin (keys on the command line end up in
+    /// shell history and process lists).
+    #[arg(long)]
+    pub api_key_stdin: bool,
+    /// The Secret to write (created if missing; other keys are kept).
+    #[arg(
+        long,
+        env = "CODEX_MCP_CREDENTIALS_SECRET",
+        default_value = DEFAULT_CREDENTIALS_SECRET
+    )]
+    pub secret: String,
+    /// Namespace of the Secret (default: the kubeconfig's).
+    #[arg(long, short = 'n', env = "CODEX_MCP_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Kubeconfig to use (default: in-cluster, else ~/.kube/config).
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Directory holding the auth.json to detect (default ~/.codex).
+    #[arg(long, env = "CODEX_AUTH_DIR")]
+    pub auth_dir: Option<PathBuf>,
+    /// Imported when nothing else is given and no login is found.
+    #[arg(long, env = "OPENAI_API_KEY", hide = true, hide_env_values = true)]
+    pub openai_api_key: Option<String>,
+}
 
 /// The field manager of what `auth import` writes.
 pub const FIELD_MANAGER: &str = "codex-mcp-auth-import";

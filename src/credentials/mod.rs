@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::codex::Credentials;
+use crate::api::request::Credentials;
 use chatgpt::{ChatGptLogin, LoginError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

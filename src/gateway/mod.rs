@@ -7,7 +7,6 @@ pub mod auth;
 pub mod jsonrpc;
 pub mod resume;
 pub mod server;
-pub mod sessions;
 pub mod streamable;
 
 use std::sync::Arc;
@@ -27,11 +26,11 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::agent::{AGENT_HEADER, REPOSITORY_HEADER};
 use crate::runs::Runner;
+use crate::sessions::{SessionLimits, SessionOwner, SessionRegistry};
 use crate::sse::{sse_router, SseServerConfig, SseSessions};
 use crate::tools::caller::{select_agent, Caller};
 use crate::tools::CodexTools;
 use auth::ClientAuth;
-use sessions::{SessionLimits, SessionOwner, SessionRegistry};
 
 /// HTTP settings.
 #[derive(Debug, Clone)]

@@ -23,7 +23,7 @@ use rmcp::transport::streamable_http_server::{SessionId, SessionManager};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::sessions::{SessionKind, SessionOwner, SessionRegistry};
+use crate::sessions::{SessionKind, SessionOwner, SessionRegistry};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 

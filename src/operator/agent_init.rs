@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use tokio::signal::unix::{signal, SignalKind};
 
-use super::desired::{CODEX_HOME_DIR, HOME_DIR, TMP_DIR, WORKSPACE_DIR};
+use crate::api::layout::{CODEX_HOME_DIR, HOME_DIR, TMP_DIR, WORKSPACE_DIR};
 
 const READY_MARKER: &str = "codex-mcp-agent.ready";
 

@@ -10,11 +10,12 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fmt::Debug;
 
-use super::crd::{condition, reason, Phase};
 use super::desired;
 use super::reconcile::{event, Pass, ReconcileError, FIELD_MANAGER};
 use super::settings::Resolved;
 use super::status::get_condition;
+use crate::api::crd::{condition, reason, Phase};
+use crate::api::layout;
 use kube::runtime::events::EventType;
 
 /// The namespaced APIs a reconcile of one agent works with.
@@ -79,7 +80,7 @@ pub async fn resize_pod(
     // The uid makes it fail rather than resize a successor of the same name.
     let body = serde_json::json!({
         "metadata": {"uid": pod.metadata.uid},
-        "spec": {"containers": [{"name": desired::CONTAINER_NAME, "resources": resources}]},
+        "spec": {"containers": [{"name": layout::CONTAINER_NAME, "resources": resources}]},
     });
     let params = PatchParams {
         field_manager: Some(FIELD_MANAGER.into()),
@@ -137,7 +138,7 @@ pub(super) async fn sync_credentials(
     uid: &str,
 ) -> Result<bool, ReconcileError> {
     let agent = pass.agent;
-    let name = desired::secret_name(agent);
+    let name = layout::secret_name(agent);
     let existing = get(&children.secrets, &name, ReconcileError::GetSecret).await?;
     if let Some(other) = existing
         .as_ref()
@@ -231,7 +232,7 @@ pub(super) async fn sync_workspace(
     uid: &str,
 ) -> Result<Option<bool>, ReconcileError> {
     let agent = pass.agent;
-    let name = desired::pvc_name(agent);
+    let name = layout::pvc_name(agent);
     let existing = get(&children.pvcs, &name, ReconcileError::GetPvc).await?;
     if let Some(pvc) = &existing {
         let blocked = if pvc.metadata.deletion_timestamp.is_some() {

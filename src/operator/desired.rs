@@ -12,76 +12,28 @@ use k8s_openapi::api::core::v1::{
     VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
-use kube::{Resource, ResourceExt};
+use kube::ResourceExt;
 
-use super::crd::{CodexAgent, GitSource, VolumePolicy};
 use super::settings::{parse_quantity, Resolved};
+use crate::api::crd::{CodexAgent, GitSource, VolumePolicy};
+use crate::api::labels::{
+    owner_reference, APP_NAME, LABEL_AGENT, LABEL_AGENT_NAME, LABEL_INSTANCE, LABEL_MANAGED_BY,
+    LABEL_NAME, LABEL_TENANT, MANAGED_BY, POD_TEMPLATE_HASH,
+};
+use crate::api::layout::{
+    pod_name, pvc_name, secret_name, AGENT_ROOT, CODEX_HOME_DIR, CONTAINER_NAME, CREDENTIALS_DIR,
+    DEFAULT_UID, GIT_CREDENTIALS_DIR, HOME_DIR, SOURCE_CONTAINER_NAME, TMP_DIR, WORKSPACE_DIR,
+};
 
-/// Where the workspace volume is mounted in the agent's pod.
-pub const AGENT_ROOT: &str = "/agent";
-/// The agent's files (Codex's `-C` directory), on the workspace volume.
-pub const WORKSPACE_DIR: &str = "/agent/workspace";
-/// `CODEX_HOME`: thread history, config and auth, on the workspace volume.
-pub const CODEX_HOME_DIR: &str = "/agent/codex-home";
-/// The agent's durable runs (`agent-run start`), on its volume next to the
-/// workspace and the Codex home.
-pub const RUNS_DIR: &str = "/agent/runs";
-/// `HOME`, on the workspace volume so tool configuration persists.
-pub const HOME_DIR: &str = "/agent/home";
-/// Where the agent's credentials Secret is mounted, read-only.
-pub const CREDENTIALS_DIR: &str = "/var/run/codex-mcp/credentials";
-/// The writable scratch space; the root filesystem is read-only.
-pub const TMP_DIR: &str = "/tmp";
-
-/// The uid and gid agents run as unless their spec says otherwise.
-pub const DEFAULT_UID: i64 = 1000;
-
-/// The container in the agent's pod that runs are executed in.
-pub const CONTAINER_NAME: &str = "agent";
-/// The init container that clones `spec.source` into the workspace.
-pub const SOURCE_CONTAINER_NAME: &str = "source";
 /// The volume of the Secret `spec.source.git.secretRef` names.
 const GIT_CREDENTIALS_VOLUME: &str = "git-credentials";
-pub use crate::source::auth::GIT_CREDENTIALS_DIR;
-
-/// Keys of the agent's credentials Secret (and files in `CREDENTIALS_DIR`).
-pub const API_KEY_FILE: &str = "OPENAI_API_KEY";
-pub const AUTH_JSON_FILE: &str = "auth.json";
-
-pub const LABEL_NAME: &str = "app.kubernetes.io/name";
-pub const LABEL_INSTANCE: &str = "app.kubernetes.io/instance";
-pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
-pub const LABEL_AGENT: &str = "codexmcp.dev/agent";
-pub const LABEL_TENANT: &str = "codexmcp.dev/tenant";
-pub const APP_NAME: &str = "codex-agent";
-pub const MANAGED_BY: &str = "codex-mcp-operator";
-/// The selector that finds every object this operator manages.
-pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=codex-mcp-operator";
-
-/// Hash of the pod as built, so a spec change that affects the pod is seen by
-/// comparing the running pod's annotation with a fresh build. The agent
-/// container's resources are left out: they change in place (see
-/// `resize.rs`).
-pub const POD_TEMPLATE_HASH: &str = "codexmcp.dev/pod-template-hash";
 
 /// Environment variables the agent's environment is built on; a spec's
 /// extra env may not override them.
 const RESERVED_ENV: &[&str] = &["HOME", "CODEX_HOME", "TMPDIR"];
 const RESERVED_ENV_PREFIX: &str = "CODEX_MCP_";
-
-pub fn pod_name(agent: &CodexAgent) -> String {
-    agent.name_any()
-}
-
-pub fn pvc_name(agent: &CodexAgent) -> String {
-    format!("{}-workspace", agent.name_any())
-}
-
-pub fn secret_name(agent: &CodexAgent) -> String {
-    format!("{}-credentials", agent.name_any())
-}
 
 /// Labels on everything the agent owns.
 pub fn labels(agent: &CodexAgent, tenant: &str) -> BTreeMap<String, String> {
@@ -93,19 +45,6 @@ pub fn labels(agent: &CodexAgent, tenant: &str) -> BTreeMap<String, String> {
         (LABEL_AGENT.into(), name),
         (LABEL_TENANT.into(), tenant.into()),
     ])
-}
-
-/// The CodexAgent as the controlling owner, so children are
-/// garbage-collected with it and their events reach the operator.
-pub fn owner_reference(agent: &CodexAgent) -> OwnerReference {
-    OwnerReference {
-        api_version: CodexAgent::api_version(&()).into_owned(),
-        kind: CodexAgent::kind(&()).into_owned(),
-        name: agent.name_any(),
-        uid: agent.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }
 }
 
 fn child_meta(agent: &CodexAgent, name: String, tenant: &str, owned: bool) -> ObjectMeta {
@@ -439,7 +378,7 @@ pub fn pod_template_hash(pod: &Pod) -> String {
 fn gateway_identity(agent: &CodexAgent, settings: &Resolved) -> (String, String) {
     let name = agent
         .labels()
-        .get(crate::backend::kube::naming::LABEL_AGENT_NAME)
+        .get(LABEL_AGENT_NAME)
         .cloned()
         .unwrap_or_else(|| agent.name_any());
     let tenant = &settings.tenant;

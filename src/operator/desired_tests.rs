@@ -1,8 +1,9 @@
 use super::*;
-use crate::operator::crd::{
+use crate::api::crd::{
     AgentResources, CodexAgentSpec, CodexSettings, CpuMemory, PodOverrides, SecurityTweaks,
     StorageSpec,
 };
+use crate::api::layout::API_KEY_FILE;
 use crate::operator::settings::{resolve, Defaults};
 
 fn agent(spec: CodexAgentSpec) -> CodexAgent {
@@ -192,15 +193,15 @@ fn security_tweaks_apply_and_reserved_env_is_ignored() {
     let pod = pod_for(CodexAgentSpec {
         pod: Some(PodOverrides {
             env: vec![
-                crate::operator::crd::EnvVar {
+                crate::api::crd::EnvVar {
                     name: "GIT_AUTHOR_NAME".into(),
                     value: "A".into(),
                 },
-                crate::operator::crd::EnvVar {
+                crate::api::crd::EnvVar {
                     name: "HOME".into(),
                     value: "/".into(),
                 },
-                crate::operator::crd::EnvVar {
+                crate::api::crd::EnvVar {
                     name: "CODEX_MCP_WORKSPACE".into(),
                     value: "/".into(),
                 },
@@ -325,7 +326,7 @@ fn the_agents_secret_is_owned_by_it() {
 
 #[test]
 fn a_source_adds_an_init_container_that_clones_with_mounted_credentials() {
-    use crate::operator::crd::{GitSecretRef, GitSource, SourceSpec};
+    use crate::api::crd::{GitSecretRef, GitSource, SourceSpec};
     let without = pod_for(CodexAgentSpec::default());
     assert!(without.spec.as_ref().unwrap().init_containers.is_none());
     let mut a = agent(CodexAgentSpec {
@@ -342,7 +343,7 @@ fn a_source_adds_an_init_container_that_clones_with_mounted_credentials() {
         ..CodexAgentSpec::default()
     });
     a.metadata.labels = Some(BTreeMap::from([(
-        crate::backend::kube::naming::LABEL_AGENT_NAME.to_string(),
+        crate::api::labels::LABEL_AGENT_NAME.to_string(),
         "bob".to_string(),
     )]));
     let settings = resolve(&a.spec, &Defaults::default()).unwrap();

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, AttachParams};
 use tokio::io::AsyncReadExt;
 
-use super::desired::{CONTAINER_NAME, RUNS_DIR};
+use crate::api::layout::{CONTAINER_NAME, RUNS_DIR};
 
 /// Longest wait for the pod's answer; without one the agent counts as idle.
 const ASK_TIMEOUT: Duration = Duration::from_secs(20);

@@ -24,9 +24,9 @@ use kube::ResourceExt;
 use serde_json::Value;
 use tracing::{info, warn};
 
-use super::crd::{reason, SecretRef};
-use super::desired::{API_KEY_FILE, AUTH_JSON_FILE};
 use super::metrics::{OperatorMetrics, RefreshOutcome};
+use crate::api::crd::{reason, SecretRef};
+use crate::api::layout::{API_KEY_FILE, AUTH_JSON_FILE};
 use crate::credentials::chatgpt::{
     self, access_expiry, due_for_refresh, has_access_token, is_login, without_refresh_token,
     RefreshError,

@@ -9,7 +9,7 @@ use prometheus::{
     Registry,
 };
 
-use super::crd::Phase;
+use crate::api::crd::Phase;
 use crate::metrics::{register, render_registry};
 
 /// How a reconcile ended.

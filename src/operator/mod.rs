@@ -6,9 +6,6 @@
 
 pub mod agent_init;
 pub mod children;
-pub mod crd;
-pub mod crd_schema;
-pub mod crd_source;
 pub mod desired;
 pub mod leader;
 pub mod live_runs;
@@ -41,9 +38,10 @@ use kube::{Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::api::crd::{CodexAgent, PullPolicy};
+use crate::api::labels;
 use crate::config::OperatorArgs;
 use crate::credentials::AuthMethod;
-use crd::{CodexAgent, PullPolicy};
 use leader::{LeaderElector, LeaseConfig};
 use login::{LoginKeeper, LoginSettings};
 use metrics::OperatorMetrics;
@@ -267,14 +265,14 @@ async fn run_controller(
         }
     }
     let ns = args.namespace.as_deref();
-    let managed = watcher::Config::default().labels(desired::MANAGED_SELECTOR);
+    let managed = watcher::Config::default().labels(labels::MANAGED_SELECTOR);
     // Credentials Secrets people (or `codex-mcp auth import`) write, and the
     // operator itself rewrites on refresh: a change reaches every agent that
     // references the Secret at once.
     let unmanaged = watcher::Config::default().labels(&format!(
         "{}!={}",
-        desired::LABEL_MANAGED_BY,
-        desired::MANAGED_BY
+        labels::LABEL_MANAGED_BY,
+        labels::MANAGED_BY
     ));
     let controller = Controller::new(api::<CodexAgent>(&client, ns), watcher::Config::default());
     let agents = controller.store();

@@ -13,7 +13,6 @@ use serde_json::json;
 use tracing::{debug, info};
 
 use super::children::{self, Children};
-use super::crd::{condition, reason, CodexAgent, Phase};
 use super::desired;
 use super::reconcile::{
     event, Pass, ReconcileError, FIELD_MANAGER, RECHECK_FAILED, RECHECK_LIVE_RUN, RECHECK_PENDING,
@@ -23,7 +22,8 @@ use super::resize::{self, PodChange};
 use super::settings::Resolved;
 use super::source_state::{source_state, SourceState};
 use super::status::{idle_decision, is_true, pod_state, time_to_ready, IdleDecision, PodState};
-use crate::source;
+use crate::api::crd::{condition, reason, CodexAgent, Phase};
+use crate::api::{layout, source_ready};
 
 /// Why the agent should be suspended now, if it should. Idle suspension is
 /// recorded by setting `spec.suspended`, so that it survives operator
@@ -115,7 +115,7 @@ pub(super) async fn sync_pod(
     let agent = pass.agent;
     let desired = desired::desired_pod(agent, settings);
     let hash = desired::pod_hash(&desired).map(str::to_string);
-    let name = desired::pod_name(agent);
+    let name = layout::pod_name(agent);
     let Some(pod) = pod else {
         if !credentials_ok {
             let message = "waiting for usable credentials before starting the pod";
@@ -284,7 +284,7 @@ fn source_condition(pass: &mut Pass<'_>, pod: &Pod) -> Option<Duration> {
             pass.condition(
                 condition::SOURCE_READY,
                 true,
-                source::reason::CLONED,
+                source_ready::reason::CLONED,
                 message,
             );
             None
@@ -294,7 +294,7 @@ fn source_condition(pass: &mut Pass<'_>, pod: &Pod) -> Option<Duration> {
             pass.condition(
                 condition::SOURCE_READY,
                 false,
-                source::reason::CLONING,
+                source_ready::reason::CLONING,
                 message.clone(),
             );
             pass.condition(

@@ -16,13 +16,13 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::children::{self, controlled_by, foreign_controller, Children};
-use super::crd::{condition, reason, CodexAgent, CodexAgentStatus, Condition, Phase};
-use super::desired;
 use super::login::{LoginKeeper, LoginProblem};
 use super::metrics::{OperatorMetrics, ReconcileOutcome};
 use super::pod;
 use super::settings::{resolve, Defaults, SpecError};
 use super::status::{is_true, set_condition};
+use crate::api::crd::{condition, reason, CodexAgent, CodexAgentStatus, Condition, Phase};
+use crate::api::layout;
 
 /// The one field manager for everything the operator writes.
 pub const FIELD_MANAGER: &str = "codex-mcp-operator";
@@ -347,13 +347,13 @@ async fn converge(pass: &mut Pass<'_>, children: &Children) -> Result<Duration, 
             event::CREATED,
             format!(
                 "created workspace claim {} and credentials Secret {}",
-                desired::pvc_name(agent),
-                desired::secret_name(agent)
+                layout::pvc_name(agent),
+                layout::secret_name(agent)
             ),
         );
     }
 
-    let pod_name = desired::pod_name(agent);
+    let pod_name = layout::pod_name(agent);
     let pod = children::get(&children.pods, &pod_name, ReconcileError::GetPod).await?;
     if let Some(p) = &pod {
         if let Some(other) = foreign_controller(&p.metadata, &uid) {

@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Pod, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use super::desired::{pod_hash, CONTAINER_NAME};
+use super::desired::pod_hash;
 use super::settings::parse_quantity;
+use crate::api::layout::CONTAINER_NAME;
 
 /// Pod conditions the kubelet reports a resize with.
 pub const POD_RESIZE_PENDING: &str = "PodResizePending";

@@ -1,5 +1,5 @@
 use super::*;
-use crate::operator::crd::{
+use crate::api::crd::{
     AgentResources, CodexAgent, CodexAgentSpec, CpuMemory, PodOverrides, Toleration,
 };
 use crate::operator::desired::desired_pod;
@@ -166,7 +166,7 @@ fn any_other_change_replaces_the_pod() {
         .annotations
         .as_mut()
         .unwrap()
-        .insert(crate::operator::desired::POD_TEMPLATE_HASH.into(), hash);
+        .insert(crate::api::labels::POD_TEMPLATE_HASH.into(), hash);
     assert_eq!(
         pod_change(&desired, &pod, true),
         PodChange::Replace("the spec changed".into())

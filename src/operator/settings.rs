@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::crd::{CodexAgentSpec, PullPolicy, VolumePolicy, BYTES_PATTERN, CPU_PATTERN};
+use crate::api::crd::{CodexAgentSpec, PullPolicy, VolumePolicy, BYTES_PATTERN, CPU_PATTERN};
 
 /// Defaults for what a spec leaves empty, from the operator's flags.
 #[derive(Debug, Clone, PartialEq)]
@@ -269,7 +269,7 @@ fn pattern_matches(pattern: &str, value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::operator::crd::{AgentResources, CpuMemory};
+    use crate::api::crd::{AgentResources, CpuMemory};
 
     #[test]
     fn docker_memory_becomes_binary_quantity() {

@@ -4,8 +4,8 @@
 
 use k8s_openapi::api::core::v1::{ContainerState, Pod};
 
-use super::desired::SOURCE_CONTAINER_NAME;
-use crate::source::{reason, Outcome};
+use crate::api::layout::SOURCE_CONTAINER_NAME;
+use crate::api::source_ready::{reason, Outcome};
 
 /// The source's state in one pod.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use k8s_openapi::api::core::v1::Pod;
 
-use super::crd::{condition, reason, CodexAgentStatus, Condition};
+use crate::api::crd::{condition, reason, CodexAgentStatus, Condition};
 
 /// Sets a condition, keeping its transition time when its status does not
 /// change. A condition seen for the first time transitions at `first_seen`

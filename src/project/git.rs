@@ -43,7 +43,7 @@ pub struct Git {
     /// A worktree's shared git directory (`GIT_COMMON_DIR`).
     pub common_dir: Option<PathBuf>,
     /// More environment for every command: a remote's credentials
-    /// (`crate::source::auth`), never put into argv or the repository's config.
+    /// (`project::remote`), never put into argv or the repository's config.
     pub envs: Vec<(String, String)>,
 }
 

@@ -261,14 +261,15 @@ fn push(repo: &WorkspaceRepo, message: Option<&str>) -> Result<PushResult, Works
 /// Pushes the branch to the source repository with the credentials the
 /// pod mounts, through git's environment only.
 fn push_to(git: &super::git::Git, url: &str, branch: &str) -> Result<(), WorkspaceError> {
-    use crate::source::{auth, clone::network_envs, reason, redact};
+    use super::remote::{self as auth, classify, network_envs, redact};
+    use crate::api::source_ready::reason;
     let failed = |reason: String| WorkspaceError::PushRemote {
         branch: branch.to_owned(),
         url: url.to_owned(),
         reason,
     };
     let dir = std::env::var_os("CODEX_MCP_GIT_CREDENTIALS_DIR").map_or_else(
-        || auth::GIT_CREDENTIALS_DIR.into(),
+        || crate::api::layout::GIT_CREDENTIALS_DIR.into(),
         std::path::PathBuf::from,
     );
     let credentials = auth::prepare(&dir, url).map_err(|o| failed(o.message))?;
@@ -276,7 +277,7 @@ fn push_to(git: &super::git::Git, url: &str, branch: &str) -> Result<(), Workspa
     let refspec = format!("HEAD:refs/heads/{branch}");
     git.run(&["push", "--quiet", url, &refspec]).map_err(|e| {
         let text = redact(&e.to_string(), &credentials.secrets());
-        match crate::source::classify(&text) {
+        match classify(&text) {
             reason::AUTH_REFUSED => failed(format!(
                 "the server refused the credentials, or they have no write access: {text}"
             )),

@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{auth, check_ref, check_url, classify, reason, redact, Outcome};
+use super::{check_ref, check_url};
+use crate::api::source_ready::{reason, Outcome};
 use crate::project::git::{Git, GitError};
+use crate::project::remote::{self as auth, classify, network_envs, redact};
 
 /// In the git directory once the clone is complete.
 pub const DONE_MARKER: &str = "codex-mcp-source.json";
@@ -40,7 +42,7 @@ impl CloneSettings {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         Self {
             workspace: var("CODEX_MCP_WORKSPACE").map_or_else(
-                || PathBuf::from(crate::operator::desired::WORKSPACE_DIR),
+                || PathBuf::from(crate::api::layout::WORKSPACE_DIR),
                 PathBuf::from,
             ),
             url: var("CODEX_MCP_SOURCE_URL").unwrap_or_default(),
@@ -51,8 +53,10 @@ impl CloneSettings {
             max_bytes: var("CODEX_MCP_SOURCE_MAX_BYTES")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(u64::MAX),
-            credentials_dir: var("CODEX_MCP_GIT_CREDENTIALS_DIR")
-                .map_or_else(|| PathBuf::from(auth::GIT_CREDENTIALS_DIR), PathBuf::from),
+            credentials_dir: var("CODEX_MCP_GIT_CREDENTIALS_DIR").map_or_else(
+                || PathBuf::from(crate::api::layout::GIT_CREDENTIALS_DIR),
+                PathBuf::from,
+            ),
         }
     }
 
@@ -226,17 +230,6 @@ fn clone(s: &CloneSettings, git_dir: &Path, credentials: &auth::GitAuth) -> Outc
         return failed(format!("recording the clone failed: {e}"));
     }
     Outcome::new(reason::CLONED, format!("cloned {}", describe(&done)))
-}
-
-/// A connection that stalls fails instead of holding the pod in its init
-/// container for ever.
-pub fn network_envs(credentials: &[(String, String)]) -> Vec<(String, String)> {
-    let mut envs = credentials.to_vec();
-    envs.extend([
-        ("GIT_HTTP_LOW_SPEED_LIMIT".into(), "1".into()),
-        ("GIT_HTTP_LOW_SPEED_TIME".into(), "60".into()),
-    ]);
-    envs
 }
 
 /// The commit to start from: the ref asked for, or the remote's default

@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::codex::FileChange;
+pub use crate::runs::RunInfo;
 
 /// How hard a step is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -85,40 +86,6 @@ pub struct Change {
     pub explanation: String,
     /// The diff was cut short to bound the result's size (see warnings).
     pub truncated: bool,
-}
-
-/// Facts about the run that produced a result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct RunInfo {
-    /// The agent whose environment ran the call.
-    pub agent_id: String,
-    /// The Codex conversation this call continued (or started).
-    pub thread_id: Option<String>,
-    /// Across every turn of the call.
-    pub duration_ms: u64,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    /// Codex turns the call took: 2 when the first reply did not match the
-    /// expected shape and the agent was asked again.
-    pub turns: u32,
-    /// What the caller should know about how the call went.
-    pub notes: Vec<String>,
-}
-
-impl RunInfo {
-    /// Folds a repair turn into the first turn's figures.
-    pub fn add_repair_turn(&mut self, repair: &RunInfo, reason: &str) {
-        self.duration_ms += repair.duration_ms;
-        self.input_tokens += repair.input_tokens;
-        self.output_tokens += repair.output_tokens;
-        self.turns += repair.turns;
-        self.thread_id.clone_from(&repair.thread_id);
-        self.notes.push(format!(
-            "the first reply did not match the expected shape ({reason}); a repair turn was run \
-             and the figures cover both turns"
-        ));
-        self.notes.extend(repair.notes.iter().cloned());
-    }
 }
 
 /// The result of `implement`: the workspace's real changes plus the model's notes.

@@ -1,25 +1,6 @@
 //! Bounds on the diff text a run reports.
 
-use crate::codex::FileChange;
-
-/// How much diff text one run may report. A run creating many large files
-/// would otherwise make the gateway hold (and send) all of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct DiffLimits {
-    /// Longest diff of one file, in bytes.
-    pub max_file_bytes: usize,
-    /// Most diff text of the whole run, in bytes.
-    pub max_total_bytes: usize,
-}
-
-impl Default for DiffLimits {
-    fn default() -> Self {
-        Self {
-            max_file_bytes: 256 << 10,
-            max_total_bytes: 2 << 20,
-        }
-    }
-}
+use crate::api::request::{DiffLimits, FileChange};
 
 /// Cuts diffs to `limits`, saying so in each cut diff and marking it
 /// `truncated`. Files stay listed even when their diff is left out.
@@ -66,7 +47,7 @@ pub fn bound_diffs(changes: &mut [FileChange], limits: DiffLimits) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codex::FileChangeKind;
+    use crate::api::request::FileChangeKind;
 
     #[test]
     fn diffs_are_bounded_per_file_and_in_total() {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use codex_mcp::operator::crd::{CodexAgent, CodexAgentStatus, Condition};
+use codex_mcp::api::crd::{CodexAgent, CodexAgentStatus, Condition};
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::ResourceExt;

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use codex_mcp::operator::crd::{CodexAgent, Phase};
+use codex_mcp::api::crd::{CodexAgent, Phase};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 

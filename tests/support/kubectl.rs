@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use codex_mcp::operator::crd::CodexAgent;
+use codex_mcp::api::crd::CodexAgent;
 use kube::api::{Api, ListParams};
 
 use super::cluster;

@@ -8,9 +8,9 @@ use kube::api::{Api, AttachParams};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
+use crate::api::layout::CONTAINER_NAME;
 use crate::backend::{BackendError, EventSender};
 use crate::codex::{AgentRunLine, RunOutcome, RunRequest};
-use crate::operator::desired::CONTAINER_NAME;
 
 /// The command run in the pod. Codex is found on the image's PATH; the end
 /// of stdin (the exec connection closing) cancels the run, and agent-run then

@@ -18,8 +18,8 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::lease::{LeaseError, RunLease};
+use crate::api::crd::CodexAgent;
 use crate::backend::Held;
-use crate::operator::crd::CodexAgent;
 
 /// How often a held agent's lastActivity is refreshed; the operator wants
 /// it at least once a minute.

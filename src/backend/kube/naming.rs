@@ -4,19 +4,11 @@
 use chrono::{DateTime, Utc};
 
 use crate::agent::AgentId;
+use crate::api::crd::{condition, reason, ApprovalMode, CodexAgent, Phase};
+use crate::api::labels::{ANNOTATION_THREAD_USAGE, LABEL_AGENT_NAME, LABEL_TENANT};
 use crate::backend::AgentRecord;
 use crate::codex::agent_settings::{config_entry, provider_id, ConfigEntryError};
 use crate::codex::{AgentCodexSettings, SandboxMode, Usage};
-use crate::operator::crd::{condition, reason, ApprovalMode, CodexAgent, Phase};
-
-/// The agent's name as the client gave it (the CodexAgent's own name is
-/// encoded and may be truncated).
-pub const LABEL_AGENT_NAME: &str = "codexmcp.dev/agent-name";
-/// The tenant the agent belongs to (the operator labels children the same way).
-pub use crate::operator::desired::LABEL_TENANT;
-/// Codex's cumulative usage of the current thread, `input,cached,output`:
-/// needed to count a resumed thread's new tokens, and not a status field.
-pub const ANNOTATION_THREAD_USAGE: &str = "codexmcp.dev/thread-usage";
 
 const HASH_HEX: usize = 10;
 /// The operator derives child names by suffixing this one (`-credentials` is
@@ -248,7 +240,7 @@ mod tests {
 
     #[test]
     fn spec_codex_becomes_the_agents_settings() {
-        use crate::operator::crd::{CodexAgentSpec, CodexSettings};
+        use crate::api::crd::{CodexAgentSpec, CodexSettings};
         let mut cr = CodexAgent::new("x", CodexAgentSpec::default());
         assert!(agent_settings(&cr).unwrap().is_empty());
         cr.spec.codex = Some(CodexSettings {

@@ -17,11 +17,11 @@ use tokio::io::{AsyncWriteExt, BufReader};
 use super::exec::{incarnation, pod_trouble, Incarnation};
 use super::naming::resource_name;
 use crate::agent::AgentId;
+use crate::api::crd::CodexAgent;
+use crate::api::layout::{pod_name, CONTAINER_NAME, RUNS_DIR};
 use crate::backend::run_client::{AgentRunExec, ExecOutput};
 use crate::backend::BackendError;
 use crate::codex::RunRequest;
-use crate::operator::crd::CodexAgent;
-use crate::operator::desired::{pod_name, CONTAINER_NAME, RUNS_DIR};
 
 /// The agent's runs, on its volume.
 pub fn runs_dir() -> PathBuf {
@@ -182,9 +182,9 @@ mod tests {
     #[test]
     fn runs_live_on_the_volume_outside_the_workspace() {
         let runs = runs_dir();
-        assert!(runs.starts_with(crate::operator::desired::AGENT_ROOT));
-        assert!(!runs.starts_with(crate::operator::desired::WORKSPACE_DIR));
-        assert!(!runs.starts_with(crate::operator::desired::CODEX_HOME_DIR));
+        assert!(runs.starts_with(crate::api::layout::AGENT_ROOT));
+        assert!(!runs.starts_with(crate::api::layout::WORKSPACE_DIR));
+        assert!(!runs.starts_with(crate::api::layout::CODEX_HOME_DIR));
         let cmd = command(start_args(&runs.join("r1")));
         assert_eq!(
             cmd,

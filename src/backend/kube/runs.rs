@@ -12,12 +12,13 @@ use kube::ResourceExt;
 use tokio_util::sync::CancellationToken;
 
 use super::hold::{hold, Hold, HoldParams};
-use super::naming::{self, resource_name, LABEL_AGENT_NAME, LABEL_TENANT};
+use super::naming::{self, resource_name};
 use super::KubeBackend;
 use crate::agent::{AgentId, AgentName, Tenant};
+use crate::api::crd::CodexAgent;
+use crate::api::labels::owner_reference;
+use crate::api::labels::{LABEL_AGENT_NAME, LABEL_TENANT};
 use crate::backend::{BackendError, RunHold};
-use crate::operator::crd::CodexAgent;
-use crate::operator::desired::owner_reference;
 
 /// One guard per agent, so this replica's next hold of an agent waits for
 /// its previous one to be given back.
@@ -62,7 +63,7 @@ impl KubeBackend {
             .status
             .as_ref()
             .and_then(|s| s.pod_name.clone())
-            .unwrap_or_else(|| crate::operator::desired::pod_name(&cr)))
+            .unwrap_or_else(|| crate::api::layout::pod_name(&cr)))
     }
 
     pub(super) async fn hold(
@@ -128,7 +129,7 @@ impl KubeBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::operator::crd::CodexAgentSpec;
+    use crate::api::crd::CodexAgentSpec;
 
     fn cr(name: &str, tenant: &str, agent: &str) -> CodexAgent {
         let mut cr = CodexAgent::new(name, CodexAgentSpec::default());

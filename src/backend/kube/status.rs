@@ -12,9 +12,9 @@ use serde_json::json;
 
 use super::naming::{self, belongs_to, record_from, resource_name};
 use crate::agent::AgentId;
+use crate::api::crd::CodexAgent;
 use crate::backend::run_log::{upsert, RunEntry};
 use crate::backend::{AgentRecord, BackendError, RunRecord};
-use crate::operator::crd::CodexAgent;
 
 /// Attempts of a guarded write before giving up.
 const ATTEMPTS: usize = 5;
@@ -98,7 +98,7 @@ pub async fn record_run(
     let (record, written) = update(agents, agent, |r| r.apply(&run, Utc::now())).await?;
     if written {
         let usage = naming::format_usage(&record.thread_usage);
-        let body = json!({"metadata": {"annotations": {naming::ANNOTATION_THREAD_USAGE: usage}}});
+        let body = json!({"metadata": {"annotations": {crate::api::labels::ANNOTATION_THREAD_USAGE: usage}}});
         // The counters are saved: failing now would have the run recorded
         // again. A stale annotation only makes the next run of this thread
         // count some tokens twice.

@@ -1,6 +1,6 @@
 //! `spec.source`: the repository an agent works on. Cloned into the
 //! agent's workspace by its pod's `source` init container on first start
-//! (see `crate::source`); the `SourceReady` condition says how that went.
+//! (see the `source` module); the `SourceReady` condition says how that went.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

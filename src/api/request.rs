@@ -8,11 +8,28 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::events::Usage;
-
 /// The `type` of the last line `agent-run` prints; Codex's own event types
 /// never start with `agent_run.`.
 pub const RESULT_LINE_TYPE: &str = "agent_run.result";
+
+/// Token counts from Codex's `turn.completed` events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub cached_input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+}
+
+impl Usage {
+    pub fn add(&mut self, other: Usage) {
+        self.input_tokens += other.input_tokens;
+        self.cached_input_tokens += other.cached_input_tokens;
+        self.output_tokens += other.output_tokens;
+    }
+}
 
 /// Codex's sandbox for a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,7 +144,7 @@ pub struct RunRequest {
     pub follow_login: Option<PathBuf>,
     /// How large the reported diffs may be.
     #[serde(default)]
-    pub diff_limits: crate::workspace::DiffLimits,
+    pub diff_limits: DiffLimits,
     /// A detached run's [`super::run_dir::RunMeta`], written to its run
     /// directory as is (never the credentials above).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -183,40 +200,28 @@ pub struct RunOutcome {
     pub duration_ms: u64,
 }
 
-/// One line of `agent-run`'s output, as a backend reads it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AgentRunLine {
-    Event(super::events::CodexEvent),
-    Result(RunOutcome),
+/// How much diff text one run may report. A run creating many large files
+/// would otherwise make the gateway hold (and send) all of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DiffLimits {
+    /// Longest diff of one file, in bytes.
+    pub max_file_bytes: usize,
+    /// Most diff text of the whole run, in bytes.
+    pub max_total_bytes: usize,
 }
 
-impl AgentRunLine {
-    /// `None` for lines that are neither (noise is skipped, not fatal).
-    pub fn parse(line: &str) -> Option<Self> {
-        if line.contains(RESULT_LINE_TYPE) {
-            if let Ok(outcome) = serde_json::from_str::<RunOutcome>(line) {
-                return Some(Self::Result(outcome));
-            }
+impl Default for DiffLimits {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: 256 << 10,
+            max_total_bytes: 2 << 20,
         }
-        super::events::CodexEvent::parse(line).map(|(ev, _)| Self::Event(ev))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn agent_run_lines_are_events_or_the_result() {
-        let ev = AgentRunLine::parse(r#"{"type":"turn.started"}"#);
-        assert!(matches!(ev, Some(AgentRunLine::Event(_))));
-        let res = AgentRunLine::parse(r#"{"type":"agent_run.result","ok":true,"thread_id":"t"}"#);
-        match res {
-            Some(AgentRunLine::Result(o)) => assert!(o.ok && o.thread_id.as_deref() == Some("t")),
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(AgentRunLine::parse("warning: not json"), None);
-    }
 
     #[test]
     fn approval_modes_map_to_sandboxes() {

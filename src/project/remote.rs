@@ -1,17 +1,17 @@
-//! The credentials of an agent's source, from the Secret its pod mounts
-//! read-only, handed to one git command through that command's environment
-//! only: an `Authorization` header scoped to the repository's origin
-//! (HTTPS) or an ssh command with the key and known hosts (SSH). Nothing is
-//! written into the repository's config, the URL or argv.
+//! A remote repository as git reaches it, for the `source` init
+//! container's clone and the workspace's `push`: the credentials of an
+//! agent's source, from the Secret its pod mounts read-only, handed to one
+//! git command through that command's environment only (an
+//! `Authorization` header scoped to the repository's origin for HTTPS, or
+//! an ssh command with the key and known hosts for SSH; nothing is written
+//! into the repository's config, the URL or argv), and what git's errors
+//! mean, with the credentials redacted from them.
 
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
 
-use super::{http_origin, reason, Outcome};
-
-/// Where the agent's pod mounts the Secret `spec.source.git.secretRef` names.
-pub const GIT_CREDENTIALS_DIR: &str = "/var/run/codex-mcp/git";
+use crate::api::source_ready::{reason, Outcome};
 
 /// The user name sent with a bare `token` (GitHub's convention; GitLab,
 /// Gitea and Bitbucket accept any name with a token).
@@ -126,6 +126,85 @@ fn ssh(key: &Path, known_hosts: &Path) -> std::io::Result<GitAuth> {
     })
 }
 
+/// The scheme and host of a URL (`https://git.example.com/`), which
+/// credentials are scoped to; `None` for scp-like and ssh URLs.
+pub fn http_origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    if scheme != "https" && scheme != "http" {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next()?;
+    Some(format!("{scheme}://{authority}/"))
+}
+
+/// What git's error output says went wrong, in the words of a reason.
+pub fn classify(stderr: &str) -> &'static str {
+    let s = stderr.to_ascii_lowercase();
+    let any = |needles: &[&str]| needles.iter().any(|n| s.contains(n));
+    if any(&[
+        "authentication failed",
+        "could not read username",
+        "could not read password",
+        "returned error: 401",
+        "returned error: 403",
+        "permission denied (publickey",
+        "host key verification failed",
+        "invalid username or password",
+    ]) {
+        reason::AUTH_REFUSED
+    } else if (s.contains("repository '") && s.contains("' not found"))
+        || any(&[
+            "returned error: 404",
+            "repository not found",
+            "not found: repository",
+            "does not appear to be a git repository",
+            "not a git repository",
+        ])
+    {
+        reason::REPOSITORY_NOT_FOUND
+    } else if any(&[
+        "could not resolve host",
+        "could not resolve hostname",
+        "failed to connect",
+        "connection refused",
+        "connection timed out",
+        "timed out",
+        "no route to host",
+        "network is unreachable",
+        "couldn't connect",
+    ]) {
+        reason::UNREACHABLE
+    } else if any(&[
+        "couldn't find remote ref",
+        "remote branch",
+        "unknown revision",
+    ]) {
+        reason::UNKNOWN_REF
+    } else {
+        reason::CLONE_FAILED
+    }
+}
+
+/// `text` with every secret in `secrets` replaced: git echoes URLs and
+/// headers in some errors, and an error must never carry a token.
+pub fn redact(text: &str, secrets: &[&str]) -> String {
+    secrets
+        .iter()
+        .filter(|s| s.len() >= 4)
+        .fold(text.to_owned(), |t, s| t.replace(s, "[redacted]"))
+}
+
+/// A connection that stalls fails instead of holding the pod in its init
+/// container for ever.
+pub fn network_envs(credentials: &[(String, String)]) -> Vec<(String, String)> {
+    let mut envs = credentials.to_vec();
+    envs.extend([
+        ("GIT_HTTP_LOW_SPEED_LIMIT".into(), "1".into()),
+        ("GIT_HTTP_LOW_SPEED_TIME".into(), "60".into()),
+    ]);
+    envs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,5 +274,35 @@ mod tests {
             std::fs::metadata(copy).unwrap().permissions().mode() & 0o777,
             0o600
         );
+    }
+
+    #[test]
+    fn git_errors_are_classified() {
+        let cases = [
+            ("fatal: Authentication failed for 'http://h/r.git/'", reason::AUTH_REFUSED),
+            ("fatal: could not read Username for 'http://h': terminal prompts disabled", reason::AUTH_REFUSED),
+            ("fatal: unable to access 'http://h/r/': The requested URL returned error: 403", reason::AUTH_REFUSED),
+            ("fatal: repository 'http://h/x.git/' not found", reason::REPOSITORY_NOT_FOUND),
+            ("fatal: unable to access 'http://h/': Failed to connect to h port 80: Connection refused", reason::UNREACHABLE),
+            ("fatal: unable to access 'https://nohost/': Could not resolve host: nohost", reason::UNREACHABLE),
+            ("fatal: couldn't find remote ref nope", reason::UNKNOWN_REF),
+            ("error: something odd", reason::CLONE_FAILED),
+        ];
+        for (stderr, want) in cases {
+            assert_eq!(classify(stderr), want, "{stderr}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_origins_scoped() {
+        assert_eq!(
+            redact("Authorization: Basic abcd1234", &["abcd1234", ""]),
+            "Authorization: Basic [redacted]"
+        );
+        assert_eq!(
+            http_origin("https://h:8443/a/b.git").as_deref(),
+            Some("https://h:8443/")
+        );
+        assert_eq!(http_origin("git@h:a/b"), None);
     }
 }

@@ -438,7 +438,7 @@ pub struct CodexAgentStatus {
     /// Written by the gateway: the agent's last runs (a running one
     /// included), newest last, and how each ended.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub recent_runs: Vec<crate::backend::run_log::RunEntry>,
+    pub recent_runs: Vec<super::run_log::RunEntry>,
 }
 
 /// A condition in the usual Kubernetes shape.
@@ -471,7 +471,7 @@ pub mod condition {
     pub const SUSPENDED: &str = "Suspended";
     /// The workspace holds the agent's `spec.source` repository; set only
     /// on agents with a source. False names why the clone failed (the
-    /// reasons in `crate::source::reason`).
+    /// reasons in `super::source_ready::reason`).
     pub const SOURCE_READY: &str = "SourceReady";
 }
 
