@@ -31,6 +31,7 @@ if [ "$OWN_CLUSTER" = 1 ] && [ "${CODEX_MCP_SKIP_OLDEST:-0}" != 1 ]; then
   echo "test.sh: the cluster tests again, on Kubernetes $OLDEST" >&2
   CODEX_MCP_K8S_VERSION="$OLDEST" tests/cluster/up.sh
   cargo test --no-fail-fast --test cluster_smoke --test operator --test operator_resize \
-    --test crd_validation --test gateway_kube --test helm_install --test chart_enforcement || status=$?
+    --test crd_validation --test gateway_kube --test helm_install --test chart_enforcement \
+    --test edge_install --test repositories_kube || status=$?
 fi
 exit "$status"
