@@ -10,6 +10,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use support::chart_flows;
 use support::cluster;
 use support::edge::{gateway_api_crds, Edge, EdgeOptions};
 use support::fake_model::Reply;
@@ -17,7 +18,6 @@ use support::helm::values::{cluster_release, free_port};
 use support::helm::{self, Helm, Step};
 use support::kube_gateway::{self, kubectl_apply, kubectl_ok};
 use support::mcp_client::{McpClient, Transport};
-use support::projects::implement_reply;
 
 const RELEASE: &str = "codex-mcp";
 const HOST: &str = "codex.test";
@@ -83,24 +83,12 @@ async fn clients_reach_the_tools_through_a_gateway_api_route_and_helm_test_passe
     .expect("helm install");
     wait_for_route(&edge).await;
 
-    // Streamable HTTP through the edge: the tools, then a change with its diff.
+    // Streamable HTTP through the edge: the tools, `implement` and `fix`
+    // with their diffs, `review` of a workspace file, paths out refused.
     let http = client(&edge, Transport::Http, "/mcp");
     let tools = http.list_tools().await;
     assert!(tools.tool("implement").is_some(), "{tools}");
-    model.push(Reply::add_file("hello.txt", "through the edge\n"));
-    model.push(Reply::Json(implement_reply()));
-    let r = http
-        .call_tool(
-            "implement",
-            json!({"task": "add hello.txt", "target_files": []}),
-        )
-        .await;
-    assert!(r.ok() && !r.is_error(), "{r}");
-    let changes = r.structured().unwrap()["changes"].to_string();
-    assert!(
-        changes.contains("hello.txt") && changes.contains("+through the edge"),
-        "{changes}"
-    );
+    chart_flows::workspace_tools(&model, &|| client(&edge, Transport::Http, "/mcp")).await;
 
     // A handshake-era SSE session through the edge: its stream and its
     // messages reach the same gateway.

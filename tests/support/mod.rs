@@ -2,6 +2,7 @@
 //! dependencies live, and handles to the real parts the tests drive.
 #![allow(dead_code)]
 
+pub mod chart_flows;
 pub mod cluster;
 pub mod edge;
 pub mod fake_auth;
