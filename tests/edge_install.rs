@@ -11,13 +11,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::chart_flows;
-use support::cluster;
+use support::cluster::{self, TestNamespace};
 use support::edge::{gateway_api_crds, Edge, EdgeOptions};
-use support::fake_model::Reply;
+use support::fake_model::{FakeModel, Reply};
 use support::helm::values::{cluster_release, free_port};
 use support::helm::{self, Helm, Step};
 use support::kube_gateway::{self, kubectl_apply, kubectl_ok};
+use support::long_turn::{only_diff, slow_implement, SILENT_STEP, STREAMING};
 use support::mcp_client::{McpClient, Transport};
+use support::tasks_client::{task_id, TasksClient};
 
 const RELEASE: &str = "codex-mcp";
 const HOST: &str = "codex.test";
@@ -55,9 +57,11 @@ async fn wait_for_route(edge: &Edge) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn clients_reach_the_tools_through_a_gateway_api_route_and_helm_test_passes() {
-    let (ns, model) = kube_gateway::namespace_with_model("edge").await;
+/// A namespace with the fake model, the Gateway API CRDs, a Traefik with a
+/// Gateway `edge` for it, and the chart installed with its HTTPRoute
+/// (`codex.test`) attached to that Gateway, answering through it.
+async fn install_behind_an_edge(prefix: &str) -> (TestNamespace, FakeModel, Edge) {
+    let (ns, model) = kube_gateway::namespace_with_model(prefix).await;
     let crds = gateway_api_crds();
     kubectl_ok(&[
         "apply",
@@ -66,7 +70,7 @@ async fn clients_reach_the_tools_through_a_gateway_api_route_and_helm_test_passe
         "-f",
         crds.to_str().unwrap(),
     ]);
-    let mut edge = Edge::start(EdgeOptions::new(&cluster::kubeconfig_path(), ns.name()));
+    let edge = Edge::start(EdgeOptions::new(&cluster::kubeconfig_path(), ns.name()));
     kubectl_apply(ns.name(), &edge.gateway_yaml(ns.name(), "edge"));
 
     let mut values = cluster_release(&model, free_port(), free_port());
@@ -82,6 +86,12 @@ async fn clients_reach_the_tools_through_a_gateway_api_route_and_helm_test_passe
     .await
     .expect("helm install");
     wait_for_route(&edge).await;
+    (ns, model, edge)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clients_reach_the_tools_through_a_gateway_api_route_and_helm_test_passes() {
+    let (ns, model, mut edge) = install_behind_an_edge("edge").await;
 
     // Streamable HTTP through the edge: the tools, `implement` and `fix`
     // with their diffs, `review` of a workspace file, paths out refused.
@@ -126,6 +136,71 @@ async fn clients_reach_the_tools_through_a_gateway_api_route_and_helm_test_passe
     .unwrap();
     let out = tested.unwrap_or_else(|e| panic!("helm test failed: {e}"));
     assert!(out.contains("Phase:") && out.contains("Succeeded"), "{out}");
+
+    edge.stop();
+    kubectl_ok(&["delete", "gatewayclass", &edge.id, "--ignore-not-found"]);
+}
+
+/// A Codex turn of a real model's length through the edge, twice at once:
+/// as a task a 2026-07-28 client polls, and as a plain call over SSE whose
+/// progress must reach the client as it happens (an edge that buffered the
+/// stream would hold the heartbeats back for minutes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_three_minute_turn_goes_through_the_edge_as_a_task_and_over_sse() {
+    let (_ns, model, mut edge) = install_behind_an_edge("edge-long").await;
+    model.when_contains("edge-tasked", slow_implement("tasked.py"));
+    model.when_contains("edge-streamed", slow_implement("streamed.py"));
+    let tasks = TasksClient::new(format!("{}/mcp", edge.url))
+        .header("Host", HOST)
+        .bearer(TOKEN)
+        .header("X-Codex-Agent", "tasked");
+    let sse = McpClient::new(format!("{}/sse", edge.url), Transport::Sse)
+        .header("Host", HOST)
+        .bearer(TOKEN)
+        .header("X-Codex-Agent", "streamed")
+        .request_timeout(Duration::from_secs(420));
+    let started = Instant::now();
+    let as_task = async {
+        let task = task_id(
+            &tasks
+                .call_tool(
+                    "implement",
+                    json!({"task": "edge-tasked: write tasked.py", "target_files": ["tasked.py"]}),
+                )
+                .await,
+        );
+        tasks.poll_until_done(&task, Duration::from_secs(420)).await
+    };
+    let over_sse = sse.call_tool(
+        "implement",
+        json!({"task": "edge-streamed: write streamed.py", "target_files": ["streamed.py"]}),
+    );
+    let ((task_done, polled), streamed) = tokio::join!(as_task, over_sse);
+    let elapsed = started.elapsed();
+    assert!(elapsed >= SILENT_STEP + STREAMING, "{elapsed:?}");
+
+    assert_eq!(task_done["status"], "completed", "{task_done}");
+    let result = &task_done["result"]["structuredContent"];
+    assert!(
+        only_diff(result, "tasked.py").contains("+print('slow')"),
+        "{result}"
+    );
+    assert!(
+        polled.iter().any(|m| m.contains("compiling")),
+        "polling through the edge showed the turn's progress: {polled:?}"
+    );
+
+    assert!(streamed.ok() && !streamed.is_error(), "{streamed}");
+    let result = streamed.structured().unwrap();
+    assert!(
+        only_diff(result, "streamed.py").contains("+print('slow')"),
+        "{result}"
+    );
+    let silence = streamed.longest_silence();
+    assert!(
+        silence < Duration::from_secs(30),
+        "progress reached the SSE client as it happened, not held back: {silence:?}"
+    );
 
     edge.stop();
     kubectl_ok(&["delete", "gatewayclass", &edge.id, "--ignore-not-found"]);
