@@ -21,7 +21,7 @@ use support::tenants::{gateway_with_tenants, ALPHA, BETA};
 const AGENT: &str = "worker";
 
 struct Env {
-    dir: tempfile::TempDir,
+    dir: support::gateway::TestDir,
     model: FakeModel,
     gateway: Gateway,
 }

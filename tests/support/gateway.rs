@@ -152,6 +152,10 @@ impl Gateway {
     }
 
     pub fn stop(&mut self) {
+        // Stopped already: its pid may belong to another process by now.
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -238,9 +242,38 @@ pub async fn wait_until_gone(needle: &str, within: Duration) -> bool {
 /// What most local tests start from: a gateway of their own on a fresh data
 /// directory (`dir`), with its own fake model.
 pub struct LocalGateway {
-    pub dir: tempfile::TempDir,
+    pub dir: TestDir,
     pub model: FakeModel,
     pub gateway: Gateway,
+}
+
+/// A test's data directory. Runs outlive the gateway that started them
+/// (that is what makes them durable), so a test that stopped or killed its
+/// gateway mid-run would leave the run going after the test, in a deleted
+/// directory, until its time limit: dropping this ends everything that
+/// mentions the directory, then removes it.
+pub struct TestDir(tempfile::TempDir);
+
+impl TestDir {
+    pub fn new() -> Self {
+        Self(tempfile::tempdir().unwrap())
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let dir = self.0.path().to_string_lossy().into_owned();
+        for pid in processes_mentioning(&dir) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
 }
 
 impl LocalGateway {
@@ -249,7 +282,7 @@ impl LocalGateway {
     }
 
     pub async fn start_with(f: impl FnOnce(GatewayOptions) -> GatewayOptions) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = TestDir::new();
         let model = FakeModel::start().await;
         let gateway = Gateway::start(f(GatewayOptions::new(dir.path(), &model)));
         Self {
