@@ -21,9 +21,9 @@ use kube::api::{Api, DeleteParams, ListParams};
 use kube::ResourceExt;
 use serde_json::{json, Value};
 use support::cluster::{self, TestNamespace};
-use support::fake_model::{FakeModel, Reply, API_KEY_ENV, MODEL};
-use support::gateway::TEST_API_KEY;
-use support::helm::{self, split_image, Helm, Step};
+use support::fake_model::{FakeModel, Reply};
+use support::helm::values::cluster_release;
+use support::helm::{self, Helm, Step};
 use support::kube_gateway::{self, HOST_ON_POD_NETWORK};
 use support::kubectl;
 use support::mcp_client::{McpClient, Transport};
@@ -48,22 +48,12 @@ const RESTRICTED: [&str; 4] = [
     "pod-security.kubernetes.io/warn-version=latest",
 ];
 
+/// The cluster tests' release, with gateway and operator on the pod network
+/// (not the test cluster's host network), where the policies apply to them.
 fn values(model: &FakeModel) -> Value {
-    let (repo, tag) = split_image(&helm::runtime_image());
-    let (agent_repo, agent_tag) = split_image(&kube_gateway::agent_image());
-    let small = json!({"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}});
-    json!({
-        "image": {"repository": repo, "tag": tag, "pullPolicy": "Never"},
-        "agent": {"image": {"repository": agent_repo, "tag": agent_tag, "pullPolicy": "Never"},
-                  "cpuRequest": "10m", "memoryRequest": "32Mi", "storage": {"size": "64Mi"}},
-        "config": {"CODEX_MODEL": MODEL, "CODEX_PROVIDER": "fake", "CONTAINER_CPU_LIMIT": "1",
-                   "CONTAINER_MEMORY_LIMIT": "1Gi"},
-        "provider": {"baseUrl": model.base_url(), "envKey": API_KEY_ENV},
-        "credentials": {"apiKey": TEST_API_KEY},
-        "gateway": {"port": GATEWAY_PORT, "resources": small, "readyTimeout": 240},
-        "operator": {"port": OPERATOR_PORT, "resources": small},
-        "networkPolicy": {"agents": {"modelApi": {"cidrs": ["10.87.0.1/32"], "ports": [model.addr().port()]}}},
-    })
+    let mut values = cluster_release(model, GATEWAY_PORT, OPERATOR_PORT);
+    values.as_object_mut().unwrap().remove("testCluster");
+    values
 }
 
 #[tokio::test]

@@ -187,13 +187,7 @@ fn an_httproute_to_the_gateway_whose_hostnames_pass_the_host_check() {
                 "sseAnnotations",
             ),
         ] {
-            let refused = helm::try_template(helm, RELEASE, NS, &values, &[])
-                .err()
-                .unwrap_or_else(|| panic!("{helm}: {values} was accepted"));
-            assert!(
-                refused.contains(named),
-                "the error names {named}: {refused}"
-            );
+            assert_refused(helm, &values, named);
         }
     });
 }
@@ -354,13 +348,7 @@ fn schema_refuses(helm: Helm) {
         ),
         (json!({"logFormat": "xml"}), "logFormat"),
     ] {
-        let refused = helm::try_template(helm, RELEASE, NS, &values, &[])
-            .err()
-            .unwrap_or_else(|| panic!("{helm}: {values} was accepted"));
-        assert!(
-            refused.contains(named),
-            "the error names {named}: {refused}"
-        );
+        assert_refused(helm, &values, named);
     }
 }
 
@@ -412,4 +400,15 @@ fn repository_rules_become_the_gateways_rules_file() {
         assert!(!container_env(none.get("Deployment", "codex-mcp-gateway"))
             .contains_key("CODEX_MCP_REPOSITORIES"));
     });
+}
+
+/// The schema refuses `values`, naming `named`.
+fn assert_refused(helm: Helm, values: &Value, named: &str) {
+    let refused = helm::try_template(helm, RELEASE, NS, values, &[])
+        .err()
+        .unwrap_or_else(|| panic!("{helm}: {values} was accepted"));
+    assert!(
+        refused.contains(named),
+        "the error names {named}: {refused}"
+    );
 }

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -103,28 +103,13 @@ impl GitServer {
 
     /// `git ARGS` in repository NAME on the server.
     pub fn git(&self, name: &str, args: &[&str]) -> String {
-        git_in(&self.path(name), args)
+        git(&self.path(name), args).trim().to_owned()
     }
 
     /// One line per request: `METHOD PATH STATUS user=... access=...`.
     pub fn requests(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
     }
-}
-
-fn git_in(bare: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("--git-dir")
-        .arg(bare)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 impl Drop for GitServer {

@@ -45,3 +45,24 @@ pub fn codex_bin() -> PathBuf {
 pub fn codex_mcp_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_codex-mcp"))
 }
+
+/// Ends a child process as a service manager would: SIGTERM, then SIGKILL
+/// after 10 s; a child already reaped is left alone (its pid may belong to
+/// another process by now).
+pub fn terminate(child: &mut std::process::Child) {
+    use std::time::{Duration, Instant};
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
