@@ -47,9 +47,8 @@ impl CloneSettings {
             ),
             url: var("CODEX_MCP_SOURCE_URL").unwrap_or_default(),
             ref_: var("CODEX_MCP_SOURCE_REF"),
-            branch: var("CODEX_MCP_SOURCE_BRANCH").unwrap_or_else(|| "codex/agent".into()),
-            refs: var("CODEX_MCP_SOURCE_REFS")
-                .unwrap_or_else(|| "refs/codex-mcp/default/agent".into()),
+            branch: var("CODEX_MCP_SOURCE_BRANCH").unwrap_or_default(),
+            refs: var("CODEX_MCP_SOURCE_REFS").unwrap_or_default(),
             max_bytes: var("CODEX_MCP_SOURCE_MAX_BYTES")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(u64::MAX),
@@ -104,6 +103,15 @@ pub fn run(s: &CloneSettings) -> Outcome {
         return Outcome::new(
             reason::CLONED,
             format!("the workspace holds {}", describe(&done)),
+        );
+    }
+    // Names only the operator knows: a guess would put the clone on a
+    // branch and base the gateway never looks at.
+    if s.branch.is_empty() || s.refs.is_empty() {
+        return failed(
+            "the pod's environment lacks CODEX_MCP_SOURCE_BRANCH or CODEX_MCP_SOURCE_REFS, \
+             which the operator sets: was this pod made by the operator?"
+                .into(),
         );
     }
     if let Err(e) = check_url(&s.url) {

@@ -151,6 +151,13 @@ fn a_workspace_in_use_or_a_bad_url_is_refused_before_anything_is_touched() {
     assert_eq!(run(&s).reason, reason::WORKSPACE_NOT_EMPTY);
 
     let root = tempfile::tempdir().unwrap();
+    let mut unnamed = settings(root.path(), "https://git.example.com/a.git", None);
+    unnamed.branch.clear();
+    let o = run(&unnamed);
+    assert!(o.message.contains("CODEX_MCP_SOURCE_BRANCH"), "{o:?}");
+    assert!(!unnamed.workspace.exists(), "nothing was made");
+
+    let root = tempfile::tempdir().unwrap();
     let o = run(&settings(root.path(), "https://user:tok@h/a.git", None));
     assert_eq!(o.reason, reason::INVALID_URL);
     assert!(!o.message.contains("tok@"), "{o:?}");
