@@ -359,8 +359,8 @@ async fn bad_sources_are_refused_with_the_reason_and_change_nothing() {
         &format!("involvedObject.name={name}"),
     ]);
     assert!(
-        events.contains("SourceFailed") || events.contains("cloning"),
-        "{events}"
+        events.contains("Warning") && events.contains("failed (AuthRefused)"),
+        "a Warning event says why: {events}"
     );
 
     // A read-only token clones, but push says it may not write.
