@@ -13,6 +13,7 @@ use crate::codex::SandboxMode;
 use crate::config::{run_settings, KubeGatewayArgs, SettingsError};
 use crate::credentials::CredentialProvider;
 use crate::gateway::auth::{AuthError, ClientAuth};
+use crate::gateway::replicas::{ReplicaError, Replicas};
 use crate::gateway::{serve_until_signal, HttpError, Readiness};
 use crate::metrics::Metrics;
 use crate::runs::Runner;
@@ -23,6 +24,8 @@ pub enum GatewayError {
     Settings(#[from] SettingsError),
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error(transparent)]
+    Replicas(#[from] ReplicaError),
     #[error("client tokens are required: pass --auth-tokens FILE (or --no-auth on loopback)")]
     NoTokens,
     #[error("loading the kubeconfig failed: {0}")]
@@ -140,6 +143,13 @@ pub async fn run(args: KubeGatewayArgs) -> Result<(), GatewayError> {
     // agents' pods, or finished but unrecorded.
     runner.recover_runs();
 
+    let replicas = match (args.replica_ip, args.replica_peers.clone()) {
+        (Some(ip), Some(peers)) => {
+            let own = std::net::SocketAddr::new(ip, args.gateway.listen.port());
+            Some(Arc::new(Replicas::new(own, peers)?))
+        }
+        _ => None,
+    };
     let context = format!("namespace {namespace}");
     Ok(serve_until_signal(
         args.gateway.listen,
@@ -147,6 +157,7 @@ pub async fn run(args: KubeGatewayArgs) -> Result<(), GatewayError> {
         auth,
         &args.gateway,
         readiness,
+        replicas,
         &context,
     )
     .await?)

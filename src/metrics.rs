@@ -114,6 +114,7 @@ pub struct Metrics {
     pub tasks_working: IntGauge,
     task_seconds: HistogramVec,
     task_polls: IntCounterVec,
+    replica_forwards: IntCounterVec,
 }
 
 impl Metrics {
@@ -233,8 +234,19 @@ impl Metrics {
                 &["state"],
             ),
         );
+        let replica_forwards = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "replica_forwards_total",
+                    "Requests of a session held by another gateway replica, by outcome",
+                ),
+                &["outcome"],
+            ),
+        );
         Self {
             registry,
+            replica_forwards,
             tasks,
             tasks_working,
             task_seconds,
@@ -251,6 +263,11 @@ impl Metrics {
             sse_sessions,
             http_requests,
         }
+    }
+
+    /// `outcome`: `forwarded`, `unreachable` or `not_a_replica`.
+    pub fn replica_forward(&self, outcome: &'static str) {
+        self.replica_forwards.with_label_values(&[outcome]).inc();
     }
 
     pub fn run_finished(&self, tool: ToolKind, outcome: Outcome) {

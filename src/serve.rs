@@ -215,6 +215,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
         auth,
         &args.gateway,
         readiness,
+        None,
         &context,
     )
     .await;

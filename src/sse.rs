@@ -53,6 +53,9 @@ pub struct SseServerConfig {
     pub cancellation: CancellationToken,
     /// Counts sessions against the caps shared with streamable HTTP.
     pub registry: SessionRegistry,
+    /// Appended to every session id minted here: the replica's tag, so
+    /// that a message reaching another replica is routed back here.
+    pub id_suffix: String,
 }
 
 impl Default for SseServerConfig {
@@ -62,6 +65,7 @@ impl Default for SseServerConfig {
             max_body_bytes: 4 * 1024 * 1024,
             cancellation: CancellationToken::new(),
             registry: SessionRegistry::default(),
+            id_suffix: String::new(),
         }
     }
 }
@@ -179,7 +183,7 @@ async fn open_session<S: ServerHandler>(
         let uri = parts.uri.clone();
         parts.extensions.insert(OriginalUri(uri));
     }
-    let id = Uuid::new_v4().to_string();
+    let id = format!("{}{}", Uuid::new_v4(), shared.config.id_suffix);
     let endpoint = message_endpoint(&parts, &id);
     let session_ct = shared.config.cancellation.child_token();
 

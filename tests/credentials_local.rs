@@ -226,13 +226,20 @@ async fn unauthenticated_clients_are_told_how_to_authenticate() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
-    // Tokens come from whoever runs the gateway, not from an OAuth server, so
-    // no authorization metadata is advertised: the body says what to do.
+    // Tokens come from whoever runs the gateway, not from an OAuth server:
+    // the resource's metadata names no authorization server, and the body
+    // says what to do.
     let challenge = resp.headers()["www-authenticate"]
         .to_str()
         .unwrap()
         .to_owned();
-    assert_eq!(challenge, "Bearer realm=\"codex-mcp\"");
+    assert_eq!(
+        challenge,
+        format!(
+            "Bearer realm=\"codex-mcp\", resource_metadata=\"{}/.well-known/oauth-protected-resource/mcp\"",
+            gateway.url
+        )
+    );
     let body: Value = resp.json().await.unwrap();
     let msg = body["error"]["message"].as_str().unwrap();
     assert!(
@@ -245,7 +252,9 @@ async fn unauthenticated_clients_are_told_how_to_authenticate() {
     ))
     .await
     .unwrap();
-    assert_eq!(meta.status(), 404);
+    assert_eq!(meta.status(), 200);
+    let meta: Value = meta.json().await.unwrap();
+    assert!(meta.get("authorization_servers").is_none(), "{meta}");
     let started = Instant::now();
     let sse = reqwest::Client::new()
         .get(gateway.sse_url())

@@ -2,8 +2,10 @@
 //! `Dockerfile`, the chart installed with `helm` and exposed through its
 //! Gateway API `HTTPRoute` by a real controller (Traefik, built from Go
 //! modules by `tests/cluster/install-edge.sh`), MCP clients on the far
-//! side of it with the host name users give, and `helm test`. Needs
-//! CODEX_MCP_TEST_KUBECONFIG.
+//! side of it with the host name users give, and `helm test`. Two gateway
+//! replicas on the pod network, as a user runs them: the edge spreads
+//! requests over both, so every session here also shows its requests
+//! reaching the replica that holds it. Needs CODEX_MCP_TEST_KUBECONFIG.
 
 mod support;
 
@@ -25,6 +27,7 @@ const RELEASE: &str = "codex-mcp";
 const HOST: &str = "codex.test";
 const TOKEN: &str = "edge-client-token-3f9a1c";
 const CALL_TIMEOUT: Duration = Duration::from_secs(300);
+const REPLICAS: usize = 2;
 
 fn client(edge: &Edge, transport: Transport, path: &str) -> McpClient {
     McpClient::new(format!("{}{path}", edge.url), transport)
@@ -74,6 +77,9 @@ async fn install_behind_an_edge(prefix: &str) -> (TestNamespace, FakeModel, Edge
     kubectl_apply(ns.name(), &edge.gateway_yaml(ns.name(), "edge"));
 
     let mut values = cluster_release(&model, free_port(), free_port());
+    // The pod network, where replicas have addresses of their own.
+    values.as_object_mut().unwrap().remove("testCluster");
+    values["gateway"]["replicas"] = json!(REPLICAS);
     values["httpRoute"] = json!({
         "enabled": true, "parentRefs": [{"name": "edge"}], "hostnames": [HOST]
     });
@@ -87,6 +93,45 @@ async fn install_behind_an_edge(prefix: &str) -> (TestNamespace, FakeModel, Edge
     .expect("helm install");
     wait_for_route(&edge).await;
     (ns, model, edge)
+}
+
+/// What the gateway replicas' metrics say of forwarded requests, summed.
+#[derive(Debug, Default)]
+struct Forwards {
+    forwarded: u64,
+    failed: u64,
+}
+
+async fn replica_forwards(ns: &TestNamespace) -> Forwards {
+    let pods = ns
+        .api::<k8s_openapi::api::core::v1::Pod>()
+        .list(&kube::api::ListParams::default().labels("app.kubernetes.io/component=gateway"))
+        .await
+        .unwrap();
+    assert_eq!(pods.items.len(), REPLICAS, "gateway replicas");
+    let mut sum = Forwards::default();
+    for pod in pods.items {
+        let ip = pod.status.and_then(|s| s.pod_ip).expect("a pod IP");
+        let port = pod.spec.unwrap().containers[0].ports.as_ref().unwrap()[0].container_port;
+        let text = reqwest::get(format!("http://{ip}:{port}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("codex_mcp_replica_forwards_total{"))
+        {
+            let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+            if line.contains("outcome=\"forwarded\"") {
+                sum.forwarded += n;
+            } else {
+                sum.failed += n;
+            }
+        }
+    }
+    sum
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -107,12 +152,50 @@ async fn clients_reach_the_tools_through_a_gateway_api_route_and_helm_test_passe
     let r = sse.call_tool("chat", json!({"message": "hi"})).await;
     assert!(r.ok() && r.text().contains("hello over sse"), "{r}");
 
-    // Without a token: the gateway's challenge comes back through the edge.
+    // Without a token: the gateway's challenge comes back through the edge,
+    // naming the resource's metadata by the URL the client used, and the
+    // metadata names the resource so too, not by a pod's address.
     let anonymous = McpClient::new(format!("{}/mcp", edge.url), Transport::Http)
         .header("Host", HOST)
         .request_timeout(CALL_TIMEOUT);
     let r = anonymous.list_tools().await;
     assert_eq!(r.http_status(), Some(401), "{r}");
+    let http = reqwest::Client::new();
+    let denied = http
+        .post(format!("{}/agents/edgy/mcp", edge.url))
+        .header("Host", HOST)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 401);
+    let challenge = denied.headers()["www-authenticate"].to_str().unwrap();
+    let metadata_url =
+        format!("http://{HOST}/.well-known/oauth-protected-resource/agents/edgy/mcp");
+    assert!(
+        challenge.contains(&format!("resource_metadata=\"{metadata_url}\"")),
+        "{challenge}"
+    );
+    let meta: serde_json::Value = http
+        .get(metadata_url.replacen(&format!("http://{HOST}"), &edge.url, 1))
+        .header("Host", HOST)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        meta["resource"],
+        format!("http://{HOST}/agents/edgy/mcp"),
+        "{meta}"
+    );
+
+    // The edge spread the sessions' requests over both replicas, and each
+    // reached the replica that held its session.
+    let forwards = replica_forwards(&ns).await;
+    assert!(forwards.forwarded > 0, "{forwards:?}");
+    assert_eq!(forwards.failed, 0, "{forwards:?}");
 
     // What a user runs after the install.
     let name = ns.name().to_owned();
@@ -147,7 +230,7 @@ async fn clients_reach_the_tools_through_a_gateway_api_route_and_helm_test_passe
 /// stream would hold the heartbeats back for minutes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_three_minute_turn_goes_through_the_edge_as_a_task_and_over_sse() {
-    let (_ns, model, mut edge) = install_behind_an_edge("edge-long").await;
+    let (ns, model, mut edge) = install_behind_an_edge("edge-long").await;
     model.when_contains("edge-tasked", slow_implement("tasked.py"));
     model.when_contains("edge-streamed", slow_implement("streamed.py"));
     let tasks = TasksClient::new(format!("{}/mcp", edge.url))
@@ -201,6 +284,9 @@ async fn a_three_minute_turn_goes_through_the_edge_as_a_task_and_over_sse() {
         silence < Duration::from_secs(30),
         "progress reached the SSE client as it happened, not held back: {silence:?}"
     );
+    let forwards = replica_forwards(&ns).await;
+    assert!(forwards.forwarded > 0, "{forwards:?}");
+    assert_eq!(forwards.failed, 0, "{forwards:?}");
 
     edge.stop();
     kubectl_ok(&["delete", "gatewayclass", &edge.id, "--ignore-not-found"]);

@@ -168,27 +168,41 @@ async fn sessions_are_capped_per_token_and_in_total() {
 }
 
 #[tokio::test]
-async fn forwarded_headers_never_reach_what_the_gateway_says() {
-    // The gateway builds no URL from request headers: no metadata document
-    // to forge, and a 401 challenge without a URL in it.
+async fn what_the_gateway_says_names_the_url_the_client_used() {
+    // The resource metadata (RFC 9728) and the 401's challenge name the URL
+    // the client used: its accepted Host, and the scheme the edge reports.
+    // A forwarded host, or a scheme that is not HTTP(S), is never believed.
     let dir = tempfile::tempdir().unwrap();
     let model = FakeModel::start().await;
     let mut options = GatewayOptions::new(&dir.path().join("data"), &model);
     options.default_auth = true;
     let gateway = Gateway::start(options);
+    let origin = gateway.url.clone();
     let http = reqwest::Client::new();
     let forged = |r: reqwest::RequestBuilder| {
         r.header("x-forwarded-proto", "javascript")
             .header("x-forwarded-host", "evil.example")
     };
-    let meta = forged(http.get(format!(
-        "{}/.well-known/oauth-protected-resource",
-        gateway.url
+    let meta: Value = forged(http.get(format!(
+        "{origin}/.well-known/oauth-protected-resource/agents/alice/mcp"
     )))
     .send()
     .await
+    .unwrap()
+    .json()
+    .await
     .unwrap();
-    assert_eq!(meta.status(), 404);
+    assert_eq!(
+        meta["resource"],
+        format!("{origin}/agents/alice/mcp"),
+        "{meta}"
+    );
+    assert_eq!(
+        meta["bearer_methods_supported"],
+        json!(["header"]),
+        "{meta}"
+    );
+    assert!(meta.get("authorization_servers").is_none(), "{meta}");
     let denied = forged(http.post(gateway.mcp_url()))
         .header("content-type", "application/json")
         .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
@@ -197,9 +211,41 @@ async fn forwarded_headers_never_reach_what_the_gateway_says() {
         .unwrap();
     assert_eq!(denied.status(), 401);
     let challenge = denied.headers()[reqwest::header::WWW_AUTHENTICATE].clone();
-    assert_eq!(challenge, r#"Bearer realm="codex-mcp""#, "no URL to forge");
+    assert_eq!(
+        challenge.to_str().unwrap(),
+        format!(
+            r#"Bearer realm="codex-mcp", resource_metadata="{origin}/.well-known/oauth-protected-resource/mcp""#
+        )
+    );
     let body = denied.text().await.unwrap();
     assert!(!body.contains("evil.example"), "{body}");
+    // Behind an edge that ends TLS: the scheme it reports.
+    let behind_tls = http
+        .post(gateway.mcp_url())
+        .header("x-forwarded-proto", "https")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let challenge = behind_tls.headers()[reqwest::header::WWW_AUTHENTICATE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let https_origin = origin.replacen("http://", "https://", 1);
+    assert!(
+        challenge.contains(&format!(
+            "resource_metadata=\"{https_origin}/.well-known/oauth-protected-resource/mcp\""
+        )),
+        "{challenge}"
+    );
+    // A Host the gateway does not accept gets no document naming it.
+    let evil = http
+        .get(format!("{origin}/.well-known/oauth-protected-resource/mcp"))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(evil.status(), 403);
 }
 
 #[tokio::test]

@@ -312,7 +312,13 @@ async fn clients_need_a_token_unless_explicitly_open() {
             .unwrap()
             .to_owned();
         assert!(got.starts_with(challenge), "{got}");
-        assert!(!got.contains("resource_metadata"), "{got}");
+        assert!(
+            got.contains(&format!(
+                "resource_metadata=\"{}/.well-known/oauth-protected-resource/mcp\"",
+                env.gateway.url
+            )),
+            "{got}"
+        );
         let body: Value = resp.json().await.unwrap();
         let msg = body["error"]["message"].as_str().unwrap();
         assert!(
@@ -320,11 +326,30 @@ async fn clients_need_a_token_unless_explicitly_open() {
             "{body}"
         );
     }
-    // No OAuth here: discovery and registration paths, and any unknown path,
-    // are 404 with or without a token, never 401.
+    // The resource's metadata names no authorization server: tokens come
+    // from whoever runs the gateway.
+    for (path, resource) in [
+        ("/.well-known/oauth-protected-resource", ""),
+        ("/.well-known/oauth-protected-resource/mcp", "/mcp"),
+        ("/.well-known/oauth-protected-resource/sse", "/sse"),
+    ] {
+        let meta: Value = reqwest::get(format!("{}{path}", env.gateway.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            meta["resource"],
+            format!("{}{resource}", env.gateway.url),
+            "{path}"
+        );
+        assert!(meta.get("authorization_servers").is_none(), "{meta}");
+    }
+    // No OAuth beyond that: discovery and registration paths, and any
+    // unknown path, are 404 with or without a token, never 401.
     for path in [
-        "/.well-known/oauth-protected-resource",
-        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-protected-resource/health",
         "/.well-known/oauth-authorization-server",
         "/.well-known/openid-configuration",
         "/register",

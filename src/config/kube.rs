@@ -54,6 +54,16 @@ pub struct KubeGatewayArgs {
     /// from the gateway (`X-Codex-Repository` is refused).
     #[arg(long, env = "CODEX_MCP_REPOSITORIES")]
     pub repositories: Option<PathBuf>,
+    /// This replica's IP address as the other replicas reach it (its pod
+    /// IP, from the downward API). With `--replica-peers`, a request of an
+    /// MCP session that reaches another replica is forwarded to the one
+    /// that holds the session, so no sticky sessions are needed.
+    #[arg(long, env = "CODEX_MCP_REPLICA_IP", requires = "replica_peers")]
+    pub replica_ip: Option<std::net::IpAddr>,
+    /// `HOST:PORT` of a name resolving to every gateway replica (a headless
+    /// Service); the only addresses requests are forwarded to.
+    #[arg(long, env = "CODEX_MCP_REPLICA_PEERS", requires = "replica_ip")]
+    pub replica_peers: Option<String>,
 }
 
 /// The operator: where it watches, how it elects a leader, and the defaults

@@ -72,16 +72,21 @@ impl Denied {
 
     /// The `WWW-Authenticate` challenge (RFC 6750 3 and 3.1): a request without
     /// credentials gets no error code; a wrong token gets `invalid_token`.
-    /// There is no authorization server to name: tokens are issued by whoever
+    /// `resource_metadata` (RFC 9728 5.1) points at the endpoint's metadata,
+    /// which names no authorization server: tokens are issued by whoever
     /// runs the gateway, not through OAuth.
-    pub fn challenge(self) -> &'static str {
-        match self {
-            Self::MissingToken => "Bearer realm=\"codex-mcp\"",
-            Self::InvalidToken => {
-                "Bearer realm=\"codex-mcp\", error=\"invalid_token\", \
-                 error_description=\"the client token is not valid for this gateway\""
-            }
+    pub fn challenge(self, resource_metadata: Option<&str>) -> String {
+        let mut challenge = "Bearer realm=\"codex-mcp\"".to_owned();
+        if self == Self::InvalidToken {
+            challenge.push_str(
+                ", error=\"invalid_token\", \
+                 error_description=\"the client token is not valid for this gateway\"",
+            );
         }
+        if let Some(url) = resource_metadata {
+            challenge.push_str(&format!(", resource_metadata=\"{url}\""));
+        }
+        challenge
     }
 }
 

@@ -5,6 +5,8 @@
 
 pub mod auth;
 pub mod jsonrpc;
+pub mod replicas;
+pub mod resource_metadata;
 pub mod resume;
 pub mod server;
 pub mod streamable;
@@ -40,6 +42,8 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     pub shutdown: CancellationToken,
     pub session_limits: SessionLimits,
+    /// The other gateway replicas, when there are any.
+    pub replicas: Option<Arc<replicas::Replicas>>,
 }
 
 /// Why the gateway is not ready, if it is not.
@@ -84,15 +88,8 @@ const UNAUTHENTICATED: i64 = -32001;
 
 /// Authenticates, checks the Host, and attaches the [`Caller`].
 async fn mcp_guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok());
-    if !host_allowed(host, &state.allowed_hosts) {
-        return json_error(
-            StatusCode::FORBIDDEN,
-            "Host header not allowed; add it with --allowed-hosts (CODEX_MCP_ALLOWED_HOSTS)",
-        );
+    if let Some(refused) = host_refused(&state, &req) {
+        return refused;
     }
     // Two credentials would leave it to chance which one is checked and
     // which one a proxy or a later hop believes.
@@ -115,10 +112,10 @@ async fn mcp_guard(State(state): State<AppState>, mut req: Request, next: Next) 
                 denied.message(),
                 serde_json::Value::Null,
             );
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(denied.challenge()),
-            );
+            let metadata = resource_metadata::metadata_url(req.headers(), req.uri().path());
+            if let Ok(v) = HeaderValue::from_str(&denied.challenge(metadata.as_deref())) {
+                resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
             return resp;
         }
     };
@@ -212,6 +209,28 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
         .metrics()
         .http_request(&route, resp.status().as_u16());
     resp
+}
+
+/// The Host check alone, for public documents that name the gateway by it.
+async fn host_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    match host_refused(&state, &req) {
+        Some(refused) => refused,
+        None => next.run(req).await,
+    }
+}
+
+/// 403 for a Host header that is not accepted.
+fn host_refused(state: &AppState, req: &Request) -> Option<Response> {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    (!host_allowed(host, &state.allowed_hosts)).then(|| {
+        json_error(
+            StatusCode::FORBIDDEN,
+            "Host header not allowed; add it with --allowed-hosts (CODEX_MCP_ALLOWED_HOSTS)",
+        )
+    })
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {
@@ -319,6 +338,7 @@ pub async fn serve_until_signal(
     auth: ClientAuth,
     gateway: &crate::config::GatewayArgs,
     readiness: Readiness,
+    replicas: Option<Arc<replicas::Replicas>>,
     context: &str,
 ) -> Result<(), HttpError> {
     let shutdown = CancellationToken::new();
@@ -332,6 +352,7 @@ pub async fn serve_until_signal(
             max_body_bytes: gateway.max_body_bytes,
             shutdown: shutdown.clone(),
             session_limits,
+            replicas,
         },
         readiness,
     );
@@ -394,8 +415,17 @@ pub fn router(
             max_body_bytes: config.max_body_bytes,
             cancellation: config.shutdown.child_token(),
             registry: registry.clone(),
+            id_suffix: config
+                .replicas
+                .as_ref()
+                .map(|r| r.id_suffix())
+                .unwrap_or_default(),
         },
     );
+    let route_state = replicas::RouteState {
+        replicas: config.replicas.clone(),
+        metrics: runner.metrics().clone(),
+    };
     let state = AppState {
         runner,
         auth: Arc::new(auth),
@@ -423,14 +453,26 @@ pub fn router(
             config.max_body_bytes,
             jsonrpc::check_body,
         ))
+        .route_layer(middleware::from_fn_with_state(route_state, replicas::route))
         // Route layers only: a path that matches nothing is a 404 for anyone,
         // not a 401 that sends clients looking for a way to log in.
         .route_layer(middleware::from_fn_with_state(state.clone(), mcp_guard));
+    let well_known = Router::new()
+        .route(
+            resource_metadata::WELL_KNOWN,
+            get(resource_metadata::for_origin),
+        )
+        .route(
+            &format!("{}/{{*endpoint}}", resource_metadata::WELL_KNOWN),
+            get(resource_metadata::for_endpoint),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), host_guard));
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .with_state(state.clone())
+        .merge(well_known)
         .merge(mcp)
         .fallback(not_found)
         // Outside the body limit, so refused bodies (413) are counted too.
