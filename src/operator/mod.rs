@@ -4,17 +4,22 @@
 //! others stand by. `/health`, `/ready` and `/metrics` are served on the
 //! operator's own port.
 
+pub mod act;
 pub mod agent_init;
-pub mod children;
+pub mod context;
+pub mod decide;
+mod decide_pod;
 pub mod desired;
 pub mod leader;
 pub mod live_runs;
 pub mod login;
 pub mod metrics;
-pub mod pod;
+pub mod observe;
+pub mod plan;
 pub mod reconcile;
 pub mod resize;
 pub mod settings;
+pub mod shared;
 pub mod source_state;
 pub mod status;
 
