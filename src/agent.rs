@@ -12,6 +12,11 @@ pub const MAX_AGENT_NAME_LEN: usize = 40;
 /// The agent used when a client names none.
 pub const DEFAULT_AGENT: &str = "default";
 
+/// Seconds without a call after which an agent is idle unless told
+/// (`SESSION_TIMEOUT`, read by both): the gateway stops counting it as
+/// active, the operator suspends it.
+pub const DEFAULT_SESSION_TIMEOUT_SECS: u64 = 3600;
+
 /// The HTTP header that names the agent a connection talks to.
 pub const AGENT_HEADER: &str = "x-codex-agent";
 /// `URL[#REF]`: the repository a new agent works on (Kubernetes).

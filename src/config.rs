@@ -1,21 +1,47 @@
-//! Command-line flags and their environment variables. The original server's
+//! The command line: flags, their environment variables and defaults, and
+//! each command's typed settings built from them. The original server's
 //! settings keep their names and defaults; every one is also a flag.
+//!
+//! Only this module knows clap. Each default is a constant of the module
+//! that owns the setting; the flags refer to it. Values are checked and
+//! turned into settings here, once, before a command starts.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
 mod agent_run;
+mod auth;
 mod kube;
+mod local;
 mod run_settings;
+mod shared;
+mod values;
 
 pub use agent_run::{AgentRunArgs, DurableCommand};
+pub use auth::ImportArgs;
 pub use kube::{AgentInitArgs, KubeGatewayArgs, OperatorArgs};
-pub use run_settings::{run_settings, SettingsError};
+pub use local::{CodexArgs, EdgeArgs, GatewayArgs, LimitsArgs, ServeArgs};
+pub use run_settings::run_settings;
+pub use shared::{CredentialChoiceArgs, LogArgs, RefreshArgs};
 
-pub use crate::credentials::import::{ImportArgs, DEFAULT_CREDENTIALS_SECRET};
-pub use crate::telemetry::LogFormat;
+pub use crate::credentials::import::DEFAULT_CREDENTIALS_SECRET;
+
+/// A flag's value that cannot be used; each reads as the command that
+/// meets it has always reported it.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+    #[error(transparent)]
+    ProjectBinding(#[from] crate::project::binding::BindingError),
+    #[error("invalid setting: {0}")]
+    AgentDefaults(#[from] crate::operator::settings::SettingsError),
+    /// The operator's `CODEX_AUTH_METHOD`; `serve` says [`Self::Invalid`].
+    #[error(transparent)]
+    AuthMethod(crate::credentials::CredentialError),
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,7 +76,7 @@ pub enum Command {
         /// The agent's name, as clients give it.
         agent: String,
         /// Its tenant.
-        #[arg(long, default_value = "default")]
+        #[arg(long, default_value = crate::agent::Tenant::DEFAULT)]
         tenant: String,
     },
     /// Run the Kubernetes operator: reconcile CodexAgents into pods, workspaces and Secrets.
@@ -89,230 +115,17 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "FILE")]
     pub token_file: PathBuf,
     /// Seconds each request may take.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = crate::probe::DEFAULT_TIMEOUT_SECS)]
     pub timeout_secs: u64,
 }
 
-/// How the gateway listens and who may talk to it.
-#[derive(Debug, Clone, Args)]
-pub struct GatewayArgs {
-    /// Address to listen on.
-    #[arg(long, env = "CODEX_MCP_LISTEN", default_value = "127.0.0.1:8210")]
-    pub listen: SocketAddr,
-    /// File of client bearer tokens, one per line: `TOKEN [TENANT [AGENT,AGENT...]]`.
-    #[arg(long, env = "CODEX_MCP_AUTH_TOKENS")]
-    pub auth_tokens: Option<PathBuf>,
-    /// Accept clients without a token. Refused unless listening on loopback.
-    #[arg(long, env = "CODEX_MCP_NO_AUTH")]
-    pub no_auth: bool,
-    /// Host header values accepted on /mcp (comma-separated), e.g. the
-    /// ingress host. Loopback names are always accepted.
-    #[arg(long, env = "CODEX_MCP_ALLOWED_HOSTS", value_delimiter = ',')]
-    pub allowed_hosts: Vec<String>,
-    /// Largest accepted request body, in bytes.
-    #[arg(long, env = "CODEX_MCP_MAX_BODY_BYTES", default_value_t = 4 << 20)]
-    pub max_body_bytes: usize,
-    /// Log level or filter (error, warn, info, debug, or a tracing filter).
-    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
-    pub log_level: String,
-    /// Log format.
-    #[arg(long, env = "CODEX_MCP_LOG_FORMAT", value_enum, default_value = "text")]
-    pub log_format: LogFormat,
-    #[command(flatten)]
-    pub edge: EdgeArgs,
-}
-
-/// What the HTTP listener lets clients hold, and whom it believes about
-/// the URL they used.
-#[derive(Debug, Clone, Args)]
-pub struct EdgeArgs {
-    /// Close a connection whose request headers are not complete after this
-    /// many seconds.
-    #[arg(long, env = "CODEX_MCP_HEADER_READ_TIMEOUT", default_value_t = 10)]
-    pub header_read_timeout: u64,
-    /// Close a connection that sent and received nothing for this many
-    /// seconds (open MCP streams send a keep-alive every 15 s).
-    #[arg(long, env = "CODEX_MCP_IDLE_TIMEOUT", default_value_t = 120)]
-    pub idle_timeout: u64,
-    /// Open connections at most; at the cap, the oldest connection that has
-    /// not yet sent a complete request is closed to admit the new one.
-    #[arg(long, env = "CODEX_MCP_MAX_CONNECTIONS", default_value_t = 1024)]
-    pub max_connections: usize,
-    /// Open MCP sessions (streamable HTTP and SSE) at most, in total.
-    #[arg(long, env = "CODEX_MCP_MAX_SESSIONS", default_value_t = 1000)]
-    pub max_sessions: usize,
-    /// Open MCP sessions at most per client token.
-    #[arg(long, env = "CODEX_MCP_MAX_SESSIONS_PER_TOKEN", default_value_t = 100)]
-    pub max_sessions_per_token: usize,
-}
-
-/// How Codex is invoked and with which credentials.
-#[derive(Debug, Clone, Args)]
-pub struct CodexArgs {
-    /// The Codex CLI binary.
-    #[arg(long, env = "CODEX_BIN", default_value = "codex")]
-    pub codex_bin: PathBuf,
-    /// Model for every run.
-    #[arg(long = "model", env = "CODEX_MODEL", default_value = "gpt-5")]
-    pub model: String,
-    /// Model provider id: one of Codex's built-in providers, or a custom one
-    /// defined by --provider-base-url.
-    #[arg(long = "provider", env = "CODEX_PROVIDER")]
-    pub provider: Option<String>,
-    /// Base URL of a custom Responses-API provider (e.g. http://127.0.0.1:8080/v1).
-    #[arg(
-        long = "provider-base-url",
-        env = "CODEX_PROVIDER_BASE_URL",
-        requires = "provider"
-    )]
-    pub provider_base_url: Option<String>,
-    /// Environment variable of the custom provider's API key: the gateway
-    /// reads the key from this variable (falling back to OPENAI_API_KEY when
-    /// it is unset) and hands it to Codex under the same name.
-    #[arg(
-        long = "provider-env-key",
-        env = "CODEX_PROVIDER_ENV_KEY",
-        default_value = "OPENAI_API_KEY"
-    )]
-    pub provider_env_key: String,
-    /// Sandbox for tools that write (implement, fix, chat): suggest (read-only),
-    /// auto-edit / full-auto (workspace-write), danger-full-access, or external
-    /// (no Codex sandbox: the environment is the sandbox). plan and review
-    /// always run read-only.
-    #[arg(
-        long = "approval-mode",
-        env = "CODEX_APPROVAL_MODE",
-        default_value = "full-auto"
-    )]
-    pub approval_mode: String,
-    /// Extra Codex config overrides, `key=value` with a TOML value
-    /// (repeatable; in the environment, separated by `;`).
-    #[arg(
-        long = "codex-config",
-        env = "CODEX_MCP_CODEX_CONFIG",
-        value_delimiter = ';'
-    )]
-    pub codex_config: Vec<String>,
-    /// OpenAI API key for Codex.
-    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
-    pub openai_api_key: Option<String>,
-    /// auto, api_key or oauth.
-    #[arg(long, env = "CODEX_AUTH_METHOD", default_value = "auto")]
-    pub auth_method: String,
-    /// With auto: prefer a ChatGPT login (auth.json) over an API key.
-    #[arg(long, env = "CODEX_PREFER_OAUTH", default_value_t = false, action = clap::ArgAction::Set)]
-    pub prefer_oauth: bool,
-    /// Directory holding Codex's auth.json (default ~/.codex).
-    #[arg(long, env = "CODEX_AUTH_DIR")]
-    pub auth_dir: Option<PathBuf>,
-    #[command(flatten)]
-    pub refresh: RefreshArgs,
-}
-
-/// How the one holder of a ChatGPT login's refresh token refreshes it: the
-/// gateway locally, the operator on Kubernetes.
-#[derive(Debug, Clone, Args)]
-pub struct RefreshArgs {
-    /// OAuth token endpoint used to refresh a ChatGPT login.
-    #[arg(long, env = "CODEX_REFRESH_TOKEN_URL_OVERRIDE", default_value = crate::credentials::chatgpt::DEFAULT_TOKEN_URL)]
-    pub token_url: String,
-    /// OAuth client id for refreshes (Codex's own by default).
-    #[arg(long, env = "CODEX_MCP_OAUTH_CLIENT_ID", default_value = crate::credentials::chatgpt::DEFAULT_CLIENT_ID)]
-    pub oauth_client_id: String,
-    /// Refresh a ChatGPT access token this many seconds before it expires.
-    /// On Kubernetes agents' mounted Secrets follow within the kubelet's
-    /// sync period (about a minute), so keep it well above that.
-    #[arg(long, env = "CODEX_MCP_REFRESH_MARGIN", default_value_t = 300)]
-    pub refresh_margin: u64,
-}
-
-/// Capacity and time limits.
-#[derive(Debug, Clone, Args)]
-pub struct LimitsArgs {
-    /// Most Codex runs at once, across all agents.
-    #[arg(long, env = "MAX_CONCURRENT_SESSIONS", default_value_t = 20)]
-    pub max_concurrent_sessions: usize,
-    /// Seconds without a call after which an agent counts as inactive.
-    #[arg(long, env = "SESSION_TIMEOUT", default_value_t = 3600)]
-    pub session_timeout: u64,
-    /// Longest a single run may take, in seconds.
-    #[arg(long, env = "CODEX_MCP_RUN_TIMEOUT", default_value_t = 1800)]
-    pub run_timeout: u64,
-    /// While a call runs, send a progress notification at least this often
-    /// (seconds), also when Codex is silent: clients abort calls that report
-    /// no progress for a while (Claude Code after 300 s).
-    #[arg(
-        long,
-        env = "CODEX_MCP_PROGRESS_HEARTBEAT_SECS",
-        default_value_t = crate::progress::DEFAULT_HEARTBEAT.as_secs()
-    )]
-    pub progress_heartbeat: u64,
-    /// Calls that may wait for a busy agent before further ones are refused.
-    #[arg(long, env = "CODEX_MCP_QUEUE_LIMIT", default_value_t = 4)]
-    pub queue_limit: usize,
-    /// Seconds a finished run's result (a background call's, for
-    /// `get_run`) is kept before it is removed.
-    #[arg(long, env = "CODEX_MCP_RESULT_TTL", default_value_t = 3600)]
-    pub result_ttl: u64,
-    /// Longest diff reported for one changed file, in bytes; longer ones
-    /// are cut and marked truncated.
-    #[arg(long, env = "CODEX_MCP_MAX_DIFF_BYTES", default_value_t = 256 << 10)]
-    pub max_diff_bytes: usize,
-    /// Most diff text one call reports across its files, in bytes.
-    #[arg(long, env = "CODEX_MCP_MAX_DIFF_TOTAL_BYTES", default_value_t = 2 << 20)]
-    pub max_diff_total_bytes: usize,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct ServeArgs {
-    #[command(flatten)]
-    pub gateway: GatewayArgs,
-    #[command(flatten)]
-    pub codex: CodexArgs,
-    #[command(flatten)]
-    pub limits: LimitsArgs,
-    /// Where agents' workspaces and Codex homes live (default ~/.local/share/codex-mcp).
-    #[arg(long, env = "CODEX_MCP_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// UNSAFE: run agents without isolation when bubblewrap is missing. Every
-    /// agent's commands can then read the client tokens, the gateway's data
-    /// directory and credentials, and all other agents' files.
-    #[arg(long, env = "CODEX_MCP_UNSAFE_NO_ISOLATION")]
-    pub unsafe_no_isolation: bool,
-    /// Make agent NAME work on the git repository at PATH:
-    /// `[TENANT/]NAME=PATH` (repeatable; in the environment, separated by
-    /// `;`). Without TENANT, the default tenant's agent.
-    #[arg(
-        long = "project",
-        env = "CODEX_MCP_PROJECTS",
-        value_delimiter = ';',
-        value_name = "[TENANT/]NAME=PATH"
-    )]
-    pub projects: Vec<String>,
-    /// How agents work on their project: in a git worktree on the branch
-    /// `codex/NAME` (the user's working tree is never touched), or in the
-    /// repository's working tree itself.
-    #[arg(
-        long,
-        env = "CODEX_MCP_PROJECT_MODE",
-        value_enum,
-        default_value = "worktree"
-    )]
-    pub project_mode: crate::project::ProjectMode,
-    /// Accepted for compatibility: local agents are always persistent.
-    #[arg(long, env = "PERSISTENT_MODE", hide = true)]
-    pub persistent_mode: Option<String>,
-}
-
-impl ServeArgs {
-    pub fn data_dir(&self) -> PathBuf {
-        self.data_dir.clone().unwrap_or_else(|| {
-            let base = std::env::var_os("XDG_DATA_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-                .unwrap_or_else(|| PathBuf::from("."));
-            base.join("codex-mcp")
-        })
+impl ProbeArgs {
+    pub fn settings(&self) -> crate::probe::ProbeSettings {
+        crate::probe::ProbeSettings {
+            url: self.url.clone(),
+            token_file: self.token_file.clone(),
+            timeout: Duration::from_secs(self.timeout_secs),
+        }
     }
 }
 
@@ -372,6 +185,65 @@ mod tests {
         };
         assert!(s.projects.is_empty());
         assert_eq!(s.project_mode, crate::project::ProjectMode::Worktree);
+    }
+
+    fn operator(flags: &[&str]) -> Box<OperatorArgs> {
+        let argv = ["codex-mcp", "operator"].iter().chain(flags);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Operator(o) => o,
+            _ => panic!("operator"),
+        }
+    }
+
+    fn serve(flags: &[&str]) -> Box<ServeArgs> {
+        let argv = ["codex-mcp", "serve"].iter().chain(flags);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Serve(s) => s,
+            _ => panic!("serve"),
+        }
+    }
+
+    /// The operator's defaults are defined once: what its flags give
+    /// unset is what `Defaults::default()` says.
+    #[test]
+    fn unset_operator_flags_are_the_defaults() {
+        let settings = operator(&[]).settings().unwrap();
+        assert_eq!(
+            settings.defaults,
+            crate::operator::settings::Defaults::default()
+        );
+        let login = crate::operator::login::LoginSettings::default();
+        assert_eq!(settings.login.method, login.method);
+        assert_eq!(settings.login.prefer_oauth, login.prefer_oauth);
+        assert_eq!(settings.login.margin, login.margin);
+        assert_eq!(
+            operator(&["--image-pull-policy", "Never"])
+                .defaults()
+                .unwrap()
+                .pull_policy,
+            crate::api::crd::PullPolicy::Never
+        );
+    }
+
+    #[test]
+    fn bad_values_read_as_they_always_did() {
+        let err = |r: Result<(), SettingsError>| r.unwrap_err().to_string();
+        assert_eq!(
+            err(serve(&["--auth-method", "magic"]).settings().map(drop)),
+            "invalid setting: CODEX_AUTH_METHOD \"magic\" is not one of auto, api_key, oauth"
+        );
+        assert!(
+            err(serve(&["--approval-mode", "yolo"]).settings().map(drop))
+                .starts_with("invalid setting: CODEX_APPROVAL_MODE \"yolo\" is not one of")
+        );
+        assert_eq!(
+            err(operator(&["--auth-method", "magic"]).settings().map(drop)),
+            "CODEX_AUTH_METHOD \"magic\" is not one of auto, api_key, oauth"
+        );
+        assert_eq!(
+            err(operator(&["--cpu-limit", "lots"]).settings().map(drop)),
+            "invalid setting: CONTAINER_CPU_LIMIT \"lots\" is not a CPU quantity (e.g. 4, 0.5, 500m)"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `codex-mcp gateway`: the same gateway as `serve`, with the Kubernetes
 //! backend (a CodexAgent per agent, runs exec'd into its pod).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,18 +11,42 @@ use tracing::{error, info, warn};
 use crate::api::crd::CodexAgent;
 use crate::backend::kube::{KubeBackend, KubeSettings};
 use crate::codex::SandboxMode;
-use crate::config::{run_settings, KubeGatewayArgs, SettingsError};
 use crate::credentials::CredentialProvider;
 use crate::gateway::auth::{AuthError, ClientAuth};
-use crate::gateway::replicas::{ReplicaError, Replicas};
-use crate::gateway::{serve_until_signal, HttpError, Readiness};
+use crate::gateway::replicas::{ReplicaError, ReplicaSettings, Replicas};
+use crate::gateway::{serve_until_signal, GatewaySettings, HttpError, Readiness};
 use crate::metrics::Metrics;
-use crate::runs::Runner;
+use crate::runs::{RunSettings, Runner};
+use crate::telemetry::LogSettings;
+
+/// How `codex-mcp gateway` runs, from its flags.
+#[derive(Debug, Clone)]
+pub struct KubeGatewaySettings {
+    pub log: LogSettings,
+    pub gateway: GatewaySettings,
+    pub runs: RunSettings,
+    /// `CODEX_APPROVAL_MODE` as given, for the warning that names it.
+    pub approval_mode: String,
+    /// In-cluster configuration (or ~/.kube/config) when `None`.
+    pub kubeconfig: Option<PathBuf>,
+    /// The CodexAgents' namespace; the gateway's own, else the
+    /// kubeconfig's, when `None`.
+    pub namespace: Option<String>,
+    pub ready_timeout: Duration,
+    pub run_lease_duration: Duration,
+    /// This replica's identity in run Leases; the host name plus a random
+    /// suffix when `None`.
+    pub identity: Option<String>,
+    /// The Secret with the Codex credentials every CodexAgent references.
+    pub credentials_secret: String,
+    /// The file of repository rules; no repositories from the gateway when `None`.
+    pub repositories: Option<PathBuf>,
+    /// This replica and its peers, for routing sessions; `None`: one gateway.
+    pub replicas: Option<ReplicaSettings>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    #[error(transparent)]
-    Settings(#[from] SettingsError),
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
@@ -41,8 +66,7 @@ pub enum GatewayError {
 /// The namespace a pod runs in, from its service account mount.
 const IN_CLUSTER_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
-fn client_auth(args: &KubeGatewayArgs) -> Result<ClientAuth, GatewayError> {
-    let g = &args.gateway;
+fn client_auth(g: &GatewaySettings) -> Result<ClientAuth, GatewayError> {
     if g.no_auth {
         if !g.listen.ip().is_loopback() {
             return Err(AuthError::OpenBeyondLoopback(g.listen.to_string()).into());
@@ -58,8 +82,8 @@ fn client_auth(args: &KubeGatewayArgs) -> Result<ClientAuth, GatewayError> {
     }
 }
 
-fn identity(args: &KubeGatewayArgs) -> String {
-    args.identity.clone().unwrap_or_else(|| {
+fn identity(settings: &KubeGatewaySettings) -> String {
+    settings.identity.clone().unwrap_or_else(|| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_else(|_| "gateway".into());
@@ -68,25 +92,24 @@ fn identity(args: &KubeGatewayArgs) -> String {
     })
 }
 
-pub async fn run(args: KubeGatewayArgs) -> Result<(), GatewayError> {
-    crate::telemetry::init(&args.gateway.log_level, args.gateway.log_format);
-    let settings = run_settings(&args.codex, &args.limits)?;
-    if settings.write_sandbox != SandboxMode::External {
+pub async fn run(settings: KubeGatewaySettings) -> Result<(), GatewayError> {
+    crate::telemetry::init(&settings.log);
+    if settings.runs.write_sandbox != SandboxMode::External {
         warn!(
-            approval_mode = %args.codex.approval_mode,
+            approval_mode = %settings.approval_mode,
             "agent pods are the sandbox: Codex's own sandbox generally cannot start in an unprivileged pod; set CODEX_APPROVAL_MODE=external"
         );
     }
-    let credentials = CredentialProvider::agent_secret(args.credentials_secret.clone());
-    let auth = client_auth(&args)?;
-    let repositories = match &args.repositories {
+    let credentials = CredentialProvider::agent_secret(settings.credentials_secret.clone());
+    let auth = client_auth(&settings.gateway)?;
+    let repositories = match &settings.repositories {
         Some(path) => crate::source::rules::RepositoryRules::load(path)?,
         None => crate::source::rules::RepositoryRules::default(),
     };
-    let config = crate::kubeconfig::load(args.kubeconfig.as_deref())
+    let config = crate::kubeconfig::load(settings.kubeconfig.as_deref())
         .await
         .map_err(GatewayError::Kubeconfig)?;
-    let namespace = args
+    let namespace = settings
         .namespace
         .clone()
         .or_else(|| {
@@ -125,10 +148,10 @@ pub async fn run(args: KubeGatewayArgs) -> Result<(), GatewayError> {
     info!(credentials = %credentials.describe(), "Codex credentials");
     let kube_settings = KubeSettings {
         namespace: namespace.clone(),
-        ready_timeout: Duration::from_secs(args.ready_timeout.max(1)),
-        lease_duration: Duration::from_secs(args.run_lease_duration.max(3)),
-        identity: identity(&args),
-        credentials_secret: args.credentials_secret.clone(),
+        ready_timeout: settings.ready_timeout.max(Duration::from_secs(1)),
+        lease_duration: settings.run_lease_duration.max(Duration::from_secs(3)),
+        identity: identity(&settings),
+        credentials_secret: settings.credentials_secret.clone(),
         repositories,
     };
     info!(identity = %kube_settings.identity, "gateway replica");
@@ -136,26 +159,22 @@ pub async fn run(args: KubeGatewayArgs) -> Result<(), GatewayError> {
     let runner = Arc::new(Runner::new(
         backend,
         credentials,
-        settings,
+        settings.runs.clone(),
         Arc::new(Metrics::new()),
     ));
     // Runs a previous gateway (or a replica that went away) left going in
     // agents' pods, or finished but unrecorded.
     runner.recover_runs();
 
-    let replicas = match (args.replica_ip, args.replica_peers.clone()) {
-        (Some(ip), Some(peers)) => {
-            let own = std::net::SocketAddr::new(ip, args.gateway.listen.port());
-            Some(Arc::new(Replicas::new(own, peers)?))
-        }
-        _ => None,
+    let replicas = match settings.replicas {
+        Some(r) => Some(Arc::new(Replicas::new(r.own, r.peers)?)),
+        None => None,
     };
     let context = format!("namespace {namespace}");
     Ok(serve_until_signal(
-        args.gateway.listen,
         runner,
         auth,
-        &args.gateway,
+        &settings.gateway,
         readiness,
         replicas,
         &context,

@@ -30,12 +30,14 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
-        Command::Serve(args) => runtime.block_on(codex_mcp::serve::run(*args))?,
-        Command::Gateway(args) => runtime.block_on(codex_mcp::gateway_kube::run(*args))?,
+        Command::Serve(args) => runtime.block_on(codex_mcp::serve::run(args.settings()?))?,
+        Command::Gateway(args) => {
+            runtime.block_on(codex_mcp::gateway_kube::run(args.settings()?))?
+        }
         Command::Auth {
             command: AuthCommand::Status(args),
         } => {
-            let status = codex_mcp::serve::credential_provider(&args)?.describe();
+            let status = args.credential_provider()?.describe();
             println!("{status}");
             if status.starts_with("none") || status.starts_with("unusable") {
                 std::process::exit(1);
@@ -45,7 +47,7 @@ fn main() -> anyhow::Result<()> {
             command: AuthCommand::Import(args),
         } => println!(
             "{}",
-            runtime.block_on(codex_mcp::credentials::import::run(&args))?
+            runtime.block_on(codex_mcp::credentials::import::run(&args.settings()))?
         ),
         Command::AgentRun(args) => {
             let opts = AgentRunOptions {
@@ -66,9 +68,9 @@ fn main() -> anyhow::Result<()> {
         Command::ResourceName { agent, tenant } => {
             println!("{}", codex_mcp::resource_name(&tenant, &agent)?);
         }
-        Command::Operator(args) => runtime.block_on(codex_mcp::operator::run(*args))?,
+        Command::Operator(args) => runtime.block_on(codex_mcp::operator::run(args.settings()?))?,
         Command::AgentSource => std::process::exit(codex_mcp::source::clone::main()),
-        Command::Probe(args) => match runtime.block_on(codex_mcp::probe::run(&args)) {
+        Command::Probe(args) => match runtime.block_on(codex_mcp::probe::run(&args.settings())) {
             Ok(report) => println!("{report}"),
             Err(e) => {
                 eprintln!("codex-mcp probe: {e}");

@@ -11,12 +11,25 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::config::ProbeArgs;
 use crate::gateway::auth::parse_tokens;
 
 /// The protocol revision the probe speaks: stateless, so one request is a
 /// whole conversation and no session is left behind on the gateway.
 pub const PROTOCOL: &str = "2026-07-28";
+
+/// Seconds each request may take unless told (`--timeout-secs`).
+pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+
+/// What to probe, from the flags.
+#[derive(Debug, Clone)]
+pub struct ProbeSettings {
+    /// The gateway's base URL (`/ready` and `/mcp` are appended).
+    pub url: String,
+    /// A client token file; its first token is sent.
+    pub token_file: PathBuf,
+    /// How long each request may take.
+    pub timeout: Duration,
+}
 
 /// How much of an unexpected answer an error quotes.
 const QUOTE_CHARS: usize = 300;
@@ -99,11 +112,11 @@ impl fmt::Display for ProbeReport {
 }
 
 /// Runs the probe: `/ready`, then `tools/list`.
-pub async fn run(args: &ProbeArgs) -> Result<ProbeReport, ProbeError> {
-    let token = read_token(&args.token_file)?;
-    let base = base_url(&args.url)?;
+pub async fn run(settings: &ProbeSettings) -> Result<ProbeReport, ProbeError> {
+    let token = read_token(&settings.token_file)?;
+    let base = base_url(&settings.url)?;
     let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(args.timeout_secs))
+        .timeout(settings.timeout)
         .build()
         .expect("a client with a timeout builds");
 
@@ -148,7 +161,7 @@ pub async fn run(args: &ProbeArgs) -> Result<ProbeReport, ProbeError> {
             step: step.clone(),
             source,
         })?;
-    let tools = tools_of(step, status, &text, &args.token_file)?;
+    let tools = tools_of(step, status, &text, &settings.token_file)?;
     Ok(ProbeReport { url: base, tools })
 }
 

@@ -28,8 +28,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::agent::AgentId;
 
-/// How an agent works on its project.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+/// How an agent works on its project (`--project-mode`, whose help says
+/// the same to users).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProjectMode {
     /// In a git worktree on the branch `codex/NAME`; the user's working
@@ -38,6 +39,9 @@ pub enum ProjectMode {
     /// In the repository's working tree itself.
     InPlace,
 }
+
+/// How agents work on their project unless told (`CODEX_MCP_PROJECT_MODE`).
+pub const DEFAULT_PROJECT_MODE: ProjectMode = ProjectMode::Worktree;
 
 /// Where `push` commits an agent's work, or why it cannot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

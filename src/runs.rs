@@ -18,7 +18,8 @@ use crate::agent::{AgentId, Tenant};
 use crate::backend::run_log::{RunEntry, RunStatus};
 use crate::backend::{AgentRecord, Backend, BackendError, RunRecord, ThreadUpdate};
 use crate::codex::run_dir::{RunId, RunMeta};
-use crate::codex::{ProviderConfig, RunOutcome, RunRequest, SandboxMode, Usage};
+use crate::codex::{RunOutcome, RunRequest, Usage};
+use crate::credentials::run_credential::{self, FollowLogin};
 use crate::credentials::{CredentialError, CredentialProvider};
 use crate::metrics::{Metrics, Outcome, ToolKind};
 use crate::progress::Progress;
@@ -27,29 +28,15 @@ pub mod background;
 mod cleanup;
 pub mod durable;
 mod paths;
+mod settings;
 
 pub(crate) use paths::Relativizer;
+pub use settings::{
+    RunSettings, DEFAULT_APPROVAL_MODE, DEFAULT_MAX_CONCURRENT_RUNS, DEFAULT_MODEL,
+    DEFAULT_QUEUE_LIMIT, DEFAULT_RESULT_TTL_SECS, DEFAULT_RUN_TIMEOUT_SECS,
+};
 mod unsaved;
 mod workspace;
-
-/// How runs are configured, from flags.
-#[derive(Debug, Clone)]
-pub struct RunSettings {
-    pub model: String,
-    pub provider: Option<ProviderConfig>,
-    /// Sandbox for runs that may write; read-only runs derive theirs.
-    pub write_sandbox: SandboxMode,
-    pub config_overrides: Vec<String>,
-    pub run_timeout: Duration,
-    /// Longest silence between a call's progress notifications.
-    pub progress_heartbeat: Duration,
-    pub queue_limit: usize,
-    pub session_timeout: Duration,
-    pub max_concurrent_runs: usize,
-    pub diff_limits: crate::api::request::DiffLimits,
-    /// How long a finished run's directory (a background result) is kept.
-    pub result_ttl: Duration,
-}
 
 /// One Codex turn a tool wants.
 #[derive(Debug, Clone)]
@@ -391,7 +378,7 @@ impl Runner {
         // Given back once the run is recorded; on early returns, when dropped.
         let (record, mut hold) = self.take_agent(agent, record, progress, cancel).await?;
         let record = self.with_unsaved(agent, record).await;
-        let credentials = self.credentials.for_run().await?;
+        let credential = run_credential::handed(self.credentials.for_run().await?);
         let effective = record.codex.apply(
             &self.settings.model,
             self.settings.provider.as_ref(),
@@ -401,17 +388,15 @@ impl Runner {
         );
         let mut provider = effective.provider;
         if let Some(p) = provider.as_mut() {
-            p.requires_openai_auth = credentials.auth_json.is_some();
+            p.requires_openai_auth = credential.requires_openai_auth;
         }
-        let uses_login = credentials
-            .auth_json
-            .as_ref()
-            .is_some_and(crate::credentials::chatgpt::is_login);
-        let follow_login = self
-            .credentials
-            .run_login_file()
-            .filter(|_| uses_login)
-            .map(std::path::Path::to_path_buf);
+        let follow_login = match credential.follow {
+            FollowLogin::Handed => self
+                .credentials
+                .run_login_file()
+                .map(std::path::Path::to_path_buf),
+            FollowLogin::No | FollowLogin::Environment => None,
+        };
         let paths = self.backend.paths(agent);
         let request = RunRequest {
             prompt: turn.prompt.clone(),
@@ -425,7 +410,7 @@ impl Runner {
             sandbox: effective.sandbox,
             provider,
             config_overrides: effective.config_overrides,
-            credentials,
+            credentials: credential.credentials,
             track_changes: turn.track_changes,
             workspace: paths.workspace,
             workspace_paths: turn.workspace_paths.clone(),

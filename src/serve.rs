@@ -1,4 +1,5 @@
-//! `codex-mcp serve`: the gateway with the local backend, assembled from flags.
+//! `codex-mcp serve`: the gateway with the local backend, assembled from its
+//! settings.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,19 +9,19 @@ use tracing::{error, info, warn};
 
 use crate::backend::local::sandbox::{Isolation, SandboxError};
 use crate::backend::local::LocalBackend;
-use crate::config::{run_settings, CodexArgs, ServeArgs, SettingsError};
-use crate::credentials::{AuthMethod, CredentialProvider, CredentialSource};
+use crate::credentials::{CredentialProvider, CredentialSource, RefreshSettings};
 use crate::gateway::auth::{AuthError, ClientAuth};
-use crate::gateway::{serve_until_signal, HttpError, Readiness};
+use crate::gateway::{serve_until_signal, GatewaySettings, HttpError, Readiness};
 use crate::metrics::Metrics;
-use crate::runs::Runner;
+use crate::project::binding::ProjectBinding;
+use crate::project::ProjectMode;
+use crate::runs::{RunSettings, Runner};
+use crate::telemetry::LogSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("invalid setting: {0}")]
     Config(String),
-    #[error(transparent)]
-    Settings(#[from] SettingsError),
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error("creating the data directory {0} failed: {1}")]
@@ -30,51 +31,26 @@ pub enum ServeError {
     #[error(transparent)]
     Isolation(#[from] SandboxError),
     #[error(transparent)]
-    ProjectBinding(#[from] crate::project::binding::BindingError),
-    #[error(transparent)]
     ProjectSetup(#[from] crate::project::setup::SetupError),
 }
 
-pub fn credential_source(codex: &CodexArgs) -> Result<CredentialSource, ServeError> {
-    // A custom provider's key is read from the variable it is handed to
-    // Codex in, as a user setting FAKE_API_KEY with --provider-env-key
-    // FAKE_API_KEY expects; OPENAI_API_KEY stays the fallback.
-    let provider_var = codex
-        .provider_base_url
-        .as_ref()
-        .map(|_| codex.provider_env_key.clone())
-        .filter(|var| var != "OPENAI_API_KEY");
-    let from_provider_var = provider_var
-        .as_ref()
-        .and_then(|var| std::env::var(var).ok())
-        .filter(|k| !k.trim().is_empty());
-    let openai_key = codex
-        .openai_api_key
-        .clone()
-        .filter(|k| !k.trim().is_empty());
-    let (api_key, api_key_var) = match (from_provider_var, provider_var) {
-        (Some(key), Some(var)) => (Some(key), var),
-        (None, Some(var)) if openai_key.is_none() => (None, format!("{var} (or OPENAI_API_KEY)")),
-        _ => (openai_key, "OPENAI_API_KEY".to_owned()),
-    };
-    Ok(CredentialSource {
-        method: AuthMethod::parse(&codex.auth_method)
-            .map_err(|e| ServeError::Config(e.to_string()))?,
-        prefer_oauth: codex.prefer_oauth,
-        api_key,
-        api_key_var,
-        auth_file: CredentialSource::default_auth_file(codex.auth_dir.as_deref()),
-    })
-}
-
-/// The credential provider for runs: the source plus the refresh settings.
-pub fn credential_provider(codex: &CodexArgs) -> Result<CredentialProvider, ServeError> {
-    Ok(CredentialProvider::new(
-        credential_source(codex)?,
-        codex.refresh.token_url.clone(),
-        codex.refresh.oauth_client_id.clone(),
-        Duration::from_secs(codex.refresh.refresh_margin),
-    ))
+/// How `codex-mcp serve` runs, from its flags. (No `Debug`: the credential
+/// source may hold an API key.)
+pub struct ServeSettings {
+    pub log: LogSettings,
+    pub gateway: GatewaySettings,
+    /// The Codex CLI agents run.
+    pub codex_bin: PathBuf,
+    pub credentials: CredentialSource,
+    pub refresh: RefreshSettings,
+    pub runs: RunSettings,
+    /// Where agents' workspaces and Codex homes live.
+    pub data_dir: PathBuf,
+    /// UNSAFE: run agents without isolation when bubblewrap is missing.
+    pub unsafe_no_isolation: bool,
+    /// Agents that work on a git repository of this machine.
+    pub projects: Vec<ProjectBinding>,
+    pub project_mode: ProjectMode,
 }
 
 /// A relative binary path would break once runs change directory.
@@ -108,9 +84,12 @@ pub async fn check_codex(bin: &PathBuf) -> Result<String, String> {
     }
 }
 
-/// Client authentication as the flags ask, refusing an open gateway beyond loopback.
-pub fn client_auth(args: &ServeArgs, data_dir: &std::path::Path) -> Result<ClientAuth, ServeError> {
-    let g = &args.gateway;
+/// Client authentication as the settings ask, refusing an open gateway
+/// beyond loopback.
+pub fn client_auth(
+    g: &GatewaySettings,
+    data_dir: &std::path::Path,
+) -> Result<ClientAuth, ServeError> {
     if g.no_auth {
         if !g.listen.ip().is_loopback() {
             return Err(AuthError::OpenBeyondLoopback(g.listen.to_string()).into());
@@ -130,11 +109,9 @@ pub fn client_auth(args: &ServeArgs, data_dir: &std::path::Path) -> Result<Clien
     Ok(auth)
 }
 
-pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
-    crate::telemetry::init(&args.gateway.log_level, args.gateway.log_format);
-    let data_dir = args.data_dir();
-    // Bad bindings are refused before anything is created.
-    let bindings = crate::project::binding::parse_bindings(&args.projects)?;
+pub async fn run(settings: ServeSettings) -> Result<(), ServeError> {
+    crate::telemetry::init(&settings.log);
+    let data_dir = settings.data_dir.clone();
     {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
@@ -149,19 +126,19 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
         .map_err(|e| ServeError::DataDir(data_dir.display().to_string(), e))?;
     // Before anything else is made (client token, login copy): a bad
     // project stops the start with nothing of it created.
-    let projects = crate::project::setup::bind_all(&bindings, args.project_mode, |a| {
-        crate::backend::local::agent_dir(&data_dir, a)
-    })?;
+    let projects =
+        crate::project::setup::bind_all(&settings.projects, settings.project_mode, |a| {
+            crate::backend::local::agent_dir(&data_dir, a)
+        })?;
     for p in &projects {
         info!(agent = %p.agent, repo = %p.repo.display(), workspace = %p.workspace.display(), mode = ?p.mode, "agent works on a project");
     }
-    let isolation = if args.unsafe_no_isolation {
+    let isolation = if settings.unsafe_no_isolation {
         warn!("--unsafe-no-isolation: agents run unisolated; their commands can read the client tokens, the gateway's data directory and every other agent's files");
         Isolation::Unsafe
     } else {
         Isolation::detect().await?
     };
-    let settings = run_settings(&args.codex, &args.limits)?;
     // Running turns follow the login here as the gateway refreshes it.
     // In a directory of its own: runs see it through a bind of the
     // directory (a bind of the file would keep the inode the gateway's
@@ -176,9 +153,10 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
             .map_err(|e| ServeError::DataDir(run_login_dir.display().to_string(), e))?;
     }
     let run_login_file = run_login_dir.join("run-login.json");
-    let credentials = credential_provider(&args.codex)?.with_run_login_file(run_login_file.clone());
-    let auth = client_auth(&args, &data_dir)?;
-    let codex_bin = absolute_bin(args.codex.codex_bin.clone());
+    let credentials = CredentialProvider::new(settings.credentials, settings.refresh)
+        .with_run_login_file(run_login_file.clone());
+    let auth = client_auth(&settings.gateway, &data_dir)?;
+    let codex_bin = absolute_bin(settings.codex_bin);
     let readiness: Readiness = Arc::default();
     match check_codex(&codex_bin).await {
         Ok(version) => info!(%version, "found Codex CLI"),
@@ -197,7 +175,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     let runner = Arc::new(Runner::new(
         backend,
         credentials,
-        settings,
+        settings.runs,
         Arc::new(Metrics::new()),
     ));
     // Runs a previous gateway left going, or finished but unrecorded.
@@ -209,16 +187,8 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     };
 
     let context = format!("data dir {}", data_dir.display());
-    let served = serve_until_signal(
-        args.gateway.listen,
-        runner,
-        auth,
-        &args.gateway,
-        readiness,
-        None,
-        &context,
-    )
-    .await;
+    let served =
+        serve_until_signal(runner, auth, &settings.gateway, readiness, None, &context).await;
     keeper.abort();
     // Like each run's copy, the login for runs does not outlive the gateway.
     let _ = std::fs::remove_file(&run_login_file);

@@ -53,6 +53,12 @@ pub enum SessionKind {
     Sse,
 }
 
+/// Open MCP sessions at most, in total, unless told (`CODEX_MCP_MAX_SESSIONS`).
+pub const DEFAULT_MAX_SESSIONS: usize = 1000;
+/// Open MCP sessions at most per client token unless told
+/// (`CODEX_MCP_MAX_SESSIONS_PER_TOKEN`).
+pub const DEFAULT_MAX_SESSIONS_PER_TOKEN: usize = 100;
+
 /// Session caps; `usize::MAX` means none.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionLimits {

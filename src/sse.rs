@@ -42,6 +42,13 @@ type Inbox = mpsc::Sender<ClientJsonRpcMessage>;
 /// Creates the MCP service that serves one session.
 pub type ServiceFactory<S> = Arc<dyn Fn() -> S + Send + Sync>;
 
+/// How often an open stream sends a keep-alive, on both transports. Here,
+/// below the gateway, so the SSE router's own default is the gateway's.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Largest accepted request body on both transports unless told
+/// (`CODEX_MCP_MAX_BODY_BYTES`); here for the same reason.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 << 20;
+
 /// Settings of the SSE transport.
 #[derive(Debug, Clone)]
 pub struct SseServerConfig {
@@ -61,8 +68,8 @@ pub struct SseServerConfig {
 impl Default for SseServerConfig {
     fn default() -> Self {
         Self {
-            keep_alive: Duration::from_secs(15),
-            max_body_bytes: 4 * 1024 * 1024,
+            keep_alive: KEEP_ALIVE,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             cancellation: CancellationToken::new(),
             registry: SessionRegistry::default(),
             id_suffix: String::new(),

@@ -9,18 +9,33 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 /// How log lines are written (`--log-format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
     Json,
 }
 
+/// The log level or filter unless told (`LOG_LEVEL`), and what an invalid
+/// one falls back to.
+pub const DEFAULT_LOG_LEVEL: &str = "info";
+/// The log format unless told (`CODEX_MCP_LOG_FORMAT`).
+pub const DEFAULT_LOG_FORMAT: LogFormat = LogFormat::Text;
+
+/// What a process logs, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    /// A level (`info`) or a full filter (`codex_mcp=debug,rmcp=warn`).
+    pub level: String,
+    pub format: LogFormat,
+}
+
 const RMCP_SESSION_LOG: &str = "rmcp::transport::streamable_http_server::session::local=warn";
 
-/// Installs the global subscriber. `level` is a level (`info`) or a full
-/// filter (`codex_mcp=debug,rmcp=warn`); an invalid one falls back to info.
-pub fn init(level: &str, format: LogFormat) {
-    let mut filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+/// Installs the global subscriber; an invalid level falls back to the default.
+pub fn init(settings: &LogSettings) {
+    let (level, format) = (settings.level.as_str(), settings.format);
+    let mut filter =
+        EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_LEVEL));
     // rmcp logs each new streamable-HTTP session's id at INFO; the id lets
     // whoever reads the logs address the session, so it stays out of them
     // unless the filter asks for rmcp explicitly.

@@ -58,11 +58,6 @@ const LAYERS: &[Layer] = &[
         siblings: true,
     },
     Layer {
-        name: "flags",
-        modules: &["config"],
-        siblings: true,
-    },
-    Layer {
         name: "MCP",
         modules: &["sessions", "sse", "tools", "gateway"],
         siblings: true,
@@ -71,6 +66,11 @@ const LAYERS: &[Layer] = &[
         name: "commands",
         modules: &["serve", "gateway_kube", "operator", "probe"],
         siblings: false,
+    },
+    Layer {
+        name: "flags",
+        modules: &["config"],
+        siblings: true,
     },
 ];
 

@@ -210,11 +210,16 @@ pub struct DiffLimits {
     pub max_total_bytes: usize,
 }
 
+/// Longest diff of one file unless told (`CODEX_MCP_MAX_DIFF_BYTES`).
+pub const DEFAULT_MAX_DIFF_FILE_BYTES: usize = 256 << 10;
+/// Most diff text of a run unless told (`CODEX_MCP_MAX_DIFF_TOTAL_BYTES`).
+pub const DEFAULT_MAX_DIFF_TOTAL_BYTES: usize = 2 << 20;
+
 impl Default for DiffLimits {
     fn default() -> Self {
         Self {
-            max_file_bytes: 256 << 10,
-            max_total_bytes: 2 << 20,
+            max_file_bytes: DEFAULT_MAX_DIFF_FILE_BYTES,
+            max_total_bytes: DEFAULT_MAX_DIFF_TOTAL_BYTES,
         }
     }
 }

@@ -47,6 +47,13 @@ use naming::{
 /// The field manager of everything the gateway writes.
 pub const FIELD_MANAGER: &str = "codex-mcp-gateway";
 
+/// Seconds to wait for an agent's pod to become ready unless told
+/// (`CODEX_MCP_READY_TIMEOUT`).
+pub const DEFAULT_READY_TIMEOUT_SECS: u64 = 300;
+/// Seconds a run's Lease lasts without renewal unless told
+/// (`CODEX_MCP_RUN_LEASE_DURATION`).
+pub const DEFAULT_RUN_LEASE_DURATION_SECS: u64 = 30;
+
 /// How the Kubernetes backend behaves; see `codex-mcp gateway --help`.
 #[derive(Debug, Clone)]
 pub struct KubeSettings {

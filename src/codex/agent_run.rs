@@ -21,8 +21,9 @@ use super::argv::exec_argv;
 use super::events::{truncate, CodexEvent, RunSummary};
 use super::login_follow::{LoginFollower, FOLLOW_PERIOD};
 use crate::api::layout::{API_KEY_FILE, AUTH_JSON_FILE};
-use crate::api::request::{Credentials, RunOutcome, RunRequest, RESULT_LINE_TYPE};
-use crate::credentials::write_private;
+use crate::api::request::{RunOutcome, RunRequest, RESULT_LINE_TYPE};
+use crate::credentials::run_credential::{run_credential, EnvironmentCredentials, FollowLogin};
+use crate::credentials::{write_private, API_KEY_VAR};
 use crate::workspace::{bound_diffs, resolve_in_workspace, PathError, Snapshot, SnapshotLimits};
 
 /// Largest request line accepted on stdin.
@@ -126,15 +127,31 @@ fn prepare_dir(path: &Path, private: bool) -> Result<(), AgentRunError> {
     Ok(())
 }
 
-/// Reads this environment's credentials into a request that brings none;
-/// returns whether the run got the environment's ChatGPT login (which it
-/// then follows, see [`LoginFollower`]). The files are re-read for every
+/// Settles the run's credential (see [`run_credential`]): the request's
+/// own, else this environment's; returns the login file the run follows, if
+/// any (see [`LoginFollower`]).
+fn settle_credentials(
+    req: &mut RunRequest,
+    credentials_dir: Option<&Path>,
+) -> Result<Option<PathBuf>, AgentRunError> {
+    let decided = run_credential(std::mem::take(&mut req.credentials), || {
+        credentials_dir.map(environment_credentials).transpose()
+    })?;
+    req.credentials = decided.credentials;
+    if let Some(p) = req.provider.as_mut() {
+        p.requires_openai_auth = decided.requires_openai_auth;
+    }
+    Ok(match decided.follow {
+        FollowLogin::No => None,
+        FollowLogin::Handed => req.follow_login.clone(),
+        FollowLogin::Environment => credentials_dir.map(|dir| dir.join(AUTH_JSON_FILE)),
+    })
+}
+
+/// Reads this environment's credential files. They are re-read for every
 /// run: the operator rewrites them (through the mounted Secret) as it
 /// refreshes a ChatGPT login.
-fn adopt_environment_credentials(req: &mut RunRequest, dir: &Path) -> Result<bool, AgentRunError> {
-    if req.credentials != Credentials::default() {
-        return Ok(false);
-    }
+fn environment_credentials(dir: &Path) -> Result<EnvironmentCredentials, AgentRunError> {
     let read = |name: &str| -> Result<Option<String>, AgentRunError> {
         match std::fs::read_to_string(dir.join(name)) {
             Ok(s) if s.trim().is_empty() => Ok(None),
@@ -156,30 +173,7 @@ fn adopt_environment_credentials(req: &mut RunRequest, dir: &Path) -> Result<boo
         None => None,
     };
     let api_key = read(API_KEY_FILE)?.map(|k| k.trim().to_owned());
-    req.credentials = environment_credentials(auth_json, api_key);
-    if let Some(p) = req.provider.as_mut() {
-        p.requires_openai_auth = req.credentials.auth_json.is_some();
-    }
-    Ok(req.credentials.auth_json.is_some())
-}
-
-/// Which of the environment's credentials a run uses: its ChatGPT login when
-/// there is one (the operator copies only the credential it chose), else the
-/// API key.
-fn environment_credentials(
-    auth_json: Option<serde_json::Value>,
-    api_key: Option<String>,
-) -> Credentials {
-    match auth_json {
-        Some(a) if crate::credentials::chatgpt::is_login(&a) || api_key.is_none() => Credentials {
-            api_key: None,
-            auth_json: Some(a),
-        },
-        _ => Credentials {
-            api_key,
-            auth_json: None,
-        },
-    }
+    Ok(EnvironmentCredentials { auth_json, api_key })
 }
 
 /// Puts the run's credentials where Codex looks for them; returns the
@@ -196,10 +190,7 @@ fn install_credentials(req: &RunRequest) -> Result<(Vec<(String, String)>, bool)
     } else if let Some(key) = &req.credentials.api_key {
         let custom = req.provider.as_ref().filter(|p| p.base_url.is_some());
         match custom {
-            Some(p) => env.push((
-                p.env_key.clone().unwrap_or("OPENAI_API_KEY".into()),
-                key.clone(),
-            )),
+            Some(p) => env.push((p.env_key.clone().unwrap_or(API_KEY_VAR.into()), key.clone())),
             None => {
                 let auth = json!({"auth_mode": "apikey", "OPENAI_API_KEY": key});
                 write_private(&auth_path, auth.to_string().as_bytes()).map_err(prep)?;
@@ -219,18 +210,7 @@ pub(super) async fn run<R: tokio::io::AsyncRead + Unpin>(
     out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
     cancel_file: Option<&Path>,
 ) -> Result<RunOutcome, AgentRunError> {
-    let adopted = match opts.credentials_dir.as_deref() {
-        Some(dir) => {
-            adopt_environment_credentials(&mut req, dir)?.then(|| dir.join(AUTH_JSON_FILE))
-        }
-        None => None,
-    };
-    let follow_from = adopted.or_else(|| {
-        let login = req.credentials.auth_json.as_ref();
-        req.follow_login
-            .clone()
-            .filter(|_| login.is_some_and(crate::credentials::chatgpt::is_login))
-    });
+    let follow_from = settle_credentials(&mut req, opts.credentials_dir.as_deref())?;
     prepare_dir(&req.workspace, false)?;
     for path in &req.workspace_paths {
         resolve_in_workspace(&req.workspace, path)?;
@@ -505,6 +485,7 @@ fn failure_reason(summary: &RunSummary, code: Option<i32>, stderr_tail: &[String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::request::Credentials;
 
     #[test]
     fn failure_reason_prefers_codex_errors_then_stderr() {
@@ -546,29 +527,44 @@ mod tests {
         std::fs::write(dir.path().join(API_KEY_FILE), "sk-env\n").unwrap();
 
         let mut req = request(Credentials::default());
-        assert!(adopt_environment_credentials(&mut req, dir.path()).unwrap());
-        assert_eq!(req.credentials.auth_json, Some(login), "the login wins");
+        let follow = settle_credentials(&mut req, Some(dir.path())).unwrap();
+        assert_eq!(follow, Some(dir.path().join(AUTH_JSON_FILE)));
+        assert_eq!(
+            req.credentials.auth_json,
+            Some(login.clone()),
+            "the login wins"
+        );
         assert!(req.provider.as_ref().unwrap().requires_openai_auth);
 
         std::fs::remove_file(dir.path().join(AUTH_JSON_FILE)).unwrap();
         let mut req = request(Credentials::default());
-        assert!(!adopt_environment_credentials(&mut req, dir.path()).unwrap());
+        assert_eq!(
+            settle_credentials(&mut req, Some(dir.path())).unwrap(),
+            None
+        );
         assert_eq!(req.credentials.api_key.as_deref(), Some("sk-env"));
         assert!(!req.provider.as_ref().unwrap().requires_openai_auth);
 
-        // A request's own credentials are never replaced.
+        // A request's own credentials are never replaced; its login is
+        // followed where the gateway publishes it.
         let own = Credentials {
-            api_key: Some("sk-request".into()),
-            auth_json: None,
+            api_key: None,
+            auth_json: Some(login),
         };
         let mut req = request(own.clone());
-        adopt_environment_credentials(&mut req, dir.path()).unwrap();
+        req.follow_login = Some("/run-login/run-login.json".into());
+        let follow = settle_credentials(&mut req, Some(dir.path())).unwrap();
         assert_eq!(req.credentials, own);
+        assert_eq!(follow, req.follow_login);
+        assert!(req.provider.as_ref().unwrap().requires_openai_auth);
 
         // An empty directory (a Secret with no credentials) leaves none.
         let empty = tempfile::tempdir().unwrap();
         let mut req = request(Credentials::default());
-        adopt_environment_credentials(&mut req, empty.path()).unwrap();
+        assert_eq!(
+            settle_credentials(&mut req, Some(empty.path())).unwrap(),
+            None
+        );
         assert_eq!(req.credentials, Credentials::default());
     }
 
@@ -576,8 +572,8 @@ mod tests {
     fn an_unreadable_login_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(AUTH_JSON_FILE), "{not json").unwrap();
-        let err = adopt_environment_credentials(&mut request(Credentials::default()), dir.path())
-            .unwrap_err();
+        let err =
+            settle_credentials(&mut request(Credentials::default()), Some(dir.path())).unwrap_err();
         assert!(err.to_string().contains("auth.json"), "{err}");
     }
 

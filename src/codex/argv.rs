@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use crate::api::request::{RunRequest, SandboxMode};
+use crate::credentials::API_KEY_VAR;
 
 /// Quotes a string as a TOML basic string, for `-c key=value` overrides.
 pub fn toml_string(s: &str) -> String {
@@ -53,7 +54,7 @@ pub fn exec_argv(req: &RunRequest, output_schema_file: Option<&Path>) -> Vec<Str
             let auth = if provider.requires_openai_auth {
                 "requires_openai_auth=true".to_owned()
             } else {
-                let env_key = provider.env_key.as_deref().unwrap_or("OPENAI_API_KEY");
+                let env_key = provider.env_key.as_deref().unwrap_or(API_KEY_VAR);
                 format!("env_key={}", toml_string(env_key))
             };
             // Codex's own request and stream retries and stream idle timeout
@@ -96,7 +97,7 @@ pub fn exec_argv(req: &RunRequest, output_schema_file: Option<&Path>) -> Vec<Str
 /// and no shell snapshot (a file of `declare -x` lines in the Codex home,
 /// left behind when a run is killed) may record it.
 pub fn credential_hiding_overrides(req: &RunRequest) -> Vec<String> {
-    let mut names = vec!["OPENAI_API_KEY".to_owned(), "CODEX_API_KEY".to_owned()];
+    let mut names = vec![API_KEY_VAR.to_owned(), "CODEX_API_KEY".to_owned()];
     if let Some(key) = req.provider.as_ref().and_then(|p| p.env_key.as_ref()) {
         if !names.contains(key) {
             names.push(key.clone());

@@ -16,4 +16,7 @@ pub use crate::api::request::{
     Usage, RESULT_LINE_TYPE,
 };
 pub use agent_settings::AgentCodexSettings;
+
+/// The Codex CLI unless told (`CODEX_BIN`): looked up on `PATH`.
+pub const DEFAULT_CODEX_BIN: &str = "codex";
 pub use events::{AgentRunLine, CodexEvent, EventItem, RunSummary};

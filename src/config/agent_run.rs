@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 #[derive(Debug, Clone, Args)]
 pub struct AgentRunArgs {
     /// The Codex CLI binary.
-    #[arg(long, env = "CODEX_BIN", default_value = "codex")]
+    #[arg(long, env = "CODEX_BIN", default_value = crate::codex::DEFAULT_CODEX_BIN)]
     pub codex_bin: PathBuf,
     /// Treat end of stdin after the request as cancellation.
     #[arg(long)]

@@ -3,27 +3,22 @@
 
 use std::time::Duration;
 
-use super::{CodexArgs, LimitsArgs};
+use super::{CodexArgs, LimitsArgs, SettingsError};
 use crate::codex::argv::is_valid_provider_id;
 use crate::codex::{ProviderConfig, SandboxMode};
 use crate::runs::RunSettings;
 
-/// A flag's value that cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid setting: {0}")]
-pub struct SettingsError(pub String);
-
 /// Run settings shared by every backend, from the Codex and limit flags.
 pub fn run_settings(codex: &CodexArgs, limits: &LimitsArgs) -> Result<RunSettings, SettingsError> {
     let write_sandbox = SandboxMode::from_approval_mode(&codex.approval_mode).ok_or_else(|| {
-        SettingsError(format!(
+        SettingsError::Invalid(format!(
             "CODEX_APPROVAL_MODE {:?} is not one of suggest, auto-edit, full-auto, danger-full-access, external",
             codex.approval_mode
         ))
     })?;
     let provider = match &codex.provider {
         Some(id) if !is_valid_provider_id(id) => {
-            return Err(SettingsError(format!(
+            return Err(SettingsError::Invalid(format!(
                 "CODEX_PROVIDER {id:?} may contain only letters, digits, '-' and '_'"
             )))
         }
@@ -39,7 +34,7 @@ pub fn run_settings(codex: &CodexArgs, limits: &LimitsArgs) -> Result<RunSetting
         || limits.max_concurrent_sessions == 0
         || limits.progress_heartbeat == 0
     {
-        return Err(SettingsError(
+        return Err(SettingsError::Invalid(
             "CODEX_MCP_RUN_TIMEOUT, MAX_CONCURRENT_SESSIONS and CODEX_MCP_PROGRESS_HEARTBEAT_SECS \
              must be at least 1"
                 .into(),

@@ -16,6 +16,10 @@ use serde_json::{json, Value};
 /// Codex's public OAuth client id, used for refreshes.
 pub const DEFAULT_CLIENT_ID: &str = "app_EMoamEEZ73f0CkXaXp7hrann";
 pub const DEFAULT_TOKEN_URL: &str = "https://auth.openai.com/oauth/token";
+/// Refresh an access token this many seconds before it expires, unless told
+/// (`CODEX_MCP_REFRESH_MARGIN`): well above the kubelet's sync period, so
+/// agents' mounted Secrets have the new one in time.
+pub const DEFAULT_REFRESH_MARGIN_SECS: u64 = 300;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LoginError {

@@ -8,8 +8,6 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use clap::Args;
-
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
@@ -24,36 +22,16 @@ use crate::api::layout::{API_KEY_FILE, AUTH_JSON_FILE};
 /// `helm install codex-mcp ...` needs no `--secret`.
 pub const DEFAULT_CREDENTIALS_SECRET: &str = "codex-mcp-credentials";
 
-/// `codex-mcp auth import`.
-#[derive(Debug, Clone, Args)]
-pub struct ImportArgs {
-    /// A Codex auth.json to import (a ChatGPT login with its refresh token,
-    /// or the API-key form).
-    #[arg(long, value_name = "FILE")]
-    pub auth_json: Option<PathBuf>,
-    /// Read an API key from stdin (keys on the command line end up in
-    /// shell history and process lists).
-    #[arg(long)]
-    pub api_key_stdin: bool,
+/// What `codex-mcp auth import` imports, and where to.
+#[derive(Debug, Default)]
+pub struct ImportSettings {
+    pub sources: Sources,
     /// The Secret to write (created if missing; other keys are kept).
-    #[arg(
-        long,
-        env = "CODEX_MCP_CREDENTIALS_SECRET",
-        default_value = DEFAULT_CREDENTIALS_SECRET
-    )]
     pub secret: String,
-    /// Namespace of the Secret (default: the kubeconfig's).
-    #[arg(long, short = 'n', env = "CODEX_MCP_NAMESPACE")]
+    /// Namespace of the Secret; the kubeconfig's when `None`.
     pub namespace: Option<String>,
-    /// Kubeconfig to use (default: in-cluster, else ~/.kube/config).
-    #[arg(long, env = "KUBECONFIG")]
+    /// Kubeconfig to use; in-cluster, else ~/.kube/config, when `None`.
     pub kubeconfig: Option<PathBuf>,
-    /// Directory holding the auth.json to detect (default ~/.codex).
-    #[arg(long, env = "CODEX_AUTH_DIR")]
-    pub auth_dir: Option<PathBuf>,
-    /// Imported when nothing else is given and no login is found.
-    #[arg(long, env = "OPENAI_API_KEY", hide = true, hide_env_values = true)]
-    pub openai_api_key: Option<String>,
 }
 
 /// The field manager of what `auth import` writes.
@@ -221,27 +199,23 @@ pub fn read(
     Ok(import)
 }
 
-/// Imports what `args` name into the cluster; the summary to print.
-pub async fn run(args: &ImportArgs) -> Result<String, ImportError> {
-    let sources = Sources {
-        auth_json: args.auth_json.clone(),
-        api_key_stdin: args.api_key_stdin,
-        detected_auth_file: super::CredentialSource::default_auth_file(args.auth_dir.as_deref()),
-        env_api_key: args.openai_api_key.clone(),
-    };
-    let import = read(&sources, || std::io::read_to_string(std::io::stdin()))?;
-    let config = crate::kubeconfig::load(args.kubeconfig.as_deref())
+/// Imports what `settings` name into the cluster; the summary to print.
+pub async fn run(settings: &ImportSettings) -> Result<String, ImportError> {
+    let import = read(&settings.sources, || {
+        std::io::read_to_string(std::io::stdin())
+    })?;
+    let config = crate::kubeconfig::load(settings.kubeconfig.as_deref())
         .await
         .map_err(ImportError::Kubeconfig)?;
-    let namespace = args
+    let namespace = settings
         .namespace
         .clone()
         .unwrap_or_else(|| config.default_namespace.clone());
     let client =
         kube::Client::try_from(config).map_err(|e| ImportError::Kubeconfig(e.to_string()))?;
     let secrets: Api<Secret> = Api::namespaced(client, &namespace);
-    store(&secrets, &namespace, &args.secret, &import).await?;
-    Ok(summary(&import, &namespace, &args.secret))
+    store(&secrets, &namespace, &settings.secret, &import).await?;
+    Ok(summary(&import, &namespace, &settings.secret))
 }
 
 /// Applies the Secret (server-side apply, forcing: the import is the

@@ -5,6 +5,7 @@
 
 pub mod chatgpt;
 pub mod import;
+pub mod run_credential;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,6 +15,16 @@ use serde_json::Value;
 use crate::api::request::Credentials;
 use chatgpt::{ChatGptLogin, LoginError};
 
+/// The variable an OpenAI API key is read from, and handed to Codex in
+/// unless a custom provider names another.
+pub const API_KEY_VAR: &str = "OPENAI_API_KEY";
+
+/// Which credential is used unless told (`CODEX_AUTH_METHOD`).
+pub const DEFAULT_AUTH_METHOD: AuthMethod = AuthMethod::Auto;
+/// Whether `auto` prefers a ChatGPT login over an API key unless told
+/// (`CODEX_PREFER_OAUTH`).
+pub const DEFAULT_PREFER_OAUTH: bool = false;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
     Auto,
@@ -22,6 +33,15 @@ pub enum AuthMethod {
 }
 
 impl AuthMethod {
+    /// The name [`AuthMethod::parse`] reads back.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::ApiKey => "api_key",
+            Self::OAuth => "oauth",
+        }
+    }
+
     pub fn parse(s: &str) -> Result<Self, CredentialError> {
         match s.trim().to_ascii_lowercase().as_str() {
             "" | "auto" => Ok(Self::Auto),
@@ -131,6 +151,16 @@ impl CredentialSource {
     }
 }
 
+/// How the one holder of a ChatGPT login's refresh token refreshes it: the
+/// gateway locally, the operator on Kubernetes.
+#[derive(Debug, Clone)]
+pub struct RefreshSettings {
+    pub token_url: String,
+    pub client_id: String,
+    /// Refresh this long before the access token expires.
+    pub margin: Duration,
+}
+
 /// Hands each run its credentials: the API key, or a ChatGPT login whose
 /// refresh token only the gateway holds and uses. On Kubernetes runs bring
 /// none: each agent's pod has its own Secret, kept by the operator.
@@ -159,13 +189,13 @@ enum Origin {
 }
 
 impl CredentialProvider {
-    pub fn new(
-        source: CredentialSource,
-        token_url: String,
-        client_id: String,
-        margin: Duration,
-    ) -> Self {
-        let login = ChatGptLogin::new(source.auth_file.clone(), token_url, client_id, margin);
+    pub fn new(source: CredentialSource, refresh: RefreshSettings) -> Self {
+        let login = ChatGptLogin::new(
+            source.auth_file.clone(),
+            refresh.token_url,
+            refresh.client_id,
+            refresh.margin,
+        );
         Self {
             from: Origin::Gateway { source, login },
             last_error: Default::default(),
@@ -392,6 +422,9 @@ mod tests {
         ));
         assert!(AuthMethod::parse("magic").is_err());
         assert_eq!(AuthMethod::parse("api_key"), Ok(AuthMethod::ApiKey));
+        for m in [AuthMethod::Auto, AuthMethod::ApiKey, AuthMethod::OAuth] {
+            assert_eq!(AuthMethod::parse(m.as_str()), Ok(m));
+        }
     }
 
     #[test]

@@ -9,10 +9,15 @@ pub mod replicas;
 pub mod resource_metadata;
 pub mod resume;
 pub mod server;
+mod settings;
 pub mod streamable;
 
+pub use settings::{
+    EdgeSettings, GatewaySettings, DEFAULT_HEADER_READ_TIMEOUT_SECS, DEFAULT_IDLE_TIMEOUT_SECS,
+    DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS,
+};
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -294,56 +299,20 @@ pub enum HttpError {
     Config(String),
 }
 
-/// The listener's and the sessions' limits from the flags.
-fn edge_settings(
-    edge: &crate::config::EdgeArgs,
-) -> Result<(server::ConnLimits, SessionLimits), HttpError> {
-    let config = |m: String| HttpError::Config(m);
-    if edge.header_read_timeout == 0 {
-        return Err(config(
-            "CODEX_MCP_HEADER_READ_TIMEOUT must be at least 1 second".into(),
-        ));
-    }
-    // Open MCP streams send a keep-alive every 15 s; a shorter idle
-    // timeout would cut healthy streams.
-    if edge.idle_timeout < 20 {
-        return Err(config(format!(
-            "CODEX_MCP_IDLE_TIMEOUT must be at least 20 seconds (MCP streams send a keep-alive every 15 s), not {}",
-            edge.idle_timeout
-        )));
-    }
-    if edge.max_connections == 0 || edge.max_sessions == 0 || edge.max_sessions_per_token == 0 {
-        return Err(config(
-            "CODEX_MCP_MAX_CONNECTIONS, CODEX_MCP_MAX_SESSIONS and CODEX_MCP_MAX_SESSIONS_PER_TOKEN must be at least 1".into(),
-        ));
-    }
-    Ok((
-        server::ConnLimits {
-            header_read_timeout: Duration::from_secs(edge.header_read_timeout),
-            idle_timeout: Duration::from_secs(edge.idle_timeout),
-            max_connections: edge.max_connections,
-        },
-        SessionLimits {
-            total: edge.max_sessions,
-            per_token: edge.max_sessions_per_token,
-        },
-    ))
-}
-
-/// Serves the gateway on `listen` until SIGINT or SIGTERM, then ends open
-/// MCP sessions. `context` names the backend's home in the start-up log line.
+/// Serves the gateway on its listen address until SIGINT or SIGTERM, then
+/// ends open MCP sessions. `context` names the backend's home in the
+/// start-up log line.
 pub async fn serve_until_signal(
-    listen: std::net::SocketAddr,
     runner: Arc<Runner>,
     auth: ClientAuth,
-    gateway: &crate::config::GatewayArgs,
+    gateway: &GatewaySettings,
     readiness: Readiness,
     replicas: Option<Arc<replicas::Replicas>>,
     context: &str,
 ) -> Result<(), HttpError> {
+    let listen = gateway.listen;
     let shutdown = CancellationToken::new();
-    let (conn_limits, session_limits) = edge_settings(&gateway.edge)?;
-    let conn_limits = conn_limits.fit_to_file_limit();
+    let conn_limits = gateway.edge.conn_limits()?.fit_to_file_limit();
     let app = router(
         runner,
         auth,
@@ -351,7 +320,7 @@ pub async fn serve_until_signal(
             allowed_hosts: gateway.allowed_hosts.clone(),
             max_body_bytes: gateway.max_body_bytes,
             shutdown: shutdown.clone(),
-            session_limits,
+            session_limits: gateway.edge.sessions,
             replicas,
         },
         readiness,
@@ -396,7 +365,7 @@ pub fn router(
         // Host checks are done by `mcp_guard` for both transports alike.
         .disable_allowed_hosts()
         .with_max_request_body_bytes(config.max_body_bytes)
-        .with_sse_keep_alive(Some(Duration::from_secs(15)))
+        .with_sse_keep_alive(Some(crate::sse::KEEP_ALIVE))
         .with_cancellation_token(config.shutdown.child_token());
     let session_manager = Arc::new(LocalSessionManager::default());
     let registry = SessionRegistry::new(config.session_limits);
@@ -411,7 +380,7 @@ pub fn router(
     let (sse, sse_sessions) = sse_router(
         Arc::new(factory),
         SseServerConfig {
-            keep_alive: Duration::from_secs(15),
+            keep_alive: crate::sse::KEEP_ALIVE,
             max_body_bytes: config.max_body_bytes,
             cancellation: config.shutdown.child_token(),
             registry: registry.clone(),

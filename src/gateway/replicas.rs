@@ -47,6 +47,15 @@ pub enum ReplicaError {
     Client(#[source] reqwest::Error),
 }
 
+/// Where this replica is reached, and the name of all of them.
+#[derive(Debug, Clone)]
+pub struct ReplicaSettings {
+    /// This replica's pod IP and listening port.
+    pub own: SocketAddr,
+    /// `host:port` of a name resolving to every replica.
+    pub peers: String,
+}
+
 /// This replica, and how it finds the others.
 #[derive(Debug)]
 pub struct Replicas {

@@ -87,7 +87,7 @@ fn pod_has_limits_probe_and_idle_main_process() {
     let pod = pod_for(CodexAgentSpec::default());
     let c = container(&pod);
     let res = c.resources.as_ref().unwrap();
-    assert_eq!(res.limits.as_ref().unwrap()["cpu"].0, "4");
+    assert_eq!(res.limits.as_ref().unwrap()["cpu"].0, "4.0");
     assert_eq!(res.limits.as_ref().unwrap()["memory"].0, "2048Mi");
     assert_eq!(res.requests.as_ref().unwrap()["memory"].0, "256Mi");
     assert_eq!(

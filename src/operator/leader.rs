@@ -16,6 +16,17 @@ use tracing::{info, warn};
 
 use crate::lease::LeaseClaim;
 
+/// Whether replicas elect a leader unless told (`CODEX_MCP_LEADER_ELECT`).
+pub const DEFAULT_LEADER_ELECT: bool = true;
+/// The leader-election Lease's name unless told (`CODEX_MCP_LEASE_NAME`).
+pub const DEFAULT_LEASE_NAME: &str = "codex-mcp-operator";
+/// Seconds the Lease is valid without renewal (`CODEX_MCP_LEASE_DURATION`).
+pub const DEFAULT_LEASE_DURATION_SECS: u64 = 15;
+/// Seconds the leader keeps trying to renew (`CODEX_MCP_LEASE_RENEW_DEADLINE`).
+pub const DEFAULT_RENEW_DEADLINE_SECS: u64 = 10;
+/// Seconds between attempts (`CODEX_MCP_LEASE_RETRY_PERIOD`).
+pub const DEFAULT_RETRY_PERIOD_SECS: u64 = 2;
+
 #[derive(Debug, Clone)]
 pub struct LeaseConfig {
     pub name: String,

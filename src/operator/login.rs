@@ -48,11 +48,11 @@ pub struct LoginSettings {
 impl Default for LoginSettings {
     fn default() -> Self {
         Self {
-            method: AuthMethod::Auto,
-            prefer_oauth: false,
+            method: crate::credentials::DEFAULT_AUTH_METHOD,
+            prefer_oauth: crate::credentials::DEFAULT_PREFER_OAUTH,
             token_url: chatgpt::DEFAULT_TOKEN_URL.into(),
             client_id: chatgpt::DEFAULT_CLIENT_ID.into(),
-            margin: Duration::from_secs(300),
+            margin: Duration::from_secs(chatgpt::DEFAULT_REFRESH_MARGIN_SECS),
         }
     }
 }

@@ -26,7 +26,6 @@ pub mod status;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -43,20 +42,16 @@ use kube::{Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::api::crd::{CodexAgent, PullPolicy};
+use crate::api::crd::CodexAgent;
 use crate::api::labels;
-use crate::config::OperatorArgs;
-use crate::credentials::AuthMethod;
 use leader::{LeaderElector, LeaseConfig};
-use login::{LoginKeeper, LoginSettings};
+use login::LoginKeeper;
 use metrics::OperatorMetrics;
 use reconcile::{error_policy, reconcile, Context, FIELD_MANAGER};
-use settings::{memory_setting_to_quantity, Defaults};
+use settings::OperatorSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {
-    #[error("invalid setting: {0}")]
-    Settings(#[from] settings::SettingsError),
     #[error("loading the kubeconfig failed: {0}")]
     Kubeconfig(String),
     #[error("creating the Kubernetes client failed: {0}")]
@@ -73,8 +68,6 @@ pub enum OperatorError {
     Leader(#[from] leader::LeaderError),
     #[error("the lease renewal task failed: {0}")]
     LeaseTask(#[source] tokio::task::JoinError),
-    #[error(transparent)]
-    AuthMethod(#[from] crate::credentials::CredentialError),
 }
 
 /// What the HTTP endpoints report.
@@ -85,32 +78,8 @@ struct Shared {
     identity: String,
 }
 
-/// The defaults for agents' specs, from the flags.
-pub fn defaults_from(args: &OperatorArgs) -> Result<Defaults, settings::SettingsError> {
-    let pull_policy = match args.image_pull_policy.as_str() {
-        "Always" => PullPolicy::Always,
-        "Never" => PullPolicy::Never,
-        _ => PullPolicy::IfNotPresent,
-    };
-    let defaults = Defaults {
-        image: args.agent_image.clone(),
-        pull_policy,
-        cpu_limit: args.cpu_limit.trim().to_string(),
-        memory_limit: memory_setting_to_quantity(&args.memory_limit),
-        cpu_request: args.cpu_request.trim().to_string(),
-        memory_request: args.memory_request.trim().to_string(),
-        idle_timeout_secs: i64::try_from(args.session_timeout).unwrap_or(i64::MAX),
-        storage_size: args.storage_size.trim().to_string(),
-        storage_class: args.storage_class.clone().filter(|s| !s.is_empty()),
-        resize_in_place: args.resize_in_place,
-        source_max_size: args.source_max_size.trim().to_string(),
-    };
-    defaults.validate()?;
-    Ok(defaults)
-}
-
-async fn client(args: &OperatorArgs) -> Result<Client, OperatorError> {
-    let config = crate::kubeconfig::load(args.kubeconfig.as_deref())
+async fn client(settings: &OperatorSettings) -> Result<Client, OperatorError> {
+    let config = crate::kubeconfig::load(settings.kubeconfig.as_deref())
         .await
         .map_err(OperatorError::Kubeconfig)?;
     Client::try_from(config).map_err(OperatorError::Client)
@@ -118,27 +87,17 @@ async fn client(args: &OperatorArgs) -> Result<Client, OperatorError> {
 
 /// Runs the operator until SIGTERM/SIGINT (`Ok`) or until leadership is lost
 /// (`Err`: the process must exit so that it never reconciles unled).
-pub async fn run(args: OperatorArgs) -> Result<(), OperatorError> {
-    crate::telemetry::init(&args.log_level, args.log_format);
-    let defaults = defaults_from(&args)?;
-    let auth_method = AuthMethod::parse(&args.auth_method)?;
-    let client = client(&args).await?;
-    let identity = args
+pub async fn run(settings: OperatorSettings) -> Result<(), OperatorError> {
+    crate::telemetry::init(&settings.log);
+    let defaults = settings.defaults.clone();
+    let client = client(&settings).await?;
+    let identity = settings
         .identity
         .clone()
         .filter(|i| !i.is_empty())
         .unwrap_or_else(leader::default_identity);
     let metrics = Arc::new(OperatorMetrics::new());
-    let logins = LoginKeeper::new(
-        LoginSettings {
-            method: auth_method,
-            prefer_oauth: args.prefer_oauth,
-            token_url: args.refresh.token_url.clone(),
-            client_id: args.refresh.oauth_client_id.clone(),
-            margin: Duration::from_secs(args.refresh.refresh_margin),
-        },
-        metrics.clone(),
-    );
+    let logins = LoginKeeper::new(settings.login.clone(), metrics.clone());
     let shared = Arc::new(Shared {
         metrics: metrics.clone(),
         store: RwLock::new(None),
@@ -155,9 +114,9 @@ pub async fn run(args: OperatorArgs) -> Result<(), OperatorError> {
             shutdown.cancel();
         }
     });
-    serve_http(args.metrics_listen, shared.clone()).await?;
+    serve_http(settings.metrics_listen, shared.clone()).await?;
 
-    let agents: Api<CodexAgent> = match &args.namespace {
+    let agents: Api<CodexAgent> = match &settings.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
@@ -167,7 +126,7 @@ pub async fn run(args: OperatorArgs) -> Result<(), OperatorError> {
         Err(e) => return Err(OperatorError::CrdCheck(e)),
     }
     info!(
-        namespace = args.namespace.as_deref().unwrap_or("<all>"),
+        namespace = settings.namespace.as_deref().unwrap_or("<all>"),
         %identity,
         image = %defaults.image,
         "operator starting"
@@ -187,17 +146,19 @@ pub async fn run(args: OperatorArgs) -> Result<(), OperatorError> {
         logins,
     ));
 
-    if !args.leader_elect {
+    let namespace = settings.namespace.as_deref();
+    if !settings.leader_elect {
         shared.ready.store(true, Ordering::SeqCst);
         metrics.leader.set(1);
-        run_controller(client, &args, ctx, shutdown, &shared).await;
+        run_controller(client, namespace, ctx, shutdown, &shared).await;
         return Ok(());
     }
 
-    let lease_namespace = args
-        .lease_namespace
+    let lease = &settings.lease;
+    let lease_namespace = lease
+        .namespace
         .clone()
-        .or_else(|| args.namespace.clone())
+        .or_else(|| settings.namespace.clone())
         .or_else(|| {
             std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
                 .ok()
@@ -207,12 +168,12 @@ pub async fn run(args: OperatorArgs) -> Result<(), OperatorError> {
     let mut elector = LeaderElector::new(
         client.clone(),
         LeaseConfig {
-            name: args.lease_name.clone(),
+            name: lease.name.clone(),
             namespace: lease_namespace,
             identity,
-            lease_duration: Duration::from_secs(args.lease_duration),
-            renew_deadline: Duration::from_secs(args.lease_renew_deadline),
-            retry_period: Duration::from_secs(args.lease_retry_period),
+            lease_duration: lease.duration,
+            renew_deadline: lease.renew_deadline,
+            retry_period: lease.retry_period,
         },
     )?;
     // A standby replica is healthy and ready; it just does not reconcile.
@@ -230,7 +191,7 @@ pub async fn run(args: OperatorArgs) -> Result<(), OperatorError> {
         }
     });
     tokio::select! {
-        () = run_controller(client, &args, ctx, shutdown, &shared) => {
+        () = run_controller(client, namespace, ctx, shutdown, &shared) => {
             stop_renewing.cancel();
             let (mut elector, held) = holding.await.map_err(OperatorError::LeaseTask)?;
             metrics.leader.set(0);
@@ -244,7 +205,7 @@ pub async fn run(args: OperatorArgs) -> Result<(), OperatorError> {
             // Dropping the controller aborts its in-flight reconciles.
             metrics.leader.set(0);
             let (_, held) = joined.map_err(OperatorError::LeaseTask)?;
-            let err = held.err().unwrap_or_else(|| leader::LeaderError::Lost(args.lease_name.clone()));
+            let err = held.err().unwrap_or_else(|| leader::LeaderError::Lost(lease.name.clone()));
             error!("{err}: stopping so that another replica can lead");
             Err(err.into())
         }
@@ -254,7 +215,7 @@ pub async fn run(args: OperatorArgs) -> Result<(), OperatorError> {
 /// Runs the controller until `shutdown`, letting in-flight reconciles finish.
 async fn run_controller(
     client: Client,
-    args: &OperatorArgs,
+    ns: Option<&str>,
     ctx: Arc<Context>,
     shutdown: CancellationToken,
     shared: &Shared,
@@ -269,7 +230,6 @@ async fn run_controller(
             None => Api::all(client.clone()),
         }
     }
-    let ns = args.namespace.as_deref();
     let managed = watcher::Config::default().labels(labels::MANAGED_SELECTOR);
     // Credentials Secrets people (or `codex-mcp auth import`) write, and the
     // operator itself rewrites on refresh: a change reaches every agent that

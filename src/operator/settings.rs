@@ -1,9 +1,60 @@
-//! The operator's defaults for fields a CodexAgent leaves empty, and the
-//! quantity arithmetic needed to combine them with a spec.
+//! The operator's settings: how it runs, and the defaults for fields a
+//! CodexAgent leaves empty, each defined once here (the flags refer to
+//! them), with the quantity arithmetic needed to combine them with a spec.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 
+use super::login::LoginSettings;
 use crate::api::crd::{CodexAgentSpec, PullPolicy, VolumePolicy, BYTES_PATTERN, CPU_PATTERN};
+use crate::telemetry::LogSettings;
+
+/// Where `/health`, `/ready` and `/metrics` are served unless told
+/// (`CODEX_MCP_OPERATOR_LISTEN`).
+pub const DEFAULT_METRICS_LISTEN: &str = "0.0.0.0:8211";
+/// The agent image (holding `codex` and `codex-mcp`) of this release.
+pub const DEFAULT_AGENT_IMAGE: &str = concat!("codex-mcp-agent:", env!("CARGO_PKG_VERSION"));
+pub const DEFAULT_PULL_POLICY: PullPolicy = PullPolicy::IfNotPresent;
+/// In the original server's notation (Docker's `--cpus`), as the flag is read.
+pub const DEFAULT_CPU_LIMIT: &str = "4.0";
+/// In the original server's Docker notation (2048 MiB), as the flag is read:
+/// see [`memory_setting_to_quantity`].
+pub const DEFAULT_MEMORY_LIMIT: &str = "2048m";
+pub const DEFAULT_CPU_REQUEST: &str = "100m";
+pub const DEFAULT_MEMORY_REQUEST: &str = "256Mi";
+pub const DEFAULT_STORAGE_SIZE: &str = "10Gi";
+pub const DEFAULT_SOURCE_MAX_SIZE: &str = "2Gi";
+pub const DEFAULT_RESIZE_IN_PLACE: bool = true;
+
+/// How the operator runs, from its flags.
+#[derive(Debug, Clone)]
+pub struct OperatorSettings {
+    pub log: LogSettings,
+    /// In-cluster configuration (or ~/.kube/config) when `None`.
+    pub kubeconfig: Option<PathBuf>,
+    /// The namespace watched; all when `None`.
+    pub namespace: Option<String>,
+    pub metrics_listen: SocketAddr,
+    pub leader_elect: bool,
+    pub lease: LeaseSettings,
+    /// This replica's identity; the host name plus a random suffix when `None`.
+    pub identity: Option<String>,
+    pub defaults: Defaults,
+    pub login: LoginSettings,
+}
+
+/// The leader-election Lease, before the operator knows where it runs.
+#[derive(Debug, Clone)]
+pub struct LeaseSettings {
+    pub name: String,
+    /// The watched namespace, else the operator's own, when `None`.
+    pub namespace: Option<String>,
+    pub duration: Duration,
+    pub renew_deadline: Duration,
+    pub retry_period: Duration,
+}
 
 /// Defaults for what a spec leaves empty, from the operator's flags.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,19 +76,21 @@ pub struct Defaults {
 }
 
 impl Default for Defaults {
+    /// What the operator uses when no flag is set, read as the flags are.
     fn default() -> Self {
         Self {
-            image: format!("codex-mcp-agent:{}", env!("CARGO_PKG_VERSION")),
-            pull_policy: PullPolicy::IfNotPresent,
-            cpu_limit: "4".into(),
-            memory_limit: "2048Mi".into(),
-            cpu_request: "100m".into(),
-            memory_request: "256Mi".into(),
-            idle_timeout_secs: 3600,
-            storage_size: "10Gi".into(),
+            image: DEFAULT_AGENT_IMAGE.into(),
+            pull_policy: DEFAULT_PULL_POLICY,
+            cpu_limit: DEFAULT_CPU_LIMIT.into(),
+            memory_limit: memory_setting_to_quantity(DEFAULT_MEMORY_LIMIT),
+            cpu_request: DEFAULT_CPU_REQUEST.into(),
+            memory_request: DEFAULT_MEMORY_REQUEST.into(),
+            idle_timeout_secs: i64::try_from(crate::agent::DEFAULT_SESSION_TIMEOUT_SECS)
+                .unwrap_or(i64::MAX),
+            storage_size: DEFAULT_STORAGE_SIZE.into(),
             storage_class: None,
-            resize_in_place: true,
-            source_max_size: "2Gi".into(),
+            resize_in_place: DEFAULT_RESIZE_IN_PLACE,
+            source_max_size: DEFAULT_SOURCE_MAX_SIZE.into(),
         }
     }
 }
@@ -123,7 +176,8 @@ pub struct Resolved {
     pub source_max_bytes: u64,
 }
 
-pub const DEFAULT_TENANT: &str = "default";
+/// The tenant of an agent whose spec names none.
+pub const DEFAULT_TENANT: &str = crate::agent::Tenant::DEFAULT;
 
 /// Combines a spec with the defaults. A request left empty is the default
 /// request capped at the limit, so a small limit never makes an invalid pod.
@@ -293,7 +347,7 @@ mod tests {
     #[test]
     fn defaults_fill_an_empty_spec() {
         let r = resolve(&CodexAgentSpec::default(), &Defaults::default()).unwrap();
-        assert_eq!(r.limits["cpu"], "4");
+        assert_eq!(r.limits["cpu"], "4.0");
         assert_eq!(r.limits["memory"], "2048Mi");
         assert_eq!(r.requests["cpu"], "100m");
         assert_eq!(r.idle_timeout_secs, 3600);

@@ -20,7 +20,7 @@ pub const AGENT_RUN: [&str; 5] = [
     "agent-run",
     "--cancel-on-stdin-eof",
     "--codex-bin",
-    "codex",
+    crate::codex::DEFAULT_CODEX_BIN,
 ];
 
 /// How long a cancelled run's output may keep coming before the connection

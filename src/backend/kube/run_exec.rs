@@ -39,7 +39,7 @@ fn command(args: Vec<String>) -> Vec<String> {
 fn start_args(run_dir: &Path) -> Vec<String> {
     vec![
         "--codex-bin".into(),
-        "codex".into(),
+        crate::codex::DEFAULT_CODEX_BIN.into(),
         "start".into(),
         "--run-dir".into(),
         run_dir.to_string_lossy().into_owned(),
