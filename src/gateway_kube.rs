@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use tracing::{error, info, warn};
 
@@ -13,8 +14,9 @@ use crate::backend::kube::{KubeBackend, KubeSettings};
 use crate::codex::SandboxMode;
 use crate::credentials::CredentialProvider;
 use crate::gateway::auth::{AuthError, ClientAuth};
-use crate::gateway::replicas::{ReplicaError, ReplicaSettings, Replicas};
+use crate::gateway::replicas::{PeerLookup, ReplicaError, ReplicaSettings, Replicas};
 use crate::gateway::{serve_until_signal, GatewaySettings, HttpError, Readiness};
+use crate::kubeconfig::request_kind;
 use crate::metrics::Metrics;
 use crate::runs::{RunSettings, Runner};
 use crate::telemetry::LogSettings;
@@ -118,7 +120,19 @@ pub async fn run(settings: KubeGatewaySettings) -> Result<(), GatewayError> {
                 .map(|s| s.trim().to_owned())
         })
         .unwrap_or_else(|| config.default_namespace.clone());
-    let client = kube::Client::try_from(config).map_err(GatewayError::Client)?;
+    let metrics = Arc::new(Metrics::new());
+    let counted = metrics.clone();
+    // Every request to the API server counted, so its load per call shows.
+    let client = kube::client::ClientBuilder::try_from(config)
+        .map_err(GatewayError::Client)?
+        .with_layer(&tower::util::MapRequestLayer::new(
+            move |req: http::Request<kube::client::Body>| {
+                let (verb, resource) = request_kind(req.method(), req.uri());
+                counted.kube_request(verb, &resource);
+                req
+            },
+        ))
+        .build();
 
     let readiness: Readiness = Arc::default();
     let agents: Api<CodexAgent> = Api::namespaced(client.clone(), &namespace);
@@ -155,19 +169,22 @@ pub async fn run(settings: KubeGatewaySettings) -> Result<(), GatewayError> {
         repositories,
     };
     info!(identity = %kube_settings.identity, "gateway replica");
-    let backend = Arc::new(KubeBackend::new(client, kube_settings));
+    let backend = Arc::new(KubeBackend::new(client.clone(), kube_settings));
     let runner = Arc::new(Runner::new(
         backend,
         credentials,
         settings.runs.clone(),
-        Arc::new(Metrics::new()),
+        metrics,
     ));
     // Runs a previous gateway (or a replica that went away) left going in
     // agents' pods, or finished but unrecorded.
     runner.recover_runs();
 
-    let replicas = match settings.replicas {
-        Some(r) => Some(Arc::new(Replicas::new(r.own, r.peers)?)),
+    let replicas = match settings.replicas.clone() {
+        Some(r) => Some(Arc::new(Replicas::new(
+            r.own,
+            replica_pods(Api::namespaced(client.clone(), &namespace), r.selector),
+        )?)),
         None => None,
     };
     let context = format!("namespace {namespace}");
@@ -180,4 +197,21 @@ pub async fn run(settings: KubeGatewaySettings) -> Result<(), GatewayError> {
         &context,
     )
     .await?)
+}
+
+/// The gateway replicas' pod IPs, listed by their labels: every pod with an
+/// address, a terminating one too (it still holds its sessions).
+fn replica_pods(pods: Api<Pod>, selector: String) -> PeerLookup {
+    Arc::new(move || {
+        let pods = pods.clone();
+        let params = ListParams::default().labels(&selector);
+        Box::pin(async move {
+            let list = pods.list(&params).await.map_err(|e| e.to_string())?;
+            Ok(list
+                .items
+                .into_iter()
+                .filter_map(|p| p.status?.pod_ip?.parse().ok())
+                .collect())
+        })
+    })
 }

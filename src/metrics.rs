@@ -115,6 +115,7 @@ pub struct Metrics {
     task_seconds: HistogramVec,
     task_polls: IntCounterVec,
     replica_forwards: IntCounterVec,
+    kube_requests: IntCounterVec,
 }
 
 impl Metrics {
@@ -244,9 +245,20 @@ impl Metrics {
                 &["outcome"],
             ),
         );
+        let kube_requests = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "kube_api_requests_total",
+                    "Requests to the Kubernetes API server, by verb and resource",
+                ),
+                &["verb", "resource"],
+            ),
+        );
         Self {
             registry,
             replica_forwards,
+            kube_requests,
             tasks,
             tasks_working,
             task_seconds,
@@ -263,6 +275,13 @@ impl Metrics {
             sse_sessions,
             http_requests,
         }
+    }
+
+    /// One request to the API server (see `kubeconfig::request_kind`).
+    pub fn kube_request(&self, verb: &str, resource: &str) {
+        self.kube_requests
+            .with_label_values(&[verb, resource])
+            .inc();
     }
 
     /// `outcome`: `forwarded`, `unreachable` or `not_a_replica`.

@@ -14,6 +14,16 @@ use serde_json::json;
 
 use crate::agent::Tenant;
 
+/// Between an id (a session's, a run's) and the tag of the gateway replica
+/// that made it (see `gateway::replicas`).
+pub const REPLICA_TAG_SEPARATOR: char = '~';
+
+/// The id without the tag of the replica that made it.
+pub fn untagged(id: &str) -> &str {
+    id.split_once(REPLICA_TAG_SEPARATOR)
+        .map_or(id, |(id, _)| id)
+}
+
 /// The identity a session is bound to: the tenant, the token (by a keyed
 /// fingerprint, so the registry holds no token), and the agent addressed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]

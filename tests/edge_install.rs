@@ -95,6 +95,20 @@ async fn install_behind_an_edge(prefix: &str) -> (TestNamespace, FakeModel, Edge
     (ns, model, edge)
 }
 
+/// The gateway replicas' logs, for a failure's message.
+fn gateway_logs(ns: &TestNamespace) -> String {
+    kubectl_ok(&[
+        "logs",
+        "-n",
+        ns.name(),
+        "-l",
+        "app.kubernetes.io/component=gateway",
+        "--prefix",
+        "--tail",
+        "200",
+    ])
+}
+
 /// What the gateway replicas' metrics say of forwarded requests, summed.
 #[derive(Debug, Default)]
 struct Forwards {
@@ -150,7 +164,11 @@ async fn clients_reach_the_tools_through_a_gateway_api_route_and_helm_test_passe
     model.push(Reply::text("hello over sse"));
     let sse = client(&edge, Transport::Sse, "/sse");
     let r = sse.call_tool("chat", json!({"message": "hi"})).await;
-    assert!(r.ok() && r.text().contains("hello over sse"), "{r}");
+    assert!(
+        r.ok() && r.text().contains("hello over sse"),
+        "{r}\n{}",
+        gateway_logs(&ns)
+    );
 
     // Without a token: the gateway's challenge comes back through the edge,
     // naming the resource's metadata by the URL the client used, and the
@@ -194,8 +212,12 @@ async fn clients_reach_the_tools_through_a_gateway_api_route_and_helm_test_passe
     // The edge spread the sessions' requests over both replicas, and each
     // reached the replica that held its session.
     let forwards = replica_forwards(&ns).await;
-    assert!(forwards.forwarded > 0, "{forwards:?}");
-    assert_eq!(forwards.failed, 0, "{forwards:?}");
+    assert!(
+        forwards.forwarded > 0,
+        "{forwards:?}\n{}",
+        gateway_logs(&ns)
+    );
+    assert_eq!(forwards.failed, 0, "{forwards:?}\n{}", gateway_logs(&ns));
 
     // What a user runs after the install.
     let name = ns.name().to_owned();
@@ -285,8 +307,12 @@ async fn a_three_minute_turn_goes_through_the_edge_as_a_task_and_over_sse() {
         "progress reached the SSE client as it happened, not held back: {silence:?}"
     );
     let forwards = replica_forwards(&ns).await;
-    assert!(forwards.forwarded > 0, "{forwards:?}");
-    assert_eq!(forwards.failed, 0, "{forwards:?}");
+    assert!(
+        forwards.forwarded > 0,
+        "{forwards:?}\n{}",
+        gateway_logs(&ns)
+    );
+    assert_eq!(forwards.failed, 0, "{forwards:?}\n{}", gateway_logs(&ns));
 
     edge.stop();
     kubectl_ok(&["delete", "gatewayclass", &edge.id, "--ignore-not-found"]);

@@ -56,6 +56,41 @@ fn sse(gateway: &KubeGateway, agent: &str) -> McpClient {
     .request_timeout(CALL_TIMEOUT)
 }
 
+/// The gateway's count of API server requests, by `verb resource`.
+async fn api_requests(gateway: &KubeGateway) -> std::collections::BTreeMap<String, u64> {
+    let text = reqwest::get(format!("{}/metrics", gateway.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut counts = std::collections::BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("codex_mcp_kube_api_requests_total{"))
+    {
+        let label = |name: &str| {
+            let start = line.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+            line[start..].split('"').next().unwrap().to_owned()
+        };
+        let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        counts.insert(format!("{} {}", label("verb"), label("resource")), n);
+    }
+    counts
+}
+
+async fn api_requests_since(
+    gateway: &KubeGateway,
+    before: &std::collections::BTreeMap<String, u64>,
+) -> std::collections::BTreeMap<String, u64> {
+    let mut now = api_requests(gateway).await;
+    for (k, v) in now.iter_mut() {
+        *v -= before.get(k).copied().unwrap_or(0);
+    }
+    now.retain(|_, v| *v > 0);
+    now
+}
+
 fn plan_reply() -> Value {
     json!({
         "summary": "Add an LRU cache in front of the lookup",
@@ -125,6 +160,21 @@ async fn plan_and_implement_in_the_agents_pod_survive_pod_deletion_and_gateway_r
         image.as_deref(),
         Some(kube_gateway::agent_image().as_str()),
         "the pod runs the Dockerfile's agent image"
+    );
+
+    // A warm call's load on the API server, as the gateway counts it.
+    let before = api_requests(&gateway).await;
+    model.push(Reply::text("pong"));
+    let chat = http(&gateway, "alice")
+        .call_tool("chat", json!({"message": "ping"}))
+        .await;
+    assert!(chat.ok() && !chat.is_error(), "{chat}");
+    let spent = api_requests_since(&gateway, &before).await;
+    let total: u64 = spent.values().sum();
+    eprintln!("a warm chat call: {total} API requests: {spent:?}");
+    assert!(
+        spent.get("get codexagents").copied().unwrap_or(0) <= 1,
+        "the CodexAgent is read once per warm call: {spent:?}"
     );
 
     // Second call, over SSE: continues the conversation and writes a file.

@@ -74,15 +74,15 @@ pub struct KubeGatewayArgs {
     #[arg(long, env = "CODEX_MCP_REPOSITORIES")]
     pub repositories: Option<PathBuf>,
     /// This replica's IP address as the other replicas reach it (its pod
-    /// IP, from the downward API). With `--replica-peers`, a request of an
-    /// MCP session that reaches another replica is forwarded to the one
-    /// that holds the session, so no sticky sessions are needed.
-    #[arg(long, env = "CODEX_MCP_REPLICA_IP", requires = "replica_peers")]
+    /// IP, from the downward API). With `--replica-selector`, a request of
+    /// an MCP session (or a poll of a run) that reaches another replica is
+    /// forwarded to the one that holds it, so no sticky sessions are needed.
+    #[arg(long, env = "CODEX_MCP_REPLICA_IP", requires = "replica_selector")]
     pub replica_ip: Option<std::net::IpAddr>,
-    /// `HOST:PORT` of a name resolving to every gateway replica (a headless
-    /// Service); the only addresses requests are forwarded to.
-    #[arg(long, env = "CODEX_MCP_REPLICA_PEERS", requires = "replica_ip")]
-    pub replica_peers: Option<String>,
+    /// The label selector of the gateway replicas' pods, in the CodexAgents'
+    /// namespace: the only addresses requests are forwarded to.
+    #[arg(long, env = "CODEX_MCP_REPLICA_SELECTOR", requires = "replica_ip")]
+    pub replica_selector: Option<String>,
 }
 
 impl KubeGatewayArgs {
@@ -101,10 +101,10 @@ impl KubeGatewayArgs {
             repositories: self.repositories.clone(),
             replicas: self
                 .replica_ip
-                .zip(self.replica_peers.clone())
-                .map(|(ip, peers)| ReplicaSettings {
+                .zip(self.replica_selector.clone())
+                .map(|(ip, selector)| ReplicaSettings {
                     own: SocketAddr::new(ip, self.gateway.listen.port()),
-                    peers,
+                    selector,
                 }),
         })
     }

@@ -360,7 +360,14 @@ pub fn router(
     readiness: Readiness,
 ) -> Router {
     let tools_runner = runner.clone();
-    let factory = move || CodexTools::new(tools_runner.clone());
+    let run_id_suffix: Arc<str> = config
+        .replicas
+        .as_ref()
+        .map(|r| r.id_suffix())
+        .unwrap_or_default()
+        .into();
+    let factory =
+        move || CodexTools::new(tools_runner.clone()).with_run_id_suffix(run_id_suffix.clone());
     let mcp_config = StreamableHttpServerConfig::default()
         // Host checks are done by `mcp_guard` for both transports alike.
         .disable_allowed_hosts()

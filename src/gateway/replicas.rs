@@ -10,16 +10,16 @@
 //! that gets a request for another's session forwards it there, streams
 //! included.
 //!
-//! A replica forwards only to an address its peers' DNS name resolves to
-//! (a headless Service of the gateway's pods), so a made-up id cannot send
-//! requests anywhere else.
+//! A replica forwards only to the address of one of the gateway's own
+//! pods, as the API server lists them (no cluster DNS needed), so a
+//! made-up id cannot send requests anywhere else.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -30,14 +30,13 @@ use std::sync::Arc;
 
 use crate::metrics::Metrics;
 
-/// Between a session's own id and the replica's tag.
-const SEPARATOR: char = '~';
+use crate::sessions::REPLICA_TAG_SEPARATOR as SEPARATOR;
 const SESSION_HEADER: &str = "mcp-session-id";
 /// Set on a forwarded request: the replica that gets it serves it or
 /// answers that the session is gone, and never forwards it again.
 pub const FORWARDED_HEADER: &str = "x-codex-mcp-forwarded";
-/// How long a lookup of the peers' name is trusted for a known address;
-/// an address not in it is looked up again at once (a new replica).
+/// How long a list of the replicas is trusted for a known address; an
+/// address not in it is looked up again at once (a new replica).
 const PEERS_TTL: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -47,24 +46,36 @@ pub enum ReplicaError {
     Client(#[source] reqwest::Error),
 }
 
-/// Where this replica is reached, and the name of all of them.
+/// Where this replica is reached, and how its peers are known.
 #[derive(Debug, Clone)]
 pub struct ReplicaSettings {
     /// This replica's pod IP and listening port.
     pub own: SocketAddr,
-    /// `host:port` of a name resolving to every replica.
-    pub peers: String,
+    /// The label selector of the gateway's pods (in the CodexAgents'
+    /// namespace); every replica listens on the same port.
+    pub selector: String,
 }
 
+/// Lists the replicas' IP addresses.
+pub type PeerLookup = Arc<
+    dyn Fn() -> futures::future::BoxFuture<'static, Result<HashSet<IpAddr>, String>> + Send + Sync,
+>;
+
 /// This replica, and how it finds the others.
-#[derive(Debug)]
 pub struct Replicas {
     own: SocketAddr,
     own_tag: String,
-    /// `host:port`, resolving to every replica.
-    peers: String,
-    known: Mutex<Option<(Instant, HashSet<SocketAddr>)>>,
+    peers: PeerLookup,
+    known: Mutex<Option<(Instant, HashSet<IpAddr>)>>,
     client: reqwest::Client,
+}
+
+impl std::fmt::Debug for Replicas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replicas")
+            .field("own", &self.own)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where a session lives, from its id.
@@ -80,8 +91,8 @@ pub enum Home<'a> {
 
 impl Replicas {
     /// `own`: the address the other replicas reach this one at (its pod
-    /// IP and port); `peers`: `host:port` of a name resolving to them all.
-    pub fn new(own: SocketAddr, peers: String) -> Result<Self, ReplicaError> {
+    /// IP and port); `peers`: lists the replicas' addresses.
+    pub fn new(own: SocketAddr, peers: PeerLookup) -> Result<Self, ReplicaError> {
         // Replicas talk over the pod network: a proxy from the environment
         // is for the way out, not for this.
         let client = reqwest::Client::builder()
@@ -125,40 +136,43 @@ impl Replicas {
         }
     }
 
-    /// Whether `addr` is one of the replicas, by the peers' name.
+    /// Whether `addr` is one of the replicas.
     async fn is_peer(&self, addr: SocketAddr) -> bool {
+        if addr.port() != self.own.port() {
+            return false;
+        }
         if let Some((at, set)) = self.known.lock().ok().and_then(|k| k.clone()) {
-            if at.elapsed() < PEERS_TTL && set.contains(&addr) {
+            if at.elapsed() < PEERS_TTL && set.contains(&addr.ip()) {
                 return true;
             }
         }
-        let found: HashSet<SocketAddr> = match tokio::net::lookup_host(&self.peers).await {
-            Ok(addrs) => addrs.collect(),
+        let found = match (self.peers)().await {
+            Ok(found) => found,
             Err(e) => {
-                tracing::warn!(peers = %self.peers, "looking up the other gateway replicas failed: {e}");
+                tracing::warn!("listing the other gateway replicas failed: {e}");
                 return false;
             }
         };
-        let is = found.contains(&addr);
+        let is = found.contains(&addr.ip());
         if let Ok(mut known) = self.known.lock() {
             *known = Some((Instant::now(), found));
         }
         is
     }
 
-    /// Sends `req` to the replica at `peer` and streams its answer back.
-    async fn forward(&self, peer: SocketAddr, req: Request) -> Result<Response, String> {
-        let (parts, body) = req.into_parts();
-        // Bodies are already held to the body limit by an outer layer.
-        let body = axum::body::to_bytes(body, usize::MAX)
-            .await
-            .map_err(|e| format!("reading the request body failed: {e}"))?;
+    /// Sends a request to the replica at `peer` and streams its answer back.
+    async fn forward(
+        &self,
+        peer: SocketAddr,
+        parts: &axum::http::request::Parts,
+        body: Bytes,
+    ) -> Result<Response, String> {
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let mut headers = without_hop_headers(&parts.headers);
         headers.insert(FORWARDED_HEADER, HeaderValue::from_static("1"));
         let answer = self
             .client
-            .request(parts.method, format!("http://{peer}{path}"))
+            .request(parts.method.clone(), format!("http://{peer}{path}"))
             .headers(headers)
             .body(body)
             .send()
@@ -171,6 +185,53 @@ impl Replicas {
         resp.body(Body::from_stream(answer.bytes_stream()))
             .map_err(|e| format!("relaying the answer failed: {e}"))
     }
+
+    /// Forwards to `peer` if it is a replica and the request was not
+    /// forwarded already; `Err` says why not, or why it failed.
+    async fn forward_checked(
+        &self,
+        peer: SocketAddr,
+        parts: &axum::http::request::Parts,
+        body: Bytes,
+        metrics: &Metrics,
+    ) -> Result<Response, &'static str> {
+        if parts.headers.contains_key(FORWARDED_HEADER) {
+            return Err("forwarded once already");
+        }
+        if !self.is_peer(peer).await {
+            metrics.replica_forward("not_a_replica");
+            return Err("the replica that held it is gone");
+        }
+        tracing::debug!(%peer, "forwarding a request to the replica that holds its session or run");
+        match self.forward(peer, parts, body).await {
+            Ok(resp) => {
+                metrics.replica_forward("forwarded");
+                Ok(resp)
+            }
+            Err(why) => {
+                tracing::warn!(%peer, "forwarding a request to the replica that holds it failed: {why}");
+                metrics.replica_forward("unreachable");
+                Err("the replica that held it does not answer")
+            }
+        }
+    }
+}
+
+/// The run a stateless request asks about: the `taskId` of `tasks/get`,
+/// `tasks/result` and `tasks/cancel`, or the `run_id` of `get_run` and
+/// `cancel_run`.
+fn run_asked_about(body: &[u8]) -> Option<String> {
+    let message: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let params = message.get("params")?;
+    let id = match message.get("method")?.as_str()? {
+        "tasks/get" | "tasks/result" | "tasks/cancel" => params.get("taskId")?,
+        "tools/call" => match params.get("name")?.as_str()? {
+            "get_run" | "cancel_run" => params.get("arguments")?.get("run_id")?,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    id.as_str().map(str::to_owned)
 }
 
 /// A replica's tag: its address, in characters a header and a query
@@ -273,27 +334,42 @@ pub async fn route(State(state): State<RouteState>, mut req: Request, next: Next
             }
             Home::Unknown => return session_gone("its id names no gateway replica"),
             Home::Peer(peer) => {
-                if req.headers().contains_key(FORWARDED_HEADER) {
-                    return session_gone("forwarded once already");
-                }
-                if !replicas.is_peer(peer).await {
-                    metrics.replica_forward("not_a_replica");
-                    return session_gone("the replica that held it is gone");
-                }
-                tracing::debug!(%peer, "forwarding a request to the replica that holds its session");
-                return match replicas.forward(peer, req).await {
-                    Ok(resp) => {
-                        metrics.replica_forward("forwarded");
-                        resp
+                let (parts, body) = req.into_parts();
+                let body = match axum::body::to_bytes(body, usize::MAX).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        return (StatusCode::BAD_REQUEST, format!("reading the body: {e}"))
+                            .into_response()
                     }
-                    Err(why) => {
-                        tracing::warn!(%peer, "forwarding a request to its session's replica failed: {why}");
-                        metrics.replica_forward("unreachable");
-                        session_gone("the replica that held it does not answer")
-                    }
+                };
+                return match replicas.forward_checked(peer, &parts, body, &metrics).await {
+                    Ok(resp) => resp,
+                    Err(why) => session_gone(why),
                 };
             }
         }
+    } else if req.method() == axum::http::Method::POST {
+        // A stateless poll of a run: served by the replica that runs it
+        // while that one lives (it alone knows a run still waiting for its
+        // agent), by this one from the agent's state otherwise.
+        let (parts, body) = req.into_parts();
+        let body = match axum::body::to_bytes(body, usize::MAX).await {
+            Ok(b) => b,
+            Err(e) => {
+                return (StatusCode::BAD_REQUEST, format!("reading the body: {e}")).into_response()
+            }
+        };
+        if let Some(run) = run_asked_about(&body) {
+            if let Home::Peer(peer) = replicas.home(&run) {
+                if let Ok(resp) = replicas
+                    .forward_checked(peer, &parts, body.clone(), &metrics)
+                    .await
+                {
+                    return resp;
+                }
+            }
+        }
+        req = Request::from_parts(parts, Body::from(body));
     }
     let mut resp = next.run(req).await;
     if let Some(id) = resp
@@ -313,7 +389,22 @@ mod tests {
     use super::*;
 
     fn replicas(own: &str) -> Replicas {
-        Replicas::new(own.parse().unwrap(), "peers.example:8210".into()).unwrap()
+        let peers: PeerLookup = Arc::new(|| {
+            Box::pin(async {
+                Ok(["10.244.0.5", "10.244.0.6"]
+                    .map(|ip| ip.parse().unwrap())
+                    .into())
+            })
+        });
+        Replicas::new(own.parse().unwrap(), peers).unwrap()
+    }
+
+    #[tokio::test]
+    async fn only_listed_replicas_on_the_same_port_are_peers() {
+        let r = replicas("10.244.0.5:8210");
+        assert!(r.is_peer("10.244.0.6:8210".parse().unwrap()).await);
+        assert!(!r.is_peer("10.244.0.6:22".parse().unwrap()).await);
+        assert!(!r.is_peer("169.254.169.254:8210".parse().unwrap()).await);
     }
 
     #[test]
@@ -341,6 +432,32 @@ mod tests {
         );
         assert_eq!(b.home("s1~not-an-address"), Home::Unknown);
         assert_eq!(b.home("s1~"), Home::Unknown);
+    }
+
+    #[test]
+    fn polls_of_a_run_name_it() {
+        let run = |body: serde_json::Value| run_asked_about(body.to_string().as_bytes());
+        assert_eq!(
+            run(
+                serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tasks/get", "params": {"taskId": "a.1~t"}})
+            ),
+            Some("a.1~t".into())
+        );
+        assert_eq!(
+            run(
+                serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "get_run", "arguments": {"run_id": "a.2~t"}}})
+            ),
+            Some("a.2~t".into())
+        );
+        assert_eq!(
+            run(
+                serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "chat", "arguments": {"run_id": "a.2~t"}}})
+            ),
+            None
+        );
+        assert_eq!(run_asked_about(b"not json"), None);
     }
 
     #[test]

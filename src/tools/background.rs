@@ -155,7 +155,7 @@ impl CodexTools {
         call.cancel = bg.cancel.clone();
         call.run_id = Some(id.clone());
         let report = RunReport {
-            run_id: id.to_string(),
+            run_id: format!("{id}{}", self.run_id_suffix),
             agent_id: call.agent.name.to_string(),
             tool: tool.as_str().to_owned(),
             status: RunStatus::Running.as_str().to_owned(),
@@ -226,7 +226,8 @@ impl CodexTools {
         let (agent, id) = self.visible_run(caller, &args.run_id)?;
         let wait = Duration::from_secs(args.wait_seconds.unwrap_or(0).min(MAX_WAIT_SECONDS));
         let mut report = RunReport {
-            run_id: id.to_string(),
+            // As the client knows it (a task's id must stay the same).
+            run_id: args.run_id.clone(),
             agent_id: agent.name.to_string(),
             tool: String::new(),
             status: RunStatus::Running.as_str().to_owned(),
@@ -376,7 +377,10 @@ impl CodexTools {
     /// The agent and id of a run the caller may see; any other is unknown.
     fn visible_run(&self, caller: &Caller, raw: &str) -> Result<(AgentId, RunId), ToolError> {
         let unknown = || ToolError::InvalidParams(format!("unknown run `{raw}`"));
-        let id = RunId::parse(raw).map_err(|_| unknown())?;
+        // The replica's tag routed the request here, or named a replica
+        // that is gone: either way the run is looked up where it lives.
+        let untagged = crate::sessions::untagged(raw);
+        let id = RunId::parse(untagged).map_err(|_| unknown())?;
         let name = id.agent();
         if !caller.may_use(&name) {
             return Err(unknown());

@@ -83,6 +83,10 @@ impl IntoCallToolResult for ToolError {
 pub struct CodexTools {
     runner: Arc<Runner>,
     tool_router: ToolRouter<Self>,
+    /// Appended to the run ids (and task ids) clients get: this gateway
+    /// replica's tag, so that a poll reaching another replica is routed
+    /// here while this one lives. Empty for a single gateway.
+    run_id_suffix: Arc<str>,
 }
 
 const INSTRUCTIONS: &str = "Coding tools backed by OpenAI's Codex CLI. You have your own \
@@ -237,6 +241,12 @@ fn require_text(name: &str, value: &str) -> Result<(), ToolError> {
 
 #[tool_router]
 impl CodexTools {
+    /// Run ids handed out end with `suffix` (see [`CodexTools::run_id_suffix`]).
+    pub fn with_run_id_suffix(mut self, suffix: Arc<str>) -> Self {
+        self.run_id_suffix = suffix;
+        self
+    }
+
     pub fn new(runner: Arc<Runner>) -> Self {
         // Stateless MCP requests build a server per request; generating the
         // schemas once keeps that cheap.
@@ -249,6 +259,7 @@ impl CodexTools {
         Self {
             runner,
             tool_router,
+            run_id_suffix: Arc::from(""),
         }
     }
 
