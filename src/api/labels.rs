@@ -34,11 +34,19 @@ pub const ANNOTATION_THREAD_USAGE: &str = "codexmcp.dev/thread-usage";
 /// The CodexAgent as the controlling owner, so children are
 /// garbage-collected with it and their events reach the operator.
 pub fn owner_reference(agent: &CodexAgent) -> OwnerReference {
+    owner_reference_to(
+        &agent.name_any(),
+        agent.metadata.uid.as_deref().unwrap_or_default(),
+    )
+}
+
+/// The same, from the CodexAgent's name and uid alone.
+pub fn owner_reference_to(name: &str, uid: &str) -> OwnerReference {
     OwnerReference {
         api_version: CodexAgent::api_version(&()).into_owned(),
         kind: CodexAgent::kind(&()).into_owned(),
-        name: agent.name_any(),
-        uid: agent.metadata.uid.clone().unwrap_or_default(),
+        name: name.to_owned(),
+        uid: uid.to_owned(),
         controller: Some(true),
         block_owner_deletion: Some(true),
     }

@@ -79,6 +79,9 @@ pub struct KubeBackend {
     runs: RunClient,
     /// Per agent, held from taking its Lease until it is given back.
     turns: runs::Turns,
+    /// Each CodexAgent's uid as last read, for the owner reference of its
+    /// run Lease without reading the CodexAgent again.
+    uids: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl KubeBackend {
@@ -88,11 +91,12 @@ impl KubeBackend {
             agents: Api::namespaced(client.clone(), ns),
             pods: Api::namespaced(client.clone(), ns),
             leases: Api::namespaced(client.clone(), ns),
-            runs: RunClient::new(Box::new(run_exec::KubeExec::new(
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client, ns),
-            ))),
+            runs: RunClient::new(Box::new(run_exec::KubeExec::new(Api::namespaced(
+                client.clone(),
+                ns,
+            )))),
             turns: runs::Turns::default(),
+            uids: Default::default(),
             settings,
         }
     }
@@ -272,6 +276,9 @@ impl Backend for KubeBackend {
                 self.wait_ready(agent, progress).await?
             }
         };
+        if let (Some(uid), Ok(mut uids)) = (cr.metadata.uid.clone(), self.uids.lock()) {
+            uids.insert(cr.name_any(), uid);
+        }
         let mut record = record_from(&cr, agent, Utc::now());
         record.codex = naming::agent_settings(&cr).map_err(|e| BackendError::NotReady {
             agent: agent.to_string(),

@@ -17,8 +17,7 @@ use tokio::io::{AsyncWriteExt, BufReader};
 use super::exec::{incarnation, pod_trouble, Incarnation};
 use super::naming::resource_name;
 use crate::agent::AgentId;
-use crate::api::crd::CodexAgent;
-use crate::api::layout::{pod_name, CONTAINER_NAME, RUNS_DIR};
+use crate::api::layout::{CONTAINER_NAME, RUNS_DIR};
 use crate::backend::run_client::{AgentRunExec, ExecOutput};
 use crate::backend::BackendError;
 use crate::codex::RunRequest;
@@ -47,7 +46,6 @@ fn start_args(run_dir: &Path) -> Vec<String> {
 }
 
 pub struct KubeExec {
-    pub agents: Api<CodexAgent>,
     pub pods: Api<Pod>,
     /// The pod (and which incarnation of it) each agent's last run started
     /// in, to say what happened to a run that was lost.
@@ -55,9 +53,8 @@ pub struct KubeExec {
 }
 
 impl KubeExec {
-    pub fn new(agents: Api<CodexAgent>, pods: Api<Pod>) -> Self {
+    pub fn new(pods: Api<Pod>) -> Self {
         Self {
-            agents,
             pods,
             started_in: Mutex::default(),
         }
@@ -65,20 +62,10 @@ impl KubeExec {
 }
 
 impl KubeExec {
-    /// The agent's pod: the one its status names, else the one it would get.
-    async fn pod(&self, agent: &AgentId) -> Result<String, BackendError> {
-        let name = resource_name(agent);
-        let cr = self
-            .agents
-            .get_opt(&name)
-            .await
-            .map_err(|e| BackendError::Spawn(format!("reading CodexAgent {name}: {e}")))?
-            .ok_or_else(|| BackendError::Spawn(format!("CodexAgent {name} is gone")))?;
-        Ok(cr
-            .status
-            .as_ref()
-            .and_then(|s| s.pod_name.clone())
-            .unwrap_or_else(|| pod_name(&cr)))
+    /// The agent's pod. Named after its CodexAgent (`layout::pod_name`), so
+    /// no read of the CodexAgent is needed to find it.
+    fn pod(&self, agent: &AgentId) -> String {
+        resource_name(agent)
     }
 
     /// Runs `cmd` in the agent's pod; `stdin` is written, then closed
@@ -90,7 +77,7 @@ impl KubeExec {
         stdin: Option<Vec<u8>>,
         keep_stdin: bool,
     ) -> Result<ExecOutput, BackendError> {
-        let pod = self.pod(agent).await?;
+        let pod = self.pod(agent);
         tracing::debug!(agent = %agent, pod, command = ?cmd.get(2..4), "agent-run through exec");
         let params = AttachParams::default()
             .container(CONTAINER_NAME)
@@ -148,13 +135,12 @@ impl AgentRunExec for KubeExec {
         // The request (credentials included) travels on stdin, never in argv.
         let mut line = serde_json::to_vec(request).expect("request serializes");
         line.push(b'\n');
-        if let Ok(pod) = self.pod(agent).await {
-            if let Ok(p) = self.pods.get(&pod).await {
-                self.started_in
-                    .lock()
-                    .expect("started_in lock")
-                    .insert(agent.to_string(), (pod, incarnation(&p)));
-            }
+        let pod = self.pod(agent);
+        if let Ok(p) = self.pods.get(&pod).await {
+            self.started_in
+                .lock()
+                .expect("started_in lock")
+                .insert(agent.to_string(), (pod, incarnation(&p)));
         }
         self.run(agent, command(start_args(run_dir)), Some(line), true)
             .await

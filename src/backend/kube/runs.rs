@@ -16,7 +16,7 @@ use super::naming::{self, resource_name};
 use super::KubeBackend;
 use crate::agent::{AgentId, AgentName, Tenant};
 use crate::api::crd::CodexAgent;
-use crate::api::labels::owner_reference;
+use crate::api::labels::owner_reference_to;
 use crate::api::labels::{LABEL_AGENT_NAME, LABEL_TENANT};
 use crate::backend::{BackendError, RunHold};
 
@@ -73,13 +73,23 @@ impl KubeBackend {
         waiting: &(dyn Fn() + Send + Sync),
     ) -> Result<RunHold, BackendError> {
         let name = resource_name(agent);
-        let cr = self
-            .get_cr(agent)
-            .await?
-            .ok_or_else(|| BackendError::Spawn(format!("CodexAgent {name} is gone")))?;
+        // Read by `ensure_agent` just before; read again only when it was not.
+        let cached = self.uids.lock().ok().and_then(|u| u.get(&name).cloned());
+        let uid = match cached {
+            Some(uid) => uid,
+            None => self
+                .get_cr(agent)
+                .await?
+                .and_then(|cr| cr.metadata.uid)
+                .ok_or_else(|| BackendError::Spawn(format!("CodexAgent {name} is gone")))?,
+        };
         let turn = tokio::select! {
             t = self.turns.of(&name).lock_owned() => t,
             _ = cancel.cancelled() => return Err(BackendError::Spawn("cancelled".into())),
+        };
+        let owner = OwnerReference {
+            block_owner_deletion: None,
+            ..owner_reference_to(&name, &uid)
         };
         let held: Hold = hold(
             HoldParams {
@@ -91,10 +101,7 @@ impl KubeBackend {
                 duration: self.settings.lease_duration,
                 // Collected with the CodexAgent; not blocking its deletion,
                 // which would need the finalizers permission on CodexAgents.
-                owner: Some(OwnerReference {
-                    block_owner_deletion: None,
-                    ..owner_reference(&cr)
-                }),
+                owner: Some(owner),
             },
             turn,
             cancel,
