@@ -11,7 +11,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{json, Value};
 use support::chart_flows;
 use support::cluster::{self, TestNamespace};
 use support::edge::{gateway_api_crds, Edge, EdgeOptions};
@@ -63,7 +63,7 @@ async fn wait_for_route(edge: &Edge) {
 /// A namespace with the fake model, the Gateway API CRDs, a Traefik with a
 /// Gateway `edge` for it, and the chart installed with its HTTPRoute
 /// (`codex.test`) attached to that Gateway, answering through it.
-async fn install_behind_an_edge(prefix: &str) -> (TestNamespace, FakeModel, Edge) {
+async fn install_behind_an_edge(prefix: &str) -> (TestNamespace, FakeModel, Edge, Value) {
     let (ns, model) = kube_gateway::namespace_with_model(prefix).await;
     let crds = gateway_api_crds();
     kubectl_ok(&[
@@ -92,7 +92,7 @@ async fn install_behind_an_edge(prefix: &str) -> (TestNamespace, FakeModel, Edge
     .await
     .expect("helm install");
     wait_for_route(&edge).await;
-    (ns, model, edge)
+    (ns, model, edge, values)
 }
 
 /// The gateway replicas' logs, for a failure's message.
@@ -116,17 +116,27 @@ struct Forwards {
     failed: u64,
 }
 
-async fn replica_forwards(ns: &TestNamespace) -> Forwards {
+/// The gateway replicas' pod IPs and ports.
+async fn replica_addresses(ns: &TestNamespace) -> Vec<(String, i32)> {
     let pods = ns
         .api::<k8s_openapi::api::core::v1::Pod>()
         .list(&kube::api::ListParams::default().labels("app.kubernetes.io/component=gateway"))
         .await
         .unwrap();
     assert_eq!(pods.items.len(), REPLICAS, "gateway replicas");
+    pods.items
+        .into_iter()
+        .map(|pod| {
+            let ip = pod.status.and_then(|s| s.pod_ip).expect("a pod IP");
+            let port = pod.spec.unwrap().containers[0].ports.as_ref().unwrap()[0].container_port;
+            (ip, port)
+        })
+        .collect()
+}
+
+async fn replica_forwards(ns: &TestNamespace) -> Forwards {
     let mut sum = Forwards::default();
-    for pod in pods.items {
-        let ip = pod.status.and_then(|s| s.pod_ip).expect("a pod IP");
-        let port = pod.spec.unwrap().containers[0].ports.as_ref().unwrap()[0].container_port;
+    for (ip, port) in replica_addresses(ns).await {
         let text = reqwest::get(format!("http://{ip}:{port}/metrics"))
             .await
             .unwrap()
@@ -150,7 +160,7 @@ async fn replica_forwards(ns: &TestNamespace) -> Forwards {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn clients_reach_the_tools_through_a_gateway_api_route_and_helm_test_passes() {
-    let (ns, model, mut edge) = install_behind_an_edge("edge").await;
+    let (ns, model, mut edge, values) = install_behind_an_edge("edge").await;
 
     // Streamable HTTP through the edge: the tools, `implement` and `fix`
     // with their diffs, `review` of a workspace file, paths out refused.
@@ -219,7 +229,18 @@ async fn clients_reach_the_tools_through_a_gateway_api_route_and_helm_test_passe
     );
     assert_eq!(forwards.failed, 0, "{forwards:?}\n{}", gateway_logs(&ns));
 
-    // What a user runs after the install.
+    // What a user runs after the install. The test cluster has neither
+    // cluster DNS nor Service routing, so the test pod is pointed at a
+    // gateway pod (`helmTest.url`) instead of the gateway's Service.
+    let (ip, port) = replica_addresses(&ns).await.remove(0);
+    let mut with_url = values.clone();
+    with_url["helmTest"] = json!({"url": format!("http://{ip}:{port}")});
+    let name = ns.name().to_owned();
+    tokio::task::spawn_blocking(move || {
+        helm::release(Helm::V4, Step::Upgrade, RELEASE, &name, &with_url, 300)
+    })
+    .await
+    .expect("helm upgrade");
     let name = ns.name().to_owned();
     let tested = tokio::task::spawn_blocking(move || {
         helm::run(
@@ -252,7 +273,7 @@ async fn clients_reach_the_tools_through_a_gateway_api_route_and_helm_test_passe
 /// stream would hold the heartbeats back for minutes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_three_minute_turn_goes_through_the_edge_as_a_task_and_over_sse() {
-    let (ns, model, mut edge) = install_behind_an_edge("edge-long").await;
+    let (ns, model, mut edge, _) = install_behind_an_edge("edge-long").await;
     model.when_contains("edge-tasked", slow_implement("tasked.py"));
     model.when_contains("edge-streamed", slow_implement("streamed.py"));
     let tasks = TasksClient::new(format!("{}/mcp", edge.url))
