@@ -230,14 +230,25 @@ fn the_helm_test_pod_probes_the_gateway_with_the_release_token() {
             .to_string()
             .contains("\"secretName\":\"codex-mcp-client-tokens\""));
 
-        // The gateway's policy admits it beside the peers the values list.
+        // The gateway's policy admits it, and the other gateway replicas
+        // (which forward a session's requests), beside the peers the values
+        // list.
         let peers = &r.get("NetworkPolicy", "codex-mcp-gateway")["spec"]["ingress"][0]["from"];
         assert_eq!(peers[0], from[0]);
-        let selector = peers[1]["podSelector"]["matchLabels"].as_object().unwrap();
+        let component = |i: usize| {
+            peers[i]["podSelector"]["matchLabels"]["app.kubernetes.io/component"].clone()
+        };
+        assert_eq!(component(1), "gateway", "{peers}");
+        let selector = peers[2]["podSelector"]["matchLabels"].as_object().unwrap();
         for (k, v) in selector {
             assert_eq!(&pod["metadata"]["labels"][k], v, "{k}");
         }
-        assert_eq!(selector["app.kubernetes.io/component"], "test");
+        assert_eq!(component(2), "test", "{peers}");
+
+        // Pointed elsewhere when the Service is not the way in.
+        let pointed = render(helm, &json!({"helmTest": {"url": "http://10.1.2.3:8210"}}));
+        let args = &pointed.get("Pod", "codex-mcp-test-gateway")["spec"]["containers"][0]["args"];
+        assert_eq!(args[2], "http://10.1.2.3:8210");
 
         // The test cluster: no cluster DNS or kube-proxy, so the host
         // network and the gateway's port on loopback, as the gateway runs.
@@ -256,10 +267,13 @@ fn the_helm_test_pod_probes_the_gateway_with_the_release_token() {
             &json!({"helmTest": {"enabled": false}, "networkPolicy": {"gateway": {"from": from}}}),
         );
         assert!(off.find("Pod", "codex-mcp-test-gateway").is_none());
+        let peers = &off.get("NetworkPolicy", "codex-mcp-gateway")["spec"]["ingress"][0]["from"];
         assert_eq!(
-            off.get("NetworkPolicy", "codex-mcp-gateway")["spec"]["ingress"][0]["from"],
-            from
+            peers.as_array().unwrap().len(),
+            2,
+            "the values' peers and the replicas: {peers}"
         );
+        assert_eq!(peers[0], from[0]);
     });
 }
 
