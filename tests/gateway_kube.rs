@@ -242,7 +242,8 @@ async fn plan_and_implement_in_the_agents_pod_survive_pod_deletion_and_gateway_r
     );
 
     let status = codex_agent(&ns, "alice").await.status.unwrap();
-    assert_eq!(status.runs, Some(3), "{status:?}");
+    // plan, the warm chat, implement, this chat.
+    assert_eq!(status.runs, Some(4), "{status:?}");
     assert_eq!(status.active_runs, Some(0));
     let listed = kube_gateway::kubectl_ok(&["get", "cxa", "-n", ns.name()]);
     assert!(listed.contains("default-alice-"), "{listed}");
@@ -254,7 +255,7 @@ async fn plan_and_implement_in_the_agents_pod_survive_pod_deletion_and_gateway_r
         .collect();
     assert_eq!(
         row.get(4),
-        Some(&"3"),
+        Some(&"4"),
         "the Runs column shows usage: {listed}"
     );
 
@@ -271,7 +272,7 @@ async fn plan_and_implement_in_the_agents_pod_survive_pod_deletion_and_gateway_r
     assert!(st.ok() && !st.is_error(), "{st}");
     let st = st.structured().unwrap();
     assert_eq!(st["environment"]["phase"], "Ready", "{st}");
-    assert_eq!(st["agent"]["runs"], 3, "{st}");
+    assert_eq!(st["agent"]["runs"], 4, "{st}");
     assert!(st["environment"]["pod"].is_string(), "{st}");
 
     // No credential in the CR or in the gateway's logs.
@@ -324,7 +325,7 @@ async fn plan_and_implement_in_the_agents_pod_survive_pod_deletion_and_gateway_r
     );
     let cr = codex_agent(&ns, "alice").await;
     assert!(!cr.spec.suspended);
-    assert_eq!(cr.status.unwrap().runs, Some(4));
+    assert_eq!(cr.status.unwrap().runs, Some(5));
     eprintln!("whole test: {:?}", started.elapsed());
     drop(gateway);
     ns.cleanup().await;
