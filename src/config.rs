@@ -117,6 +117,10 @@ pub struct ProbeArgs {
     /// Seconds each request may take.
     #[arg(long, default_value_t = crate::probe::DEFAULT_TIMEOUT_SECS)]
     pub timeout_secs: u64,
+    /// The Host header to send, when the URL reaches the gateway by another
+    /// name than clients use (a pod's address): one the gateway accepts.
+    #[arg(long)]
+    pub host: Option<String>,
 }
 
 impl ProbeArgs {
@@ -125,6 +129,7 @@ impl ProbeArgs {
             url: self.url.clone(),
             token_file: self.token_file.clone(),
             timeout: Duration::from_secs(self.timeout_secs),
+            host: self.host.clone(),
         }
     }
 }

@@ -29,6 +29,9 @@ pub struct ProbeSettings {
     pub token_file: PathBuf,
     /// How long each request may take.
     pub timeout: Duration,
+    /// The Host header to send instead of the URL's: the name clients use,
+    /// when the URL reaches the gateway by another way (a pod's address).
+    pub host: Option<String>,
 }
 
 /// How much of an unexpected answer an error quotes.
@@ -48,6 +51,8 @@ pub enum ProbeError {
     NoToken(PathBuf),
     #[error("--url {0}: not an http:// or https:// URL")]
     BadUrl(String),
+    #[error("--host {0:?} is not a header value")]
+    BadHost(String),
     #[error("{step}: {}", chain(.source))]
     Unreachable { step: Step, source: reqwest::Error },
     #[error("{step}: the gateway is not ready ({status}): {body}")]
@@ -115,8 +120,15 @@ impl fmt::Display for ProbeReport {
 pub async fn run(settings: &ProbeSettings) -> Result<ProbeReport, ProbeError> {
     let token = read_token(&settings.token_file)?;
     let base = base_url(&settings.url)?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(host) = &settings.host {
+        let value = reqwest::header::HeaderValue::from_str(host)
+            .map_err(|_| ProbeError::BadHost(host.clone()))?;
+        headers.insert(reqwest::header::HOST, value);
+    }
     let http = reqwest::Client::builder()
         .timeout(settings.timeout)
+        .default_headers(headers)
         .build()
         .expect("a client with a timeout builds");
 
