@@ -64,7 +64,7 @@ fn main() -> anyhow::Result<()> {
             };
             std::process::exit(code);
         }
-        Command::Crd => print!("{}", codex_mcp::api::crd::crd_yaml()?),
+        Command::Crd => print!("{}", codex_mcp::api::crd_schema::crd_yaml()?),
         Command::ResourceName { agent, tenant } => {
             println!("{}", codex_mcp::resource_name(&tenant, &agent)?);
         }

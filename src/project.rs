@@ -14,6 +14,7 @@
 pub mod binding;
 pub mod changes;
 pub mod checkpoints;
+pub mod error;
 pub mod git;
 mod nested;
 pub mod notes;

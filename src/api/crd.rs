@@ -4,7 +4,8 @@
 //! Validation lives in the schema, so the API server refuses a bad spec with
 //! a message naming the field, before the operator ever sees it: OpenAPI
 //! validation (patterns, enums, ranges) here, and CEL rules for fixed fields
-//! and fields that must agree in `crd_schema.rs`. Doc comments say which
+//! and fields that must agree in `crd_schema.rs`, which builds the CRD
+//! (`definition`, `crd_yaml`) from these types. Doc comments say which
 //! rule a field is under, so `kubectl explain` shows it.
 //!
 //! The status is written by two parties with disjoint fields. The operator
@@ -22,7 +23,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-pub use super::crd_schema::{crd_yaml, definition};
 pub use super::crd_source::{GitSecretRef, GitSource, SourceSpec};
 
 pub const GROUP: &str = "codexmcp.dev";
@@ -506,7 +506,3 @@ pub mod reason {
     pub const ACTIVE: &str = "Active";
     pub const INVALID_SPEC: &str = "InvalidSpec";
 }
-
-#[cfg(test)]
-#[path = "crd_tests.rs"]
-mod tests;

@@ -202,7 +202,8 @@ fn install_credentials(req: &RunRequest) -> Result<(Vec<(String, String)>, bool)
 }
 
 /// Runs the turn, writing Codex's events to `out`. `cancel_file`: the run
-/// stops when that file appears (detached runs, see [`super::detached`]).
+/// stops when that file appears (how a detached run is cancelled; its
+/// caller picks the path).
 pub(super) async fn run<R: tokio::io::AsyncRead + Unpin>(
     opts: &AgentRunOptions,
     mut req: RunRequest,

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoints::split_z;
-use super::ops::WorkspaceError;
+use super::error::WorkspaceError;
 use super::WorkspaceRepo;
 
 /// Default and largest page of diff text, in bytes.

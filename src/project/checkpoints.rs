@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::error::WorkspaceError;
 use super::git::{Git, GitError};
-use super::ops::WorkspaceError;
 use super::WorkspaceRepo;
 
 /// One checkpoint, as `list_checkpoints` shows it.

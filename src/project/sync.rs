@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::changes::{parse_name_status, ChangedFile};
 use super::checkpoints::restore;
-use super::ops::WorkspaceError;
+use super::error::WorkspaceError;
 use super::WorkspaceRepo;
 use crate::workspace::resolve_in_workspace;
 

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use rmcp::handler::server::tool::IntoCallToolResult;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResponse, CallToolResult};
@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::caller::Caller;
+pub use super::responses::RunReport;
 use super::{Call, CodexTools, ToolError};
 use crate::agent::AgentId;
 use crate::backend::run_log::{short, RunEntry, RunStatus};
@@ -46,28 +47,6 @@ pub struct GetRunArgs {
 pub struct CancelRunArgs {
     /// The `run_id` of the run to stop.
     pub run_id: String,
-}
-
-/// A run's status and, once it is done, its result.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct RunReport {
-    pub run_id: String,
-    pub agent_id: String,
-    /// The tool that started the run.
-    pub tool: String,
-    /// running, ok, failed, cancelled or timed_out.
-    pub status: String,
-    /// While running: what the agent is doing (its last progress message).
-    /// Once done: a short summary.
-    pub message: Option<String>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-    /// Once done: the tool's full result, exactly as the call would have
-    /// returned it.
-    #[schemars(with = "Option<serde_json::Map<String, Value>>")]
-    pub result: Option<Value>,
-    /// Why the call failed, when it did.
-    pub error: Option<String>,
 }
 
 /// A call answered now, or started in the background.

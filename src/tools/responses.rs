@@ -1,9 +1,12 @@
 //! The structured results of the coding tools, and the replies the model is
 //! asked for. Where the two differ (implement, fix), the model describes its
 //! work and the gateway adds what it measured itself: the real file changes.
+//! Also [`RunReport`], what a call started in the background answers with.
 
+use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::codex::FileChange;
 pub use crate::runs::RunInfo;
@@ -269,6 +272,28 @@ pub fn merge_changes(
             }
         })
         .collect()
+}
+
+/// A run's status and, once it is done, its result.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct RunReport {
+    pub run_id: String,
+    pub agent_id: String,
+    /// The tool that started the run.
+    pub tool: String,
+    /// running, ok, failed, cancelled or timed_out.
+    pub status: String,
+    /// While running: what the agent is doing (its last progress message).
+    /// Once done: a short summary.
+    pub message: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Once done: the tool's full result, exactly as the call would have
+    /// returned it.
+    #[schemars(with = "Option<serde_json::Map<String, Value>>")]
+    pub result: Option<Value>,
+    /// Why the call failed, when it did.
+    pub error: Option<String>,
 }
 
 #[cfg(test)]

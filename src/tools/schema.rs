@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::background::RunReport;
+use super::responses::RunReport;
 
 /// Why a model reply was not accepted.
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -1,4 +1,5 @@
 use super::*;
+use crate::api::crd::{BYTES_PATTERN, CPU_PATTERN};
 
 #[test]
 fn names_and_columns() {
@@ -109,7 +110,6 @@ fn rules_at(schema: &serde_json::Value) -> Vec<(String, String)> {
 
 #[test]
 fn cel_rules_sit_where_they_apply() {
-    use super::super::crd_schema::*;
     let schema =
         serde_json::to_value(definition().spec.versions[0].schema.clone()).expect("schema");
     let root = &schema["openAPIV3Schema"];
