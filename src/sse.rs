@@ -265,10 +265,11 @@ impl Drop for SessionGuard {
     }
 }
 
+/// The query of a `POST /message`.
 #[derive(Deserialize)]
-struct MessageQuery {
+pub struct MessageQuery {
     #[serde(rename = "sessionId")]
-    session_id: Option<String>,
+    pub session_id: Option<String>,
 }
 
 async fn post_message<S: ServerHandler>(

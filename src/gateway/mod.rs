@@ -360,12 +360,13 @@ pub fn router(
     readiness: Readiness,
 ) -> Router {
     let tools_runner = runner.clone();
-    let run_id_suffix: Arc<str> = config
+    // Ids of sessions and runs minted here name this replica.
+    let id_suffix: Arc<str> = config
         .replicas
         .as_ref()
-        .map(|r| r.id_suffix())
-        .unwrap_or_default()
+        .map_or("", |r| r.id_suffix())
         .into();
+    let run_id_suffix = id_suffix.clone();
     let factory =
         move || CodexTools::new(tools_runner.clone()).with_run_id_suffix(run_id_suffix.clone());
     let mcp_config = StreamableHttpServerConfig::default()
@@ -391,11 +392,7 @@ pub fn router(
             max_body_bytes: config.max_body_bytes,
             cancellation: config.shutdown.child_token(),
             registry: registry.clone(),
-            id_suffix: config
-                .replicas
-                .as_ref()
-                .map(|r| r.id_suffix())
-                .unwrap_or_default(),
+            id_suffix: id_suffix.to_string(),
         },
     );
     let route_state = replicas::RouteState {

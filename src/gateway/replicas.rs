@@ -30,8 +30,8 @@ use std::sync::Arc;
 
 use crate::metrics::Metrics;
 
+use super::streamable::SESSION_HEADER;
 use crate::sessions::REPLICA_TAG_SEPARATOR as SEPARATOR;
-const SESSION_HEADER: &str = "mcp-session-id";
 /// Set on a forwarded request: the replica that gets it serves it or
 /// answers that the session is gone, and never forwards it again.
 pub const FORWARDED_HEADER: &str = "x-codex-mcp-forwarded";
@@ -64,7 +64,8 @@ pub type PeerLookup = Arc<
 /// This replica, and how it finds the others.
 pub struct Replicas {
     own: SocketAddr,
-    own_tag: String,
+    /// `~TAG`, after the ids minted here.
+    suffix: String,
     peers: PeerLookup,
     known: Mutex<Option<(Instant, HashSet<IpAddr>)>>,
     client: reqwest::Client,
@@ -103,7 +104,7 @@ impl Replicas {
             .map_err(ReplicaError::Client)?;
         Ok(Self {
             own,
-            own_tag: tag_of(own),
+            suffix: format!("{SEPARATOR}{}", tag_of(own)),
             peers,
             known: Mutex::default(),
             client,
@@ -115,20 +116,19 @@ impl Replicas {
         format!("{id}{}", self.id_suffix())
     }
 
-    /// What follows the id of a session minted here.
-    pub fn id_suffix(&self) -> String {
-        format!("{SEPARATOR}{}", self.own_tag)
+    /// What follows the id of a session (or run) minted here.
+    pub fn id_suffix(&self) -> &str {
+        &self.suffix
     }
 
     /// Where the session with the id a client sent lives. An id without a
     /// tag is this replica's (a gateway that ran without replicas).
     pub fn home<'a>(&self, id: &'a str) -> Home<'a> {
-        let Some((inner, tag)) = id.rsplit_once(SEPARATOR) else {
-            return Home::Here(id);
-        };
-        if tag == self.own_tag {
+        let inner = crate::sessions::untagged(id);
+        if inner.len() == id.len() || id.ends_with(&self.suffix) {
             return Home::Here(inner);
         }
+        let tag = &id[inner.len() + SEPARATOR.len_utf8()..];
         match addr_of(tag) {
             Some(addr) if addr == self.own => Home::Here(inner),
             Some(addr) => Home::Peer(addr),
@@ -141,10 +141,12 @@ impl Replicas {
         if addr.port() != self.own.port() {
             return false;
         }
-        if let Some((at, set)) = self.known.lock().ok().and_then(|k| k.clone()) {
-            if at.elapsed() < PEERS_TTL && set.contains(&addr.ip()) {
-                return true;
-            }
+        let known = self.known.lock().ok().is_some_and(|k| {
+            k.as_ref()
+                .is_some_and(|(at, set)| at.elapsed() < PEERS_TTL && set.contains(&addr.ip()))
+        });
+        if known {
+            return true;
         }
         let found = match (self.peers)().await {
             Ok(found) => found,
@@ -274,14 +276,18 @@ fn session_of(req: &Request) -> Result<Option<(String, bool)>, ()> {
             .map(|s| Some((s.to_owned(), true)))
             .map_err(|_| ());
     }
-    let id = req.uri().query().and_then(|q| {
-        q.split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .find(|(k, _)| *k == "sessionId")
-            // A client may escape what it echoes.
-            .map(|(_, v)| v.replace("%7E", "~").replace("%7e", "~"))
-    });
-    Ok(id.map(|id| (id, false)))
+    let query = axum::extract::Query::<crate::sse::MessageQuery>::try_from_uri(req.uri()).ok();
+    Ok(query.and_then(|q| q.0.session_id).map(|id| (id, false)))
+}
+
+/// The request's parts and its body, read whole (an outer layer holds it
+/// to the body limit).
+async fn buffered(req: Request) -> Result<(axum::http::request::Parts, Bytes), Response> {
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(body) => Ok((parts, body)),
+        Err(e) => Err((StatusCode::BAD_REQUEST, format!("reading the body: {e}")).into_response()),
+    }
 }
 
 /// The answer for a session no replica holds: 404, after which an MCP
@@ -334,13 +340,9 @@ pub async fn route(State(state): State<RouteState>, mut req: Request, next: Next
             }
             Home::Unknown => return session_gone("its id names no gateway replica"),
             Home::Peer(peer) => {
-                let (parts, body) = req.into_parts();
-                let body = match axum::body::to_bytes(body, usize::MAX).await {
-                    Ok(b) => b,
-                    Err(e) => {
-                        return (StatusCode::BAD_REQUEST, format!("reading the body: {e}"))
-                            .into_response()
-                    }
+                let (parts, body) = match buffered(req).await {
+                    Ok(pair) => pair,
+                    Err(resp) => return resp,
                 };
                 return match replicas.forward_checked(peer, &parts, body, &metrics).await {
                     Ok(resp) => resp,
@@ -351,22 +353,25 @@ pub async fn route(State(state): State<RouteState>, mut req: Request, next: Next
     } else if req.method() == axum::http::Method::POST {
         // A stateless poll of a run: served by the replica that runs it
         // while that one lives (it alone knows a run still waiting for its
-        // agent), by this one from the agent's state otherwise.
-        let (parts, body) = req.into_parts();
-        let body = match axum::body::to_bytes(body, usize::MAX).await {
-            Ok(b) => b,
-            Err(e) => {
-                return (StatusCode::BAD_REQUEST, format!("reading the body: {e}")).into_response()
-            }
+        // agent), by this one from the agent's state otherwise. Only a body
+        // that holds a tag can name another replica's run, so most are not
+        // parsed here.
+        let (parts, body) = match buffered(req).await {
+            Ok(pair) => pair,
+            Err(resp) => return resp,
         };
-        if let Some(run) = run_asked_about(&body) {
-            if let Home::Peer(peer) = replicas.home(&run) {
-                if let Ok(resp) = replicas
-                    .forward_checked(peer, &parts, body.clone(), &metrics)
-                    .await
-                {
-                    return resp;
-                }
+        let tagged = body.contains(&(SEPARATOR as u8));
+        if let Some(Home::Peer(peer)) = tagged
+            .then(|| run_asked_about(&body))
+            .flatten()
+            .as_deref()
+            .map(|run| replicas.home(run))
+        {
+            if let Ok(resp) = replicas
+                .forward_checked(peer, &parts, body.clone(), &metrics)
+                .await
+            {
+                return resp;
             }
         }
         req = Request::from_parts(parts, Body::from(body));
@@ -479,6 +484,11 @@ mod tests {
             .body(Body::empty())
             .unwrap();
         assert_eq!(session_of(&req), Ok(Some(("abc~tag".into(), false))));
+        let escaped = Request::builder()
+            .uri("/agents/a/message?sessionId=abc%7Etag")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(session_of(&escaped), Ok(Some(("abc~tag".into(), false))));
         let req = Request::builder()
             .uri("/mcp")
             .header(SESSION_HEADER, "s~t")

@@ -42,9 +42,7 @@ pub fn resource_path(path: &str) -> Option<String> {
     let (prefix, endpoint) = match path.strip_prefix("/agents/") {
         Some(rest) => {
             let (name, endpoint) = rest.split_once('/')?;
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-                return None;
-            }
+            crate::agent::AgentName::parse(name).ok()?;
             (format!("/agents/{name}"), format!("/{endpoint}"))
         }
         None => (String::new(), path.to_owned()),

@@ -25,7 +25,7 @@ use serde_json::json;
 
 use crate::sessions::{SessionKind, SessionOwner, SessionRegistry};
 
-const SESSION_HEADER: &str = "mcp-session-id";
+pub(super) const SESSION_HEADER: &str = "mcp-session-id";
 
 /// What [`guard`] needs.
 #[derive(Clone)]

@@ -26,10 +26,9 @@ pub fn slow_implement(file: &str) -> Reply {
     ])
 }
 
-/// Fails the test unless the turns took their real length and ended well:
-/// the task (`tasks/get`'s last answer) with `tasked.py`'s diff inline, the
-/// background run (`get_run`'s report) with `background.py`'s.
-pub fn assert_both_turns_done(elapsed: Duration, task_done: &Value, run_done: &Value) {
+/// Fails the test unless the task's turn took its real length and
+/// `tasks/get`'s last answer is completed with `tasked.py`'s diff inline.
+pub fn assert_task_done(elapsed: Duration, task_done: &Value) {
     assert!(elapsed >= SILENT_STEP + STREAMING, "{elapsed:?}");
     assert_eq!(task_done["status"], "completed", "{task_done}");
     let result = &task_done["result"]["structuredContent"];
@@ -37,6 +36,13 @@ pub fn assert_both_turns_done(elapsed: Duration, task_done: &Value, run_done: &V
         only_diff(result, "tasked.py").contains("+print('slow')"),
         "{result}"
     );
+}
+
+/// Fails the test unless the turns took their real length and ended well:
+/// the task (`tasks/get`'s last answer) with `tasked.py`'s diff inline, the
+/// background run (`get_run`'s report) with `background.py`'s.
+pub fn assert_both_turns_done(elapsed: Duration, task_done: &Value, run_done: &Value) {
+    assert_task_done(elapsed, task_done);
     assert_eq!(run_done["status"], "ok", "{run_done}");
     assert!(
         only_diff(&run_done["result"], "background.py").contains("+print('slow')"),
