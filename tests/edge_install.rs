@@ -11,6 +11,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use reqwest::header::HeaderValue;
 use serde_json::{json, Value};
 use support::chart_flows;
 use support::cluster::{self, TestNamespace};
@@ -21,7 +22,8 @@ use support::helm::{self, Helm, Step};
 use support::kube_gateway::{self, kubectl_apply, kubectl_ok};
 use support::long_turn::{assert_task_done, only_diff, slow_implement};
 use support::mcp_client::{McpClient, Transport};
-use support::tasks_client::{task_id, TasksClient};
+use support::raw_mcp::{RawMcp, STATELESS_PROTOCOL};
+use support::tasks_client::{task_id, TasksClient, TASKS_EXTENSION};
 
 const RELEASE: &str = "codex-mcp";
 const HOST: &str = "codex.test";
@@ -166,6 +168,37 @@ async fn replica_forwards(ns: &TestNamespace) -> Forwards {
     sum
 }
 
+/// `tasks/get` through the edge, on both replicas (one holds the task and
+/// the other forwards to it): the answer comes as JSON of known length,
+/// which a Go proxy like Traefik cannot cut short (golang/go#40747), where
+/// a one-event stream's end sometimes was.
+async fn assert_polls_come_whole(edge: &Edge, task: &str) {
+    let raw = RawMcp::new(format!("{}/mcp", edge.url))
+        .header("host", HeaderValue::from_static(HOST))
+        .bearer(TOKEN)
+        .header("x-codex-agent", HeaderValue::from_static("tasked"));
+    for _ in 0..2 * REPLICAS {
+        let meta = json!({
+            "io.modelcontextprotocol/protocolVersion": STATELESS_PROTOCOL,
+            "io.modelcontextprotocol/clientCapabilities": {"extensions": {TASKS_EXTENSION: {}}},
+        });
+        let poll = raw
+            .send_stateless(
+                "tasks/get",
+                Some(task),
+                json!({"jsonrpc": "2.0", "id": 1, "method": "tasks/get",
+                       "params": {"taskId": task, "_meta": meta}}),
+            )
+            .await;
+        assert_eq!(poll.message["result"]["status"], "completed", "{poll:?}");
+        assert_eq!(
+            (poll.content_type.as_deref(), poll.content_length),
+            (Some("application/json"), Some(poll.text.len() as u64)),
+            "{poll:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn clients_reach_the_tools_through_a_gateway_api_route_and_helm_test_passes() {
     let (ns, model, mut edge, values) = install_behind_an_edge("edge").await;
@@ -297,14 +330,16 @@ async fn a_three_minute_turn_goes_through_the_edge_as_a_task_and_over_sse() {
                 )
                 .await,
         );
-        tasks.poll_until_done(&task, Duration::from_secs(420)).await
+        let done = tasks.poll_until_done(&task, Duration::from_secs(420)).await;
+        (task, done)
     };
     let over_sse = sse.call_tool(
         "implement",
         json!({"task": "edge-streamed: write streamed.py", "target_files": ["streamed.py"]}),
     );
-    let ((task_done, polled), streamed) = tokio::join!(as_task, over_sse);
+    let ((task, (task_done, polled)), streamed) = tokio::join!(as_task, over_sse);
     assert_task_done(started.elapsed(), &task_done);
+    assert_polls_come_whole(&edge, &task).await;
     assert!(
         polled.iter().any(|m| m.contains("compiling")),
         "polling through the edge showed the turn's progress: {polled:?}"

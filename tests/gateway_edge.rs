@@ -342,3 +342,82 @@ async fn closing_the_response_stream_cancels_the_run() {
         assert!(next.text.contains("back again"), "{agent}: {next:?}");
     }
 }
+
+/// A stateless request answered by one message gets it as JSON with its
+/// length, written whole: a Go reverse proxy in front (Traefik, Caddy) may
+/// tear down its upstream connection just after forwarding a POST's body
+/// (golang/go#40747), and an answer already in its read buffer survives
+/// that where a one-event stream's end, written later, is lost. A call
+/// that reports progress still streams.
+#[tokio::test]
+async fn single_answers_come_whole_and_calls_with_progress_stream() {
+    let env = start_with(false, |o| o.env("CODEX_MCP_PROGRESS_HEARTBEAT_SECS", "1")).await;
+    let client = RawMcp::new(env.gateway.mcp_url());
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    let is_whole = |a: &support::raw_mcp::Answer| {
+        a.content_type.as_deref() == Some("application/json")
+            && a.content_length == Some(a.text.len() as u64)
+    };
+
+    let tools = client
+        .send_stateless(
+            "tools/list",
+            None,
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": meta}}),
+        )
+        .await;
+    assert!(tools.message["result"]["tools"].as_array().unwrap().len() > 10);
+    assert!(
+        is_whole(&tools),
+        "{:?} {:?}",
+        tools.content_type,
+        tools.content_length
+    );
+
+    env.model.push(Reply::text("a whole answer"));
+    let call = |progress: Option<&str>| {
+        let mut meta = meta.clone();
+        if let Some(token) = progress {
+            meta["progressToken"] = json!(token);
+        }
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+               "params": {"name": "chat", "arguments": {"message": "hi"}, "_meta": meta}})
+    };
+    let chat = client
+        .send_stateless("tools/call", Some("chat"), call(None))
+        .await;
+    assert_eq!(
+        chat.message["result"]["structuredContent"]["reply"], "a whole answer",
+        "{chat:?}"
+    );
+    assert!(
+        is_whole(&chat),
+        "{:?} {:?}",
+        chat.content_type,
+        chat.content_length
+    );
+
+    env.model.push(Reply::silent(
+        Duration::from_secs(3),
+        Reply::text("a streamed answer"),
+    ));
+    let streamed = client
+        .send_stateless("tools/call", Some("chat"), call(Some("p1")))
+        .await;
+    assert!(
+        streamed
+            .content_type
+            .as_deref()
+            .is_some_and(|t| t.starts_with("text/event-stream")),
+        "{streamed:?}"
+    );
+    assert!(
+        streamed.text.contains("notifications/progress")
+            && streamed.text.contains("a streamed answer"),
+        "{}",
+        streamed.text
+    );
+}

@@ -374,6 +374,13 @@ pub fn router(
         .disable_allowed_hosts()
         .with_max_request_body_bytes(config.max_body_bytes)
         .with_sse_keep_alive(Some(crate::sse::KEEP_ALIVE))
+        // A stateless request answered by one message gets it as JSON, in
+        // one write with its length, rather than as a one-event stream
+        // whose end comes in a later write. Go proxies (Traefik, Caddy)
+        // can tear down their upstream connection just after forwarding a
+        // POST's body (golang/go#40747); an answer already in their read
+        // buffer survives that, a stream's tail does not.
+        .with_json_response(true)
         .with_cancellation_token(config.shutdown.child_token());
     let session_manager = Arc::new(LocalSessionManager::default());
     let registry = SessionRegistry::new(config.session_limits);

@@ -184,7 +184,21 @@ impl Replicas {
         if let Some(h) = resp.headers_mut() {
             *h = without_hop_headers(answer.headers());
         }
-        resp.body(Body::from_stream(answer.bytes_stream()))
+        // An answer of known length (a single JSON-RPC message) is relayed
+        // whole, in one write as the replica that made it wrote it, so the
+        // edge in front gets it as one piece (see `with_json_response`);
+        // a stream is relayed as it comes.
+        let body = if answer.content_length().is_some() {
+            Body::from(
+                answer
+                    .bytes()
+                    .await
+                    .map_err(|e| format!("reading the answer of {peer} failed: {e}"))?,
+            )
+        } else {
+            Body::from_stream(answer.bytes_stream())
+        };
+        resp.body(body)
             .map_err(|e| format!("relaying the answer failed: {e}"))
     }
 

@@ -28,6 +28,9 @@ pub struct Answer {
     pub session: Option<String>,
     pub message: Value,
     pub text: String,
+    pub content_type: Option<String>,
+    /// The `Content-Length` the answer declared (none for a stream).
+    pub content_length: Option<u64>,
 }
 
 impl RawMcp {
@@ -102,10 +105,14 @@ impl RawMcp {
     async fn answer(&self, req: reqwest::RequestBuilder) -> Answer {
         let resp = req.send().await.unwrap();
         let status = resp.status();
-        let session = resp
-            .headers()
-            .get("mcp-session-id")
-            .map(|v| v.to_str().unwrap().to_owned());
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        let session = header("mcp-session-id");
+        let content_type = header("content-type");
+        let content_length = header("content-length").map(|v| v.parse().unwrap());
         let text = resp.text().await.unwrap();
         let message = first_message(&text);
         Answer {
@@ -113,6 +120,8 @@ impl RawMcp {
             session,
             message,
             text,
+            content_type,
+            content_length,
         }
     }
 
