@@ -343,14 +343,15 @@ async fn closing_the_response_stream_cancels_the_run() {
     }
 }
 
-/// A stateless request answered by one message gets it as JSON with its
-/// length, written whole: a Go reverse proxy in front (Traefik, Caddy) may
-/// tear down its upstream connection just after forwarding a POST's body
+/// An answer that is ready at once comes whole, with its length, in one
+/// write: a Go reverse proxy in front (Traefik, Caddy) may tear down its
+/// upstream connection just after forwarding a POST's body
 /// (golang/go#40747), and an answer already in its read buffer survives
-/// that where a one-event stream's end, written later, is lost. A call
-/// that reports progress still streams.
+/// that where a stream's later writes are lost. A stateless request gets
+/// JSON; a session's answer keeps its event-stream framing. A call that
+/// reports progress or takes longer still streams.
 #[tokio::test]
-async fn single_answers_come_whole_and_calls_with_progress_stream() {
+async fn answers_ready_at_once_come_whole_and_longer_calls_stream() {
     let env = start_with(false, |o| o.env("CODEX_MCP_PROGRESS_HEARTBEAT_SECS", "1")).await;
     let client = RawMcp::new(env.gateway.mcp_url());
     let meta = json!({
@@ -420,4 +421,22 @@ async fn single_answers_come_whole_and_calls_with_progress_stream() {
         "{}",
         streamed.text
     );
+
+    let session = client.open().await;
+    let health = client.call(&session, 3, "health_check", json!({})).await;
+    assert!(health.message["result"]["structuredContent"]["version"].is_string());
+    assert_eq!(
+        (health.content_type.as_deref(), health.content_length),
+        (Some("text/event-stream"), Some(health.text.len() as u64)),
+        "{health:?}"
+    );
+    env.model.push(Reply::silent(
+        Duration::from_secs(3),
+        Reply::text("a slow answer"),
+    ));
+    let slow = client
+        .call(&session, 4, "chat", json!({"message": "hi"}))
+        .await;
+    assert_eq!(slow.content_length, None, "{slow:?}");
+    assert!(slow.text.contains("a slow answer"), "{}", slow.text);
 }

@@ -11,6 +11,7 @@ pub mod resume;
 pub mod server;
 mod settings;
 pub mod streamable;
+mod whole_answer;
 
 pub use settings::{
     EdgeSettings, GatewaySettings, DEFAULT_HEADER_READ_TIMEOUT_SECS, DEFAULT_IDLE_TIMEOUT_SECS,

@@ -5,7 +5,8 @@
 //! stateless protocol (2026-07-28) and the legacy SSE transport do. rmcp
 //! keeps a session's request running when its stream is dropped, for a
 //! client to resume with `Last-Event-ID`; a run whose caller is gone would
-//! hold the agent and spend tokens for nobody.
+//! hold the agent and spend tokens for nobody. A session's answer that is
+//! ready at once goes out whole (`whole_answer`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use rmcp::transport::streamable_http_server::{SessionId, SessionManager};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::whole_answer::{whole_if_quick, WHOLE_AT_MOST, WHOLE_WITHIN};
 use crate::sessions::{SessionKind, SessionOwner, SessionRegistry};
 
 pub(super) const SESSION_HEADER: &str = "mcp-session-id";
@@ -101,14 +103,18 @@ pub async fn guard(State(state): State<StreamableState>, req: Request, next: Nex
             reservation.bind(id.to_owned(), SessionKind::Streamable);
         }
     }
+    let initialize = rpc_method.as_deref() == Some("initialize");
     match (&session, method) {
         (Some(id), Method::DELETE) if resp.status().is_success() => state.registry.remove(id),
-        (Some(id), Method::POST) if is_event_stream(&resp) => {
-            if let (Some(request_id), Some(m)) = (rpc_id, rpc_method) {
-                if m != "initialize" {
-                    return cancel_on_drop(resp, &state, id, request_id);
+        // A session's answer (stateless ones are rmcp's JSON already).
+        (_, Method::POST) if is_event_stream(&resp) && (session.is_some() || initialize) => {
+            let resp = match (&session, rpc_id) {
+                (Some(id), Some(request_id)) if !initialize => {
+                    cancel_on_drop(resp, &state, id, request_id)
                 }
-            }
+                _ => resp,
+            };
+            return whole_if_quick(resp, WHOLE_WITHIN, WHOLE_AT_MOST).await;
         }
         _ => {}
     }
