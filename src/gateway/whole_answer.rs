@@ -31,30 +31,27 @@ pub async fn whole_if_quick(resp: Response, within: Duration, at_most: usize) ->
     let mut read: Vec<Bytes> = Vec::new();
     let mut len = 0;
     let deadline = tokio::time::Instant::now() + within;
-    loop {
+    let mut failed = None;
+    while len <= at_most {
         match tokio::time::timeout_at(deadline, stream.next()).await {
             Ok(Some(Ok(chunk))) => {
                 len += chunk.len();
                 read.push(chunk);
-                if len > at_most {
-                    break;
-                }
             }
             Ok(None) => {
                 parts.headers.remove(header::TRANSFER_ENCODING);
                 parts.headers.remove(header::CONTENT_LENGTH);
                 return Response::from_parts(parts, Body::from(read.concat()));
             }
-            // An error, or still open: the stream as it is, error included.
             Ok(Some(Err(e))) => {
-                let head = futures::stream::iter(read.into_iter().map(Ok));
-                let rest = futures::stream::once(async move { Err(e) }).chain(stream);
-                return Response::from_parts(parts, Body::from_stream(head.chain(rest)));
+                failed = Some(e);
+                break;
             }
-            Err(_) => break,
+            Err(_still_open) => break,
         }
     }
-    let head = futures::stream::iter(read.into_iter().map(Ok::<_, axum::Error>));
+    // The stream as it is: what was read, then its error or the rest.
+    let head = futures::stream::iter(read.into_iter().map(Ok).chain(failed.map(Err)));
     Response::from_parts(parts, Body::from_stream(head.chain(stream)))
 }
 
@@ -104,5 +101,21 @@ mod tests {
         let resp = whole_if_quick(resp, WHOLE_WITHIN, 8).await;
         assert_eq!(resp.body().size_hint().exact(), None);
         assert_eq!(text(resp).await, "0123456789abc");
+    }
+
+    #[tokio::test]
+    async fn an_error_is_passed_on_after_what_came_before() {
+        let stream = futures::stream::iter([
+            Ok(Bytes::from_static(b"data: \n\n")),
+            Err(std::io::Error::other("the handler failed")),
+        ]);
+        let resp = Response::new(Body::from_stream(stream));
+        let mut body = whole_if_quick(resp, WHOLE_WITHIN, WHOLE_AT_MOST)
+            .await
+            .into_body()
+            .into_data_stream();
+        assert_eq!(body.next().await.unwrap().unwrap(), "data: \n\n");
+        let error = body.next().await.unwrap().unwrap_err();
+        assert!(error.to_string().contains("the handler failed"), "{error}");
     }
 }

@@ -33,6 +33,15 @@ pub struct Answer {
     pub content_length: Option<u64>,
 }
 
+impl Answer {
+    /// Whether the answer came as one body of `content_type` whose declared
+    /// length is all of it (no stream).
+    pub fn is_whole(&self, content_type: &str) -> bool {
+        self.content_type.as_deref() == Some(content_type)
+            && self.content_length == Some(self.text.len() as u64)
+    }
+}
+
 impl RawMcp {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
